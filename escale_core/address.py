@@ -1,0 +1,140 @@
+"""Relay addresses: ``scheme://[user[:password]@]host[:port]/path`` and multi-path addresses.
+
+A multi-path address ``scheme:///mount//relative`` means "the folder ``relative`` inside the
+locally mounted storage ``/mount``" (a Google Drive or Dropbox mount, say). A bare absolute path
+(``/srv/relay``, ``~/relay``) is a ``file`` relay.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from typing import Optional
+from urllib.parse import unquote, urlsplit
+
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://(.*)$", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class RelayAddress:
+    """A parsed relay address.
+
+    :param scheme: lower-case URL scheme (``file``, ``sftp``, ``s3``...).
+    :param host: host name, bucket or ``None``.
+    :param port: port number or ``None``.
+    :param username: user from the URL, if any.
+    :param password: password from the URL, if any (prefer ``password_file``).
+    :param path: the folder of the repository on the relay; for multi-path addresses, the
+        folder inside ``mount``.
+    :param mount: for multi-path addresses, the local mount point of the storage.
+    """
+
+    scheme: str
+    host: Optional[str] = None
+    port: Optional[int] = None
+    username: Optional[str] = None
+    password: Optional[str] = None
+    path: str = ""
+    mount: Optional[str] = None
+
+    def display(self) -> str:
+        """The address as a URL, with the password masked."""
+        auth = ""
+        if self.username:
+            auth = self.username + (":***" if self.password else "") + "@"
+        host = self.host or ""
+        if host and ":" in host:
+            host = f"[{host}]"
+        port = f":{self.port}" if self.port else ""
+        if self.mount is not None:
+            return f"{self.scheme}://{self.mount}//{self.path}"
+        path = self.path if self.path.startswith("/") or not self.path else "/" + self.path
+        return f"{self.scheme}://{auth}{host}{port}{path}"
+
+
+def parse_relay_url(url: str, multipath_schemes: frozenset[str] = frozenset()) -> RelayAddress:
+    """Parse a relay address.
+
+    :param url: the address as written in the configuration.
+    :param multipath_schemes: schemes that accept ``scheme:///mount//relative``.
+    :raises ValueError: the address cannot be parsed; the message says what is expected.
+    """
+    url = url.strip()
+    if not url:
+        raise ValueError("empty relay address")
+    if "\x00" in url:
+        raise ValueError("relay address contains a NUL character")
+    match = _SCHEME.match(url)
+    if match is None:
+        if url.startswith(("/", "~")):
+            return RelayAddress("file", path=os.path.expanduser(url))
+        raise ValueError(
+            f"'{url}' is not a relay address: expected scheme://[user@]host[:port]/path "
+            "or an absolute folder path"
+        )
+    scheme, rest = match.group(1).lower(), match.group(2)
+    if scheme == "file" or (scheme in multipath_schemes and rest.startswith(("/", "~"))):
+        return _parse_local(scheme, rest, scheme in multipath_schemes)
+    if scheme in multipath_schemes and not rest.startswith("/"):
+        # scheme://relative: a folder relative to the storage's default location
+        return RelayAddress(scheme, path=unquote(rest))
+    try:
+        parts = urlsplit(f"{scheme}://{rest}")
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"'{url}' has an invalid host or port: {exc}") from None
+    path = unquote(parts.path)
+    if parts.query or parts.fragment:
+        raise ValueError(f"'{url}' has a query or fragment; pass options in relay_options")
+    return RelayAddress(
+        scheme,
+        host=parts.hostname or None,
+        port=port,
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+        path=path,
+    )
+
+
+def _parse_local(scheme: str, rest: str, multipath: bool) -> RelayAddress:
+    if rest.startswith("~"):
+        rest = os.path.expanduser(rest)
+    elif rest.startswith("/~"):
+        rest = os.path.expanduser(rest[1:])
+    elif not rest.startswith("/"):
+        raise ValueError(
+            f"'{scheme}://{rest}' is not an absolute path: write {scheme}:///absolute/path"
+        )
+    rest = unquote(rest)
+    if multipath and "//" in rest.lstrip("/"):
+        mount, _, relative = rest.lstrip("/").partition("//")
+        mount = "/" + mount if rest.startswith("/") else mount
+        return RelayAddress(scheme, path=relative.strip("/"), mount=mount.rstrip("/") or "/")
+    return RelayAddress(scheme, path=rest)
+
+
+def parse_address(
+    addr: str, multi_path_protocols: list[str] | tuple[str, ...] = ()
+) -> tuple[Optional[str], Optional[str], Optional[str], Optional[str]]:
+    """Parse an address the way the original Escale did (API compatibility).
+
+    :param addr: host address or path.
+    :param multi_path_protocols: schemes that accept ``proto:///mount//relative``.
+    :returns: ``(protocol, address, port, path)``: for local and multi-path addresses the
+        address is the absolute path (or mount) and ``path`` the relative folder.
+    """
+    schemes = frozenset(p.lower() for p in multi_path_protocols)
+    if "://" not in addr and addr.lower() in schemes:
+        return addr.lower(), None, None, None
+    parsed = parse_relay_url(addr, schemes)
+    if parsed.scheme == "file" and "://" not in addr:
+        return None, parsed.path, None, None
+    if parsed.mount is not None:
+        return parsed.scheme, parsed.mount, None, parsed.path
+    if parsed.host is None:
+        if parsed.path.startswith("/"):
+            return parsed.scheme, parsed.path, None, None
+        return parsed.scheme, None, None, parsed.path or None
+    port = str(parsed.port) if parsed.port else None
+    return parsed.scheme, parsed.host, port, parsed.path.lstrip("/") or None

@@ -1,0 +1,1 @@
+"""The ``escale`` command line (typer)."""

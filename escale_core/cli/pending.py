@@ -1,0 +1,105 @@
+"""Commands of the command-line contract (DESIGN §4) that this release does not provide yet.
+
+They are listed so that ``escale --help`` shows the whole contract; each says it is not
+available and exits with status 2.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import NoReturn, Optional
+
+import typer
+
+from ..errors import NotImplementedYet
+
+
+def not_yet(command: str) -> NoReturn:
+    """Fail with exit status 2: ``command`` is not available in this release."""
+    raise NotImplementedYet(f"'escale {command}' is not implemented in this release yet")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the not-yet-implemented commands to ``app``."""
+
+    @app.command()
+    def sync(
+        sections: Optional[list[str]] = typer.Argument(None, metavar="SECTION..."),
+        all_: bool = typer.Option(False, "--all", help="Every section."),
+        watch: bool = typer.Option(False, "--watch", help="Keep syncing, adaptive pauses."),
+        force: bool = typer.Option(False, "--force", help="Apply a mass deletion."),
+    ) -> None:
+        """One round: push local changes, pull others'; exit 0 when in sync."""
+        not_yet("sync")
+
+    @app.command()
+    def status(
+        section: Optional[str] = typer.Argument(None),
+        as_json: bool = typer.Option(False, "--json"),
+    ) -> None:
+        """Per section: last sync, pending up/down, relay usage, errors."""
+        not_yet("status")
+
+    @app.command()
+    def start() -> None:
+        """Start the daemon for all sections (pid file, rotated log)."""
+        not_yet("start")
+
+    @app.command()
+    def stop() -> None:
+        """Stop the daemon."""
+        not_yet("stop")
+
+    @app.command()
+    def restart() -> None:
+        """Restart the daemon."""
+        not_yet("restart")
+
+    @app.command()
+    def access(
+        file: Path = typer.Argument(..., help="A file of the local folder."),
+        mods: Optional[str] = typer.Argument(None, help="r+ r- r? w+ w- w? (e.g. r-w+)."),
+        section: Optional[str] = typer.Option(None, "--section", "-s"),
+    ) -> None:
+        """Show or set per-file permissions (read = may upload, write = may be overwritten)."""
+        not_yet("access")
+
+    @app.command()
+    def init() -> None:
+        """Interactive wizard: write a section and generate a key file."""
+        not_yet("init")
+
+    relay = typer.Typer(help="Inspect a section's relay.", no_args_is_help=True)
+    app.add_typer(relay, name="relay")
+
+    @relay.command("check")
+    def relay_check(section: str = typer.Argument(...)) -> None:
+        """Probe the relay: atomic rename, exclusive create, mtime, listing."""
+        not_yet("relay check")
+
+    @app.command()
+    def migrate(
+        section: str = typer.Argument(...), dest_url: str = typer.Argument(..., metavar="DEST_URL")
+    ) -> None:
+        """Copy the relay repository elsewhere and update the configuration."""
+        not_yet("migrate")
+
+    @app.command()
+    def backup(section: str = typer.Argument(...), archive: Path = typer.Argument(...)) -> None:
+        """Save the relay repository into an archive."""
+        not_yet("backup")
+
+    @app.command()
+    def restore(section: str = typer.Argument(...), archive: Path = typer.Argument(...)) -> None:
+        """Restore the relay repository from an archive."""
+        not_yet("restore")
+
+    @app.command()
+    def fix(section: str = typer.Argument(...)) -> None:
+        """Rebuild the relay's state from an up-to-date local folder."""
+        not_yet("fix")
+
+    @app.command()
+    def demo() -> None:
+        """Sync two local folders through a local relay, no configuration needed."""
+        not_yet("demo")

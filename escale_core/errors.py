@@ -1,0 +1,173 @@
+"""The one exception tree of escale.
+
+Every error escale reports on purpose derives from :class:`EscaleError`. The command line
+turns it into one line on standard error and the exit status in ``exit_code``; any other
+exception is a bug and is shown as a traceback only with ``ESCALE_DEBUG=1``.
+Backend exceptions (``OSError``, ``botocore`` errors, HTTP errors...) are mapped to
+:class:`RelayError` subclasses at the relay edge, never let through.
+
+::
+
+    EscaleError                      exit 1 unless stated
+    ├── UsageError                   exit 2: bad command-line use
+    │   └── NotImplementedYet        exit 2: a command a later release provides
+    ├── ConfigError                  exit 2: the configuration is wrong (names file, section, key)
+    ├── PluginError                  exit 2: a plugin is broken or misdeclared
+    │   ├── PluginConflictError      exit 2: two plugins claim one name (names both)
+    │   └── MissingDependencyError   exit 2: an optional backend is not installed (install hint)
+    ├── StateError                   the local state database is unusable
+    ├── RelayError                   the relay failed or refused an operation
+    │   ├── RelayNotFoundError       an object or the repository is missing
+    │   ├── RelayAuthError           wrong credentials
+    │   └── RelayUnavailableError    connection refused, timeout, 5xx: retried, then reported
+    └── IntegrityError               relay data is corrupt, tampered or malicious: nothing written
+        └── UnsupportedFormatError   an object declares a format version this escale cannot read
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional, Union
+
+__all__ = [
+    "ConfigError",
+    "EscaleError",
+    "IntegrityError",
+    "MissingDependencyError",
+    "NotImplementedYet",
+    "PluginConflictError",
+    "PluginError",
+    "RelayAuthError",
+    "RelayError",
+    "RelayNotFoundError",
+    "RelayUnavailableError",
+    "StateError",
+    "UnsupportedFormatError",
+    "UsageError",
+]
+
+
+class EscaleError(Exception):
+    """Base of every error escale reports on purpose."""
+
+    exit_code: int = 1
+
+
+class UsageError(EscaleError):
+    """The command line was used wrongly."""
+
+    exit_code = 2
+
+
+class NotImplementedYet(UsageError):
+    """A command of the command-line contract that this release does not provide yet."""
+
+
+class ConfigError(EscaleError):
+    """The configuration is invalid.
+
+    The message names the file, the section and the key (or the line), says what is
+    expected and, where it helps, how to fix it.
+
+    :param problem: what is wrong and what is expected.
+    :param file: the configuration file.
+    :param section: the section (table) name; ``None`` for global keys.
+    :param key: the key as written in the file.
+    :param line: the line number, for syntax errors.
+    :param hint: how to fix it.
+    """
+
+    exit_code = 2
+
+    def __init__(
+        self,
+        problem: str,
+        *,
+        file: Optional[Union[str, Path]] = None,
+        section: Optional[str] = None,
+        key: Optional[str] = None,
+        line: Optional[int] = None,
+        hint: Optional[str] = None,
+    ) -> None:
+        self.problem = problem
+        self.file = str(file) if file is not None else None
+        self.section = section
+        self.key = key
+        self.line = line
+        self.hint = hint
+        super().__init__(self.format())
+
+    def format(self) -> str:
+        """Render the error as one line."""
+        where = []
+        if self.file:
+            where.append(self.file + (f", line {self.line}" if self.line else ""))
+        if self.section is not None and self.key is not None:
+            where.append(f"[{self.section}] {self.key}")
+        elif self.section is not None:
+            where.append(f"[{self.section}]")
+        elif self.key is not None:
+            where.append(self.key)
+        text = ": ".join([*where, self.problem])
+        if self.hint:
+            text += f"; {self.hint}"
+        return text
+
+    def located(
+        self,
+        *,
+        file: Optional[Union[str, Path]] = None,
+        section: Optional[str] = None,
+        key: Optional[str] = None,
+    ) -> ConfigError:
+        """Return a copy that also names where the error is, keeping what it already names."""
+        return ConfigError(
+            self.problem,
+            file=self.file or file,
+            section=self.section if self.section is not None else section,
+            key=self.key if self.key is not None else key,
+            line=self.line,
+            hint=self.hint,
+        )
+
+
+class PluginError(EscaleError):
+    """A plugin is broken, misdeclared, or registers something invalid."""
+
+    exit_code = 2
+
+
+class PluginConflictError(PluginError):
+    """Two plugins claim the same relay scheme, cipher or checksum name."""
+
+
+class MissingDependencyError(PluginError):
+    """An optional backend is used but its package is not installed."""
+
+
+class StateError(EscaleError):
+    """The local state database is unusable (newer schema, corrupt file)."""
+
+
+class RelayError(EscaleError):
+    """The relay failed or refused an operation."""
+
+
+class RelayNotFoundError(RelayError):
+    """An object, folder, bucket or repository is missing on the relay."""
+
+
+class RelayAuthError(RelayError):
+    """The relay refused the credentials."""
+
+
+class RelayUnavailableError(RelayError):
+    """The relay cannot be reached now (refused connection, timeout, server error)."""
+
+
+class IntegrityError(EscaleError):
+    """Relay data is corrupt, tampered with or malicious; it was refused before any local write."""
+
+
+class UnsupportedFormatError(IntegrityError):
+    """A relay object declares a format version this release cannot read."""

@@ -1,0 +1,98 @@
+"""The relay interface: a dumb object store that the sync engine coordinates through.
+
+Object names are ``/``-separated paths relative to the repository folder on the relay. A relay
+never interprets them; escale's engine decides what they mean. Backend errors are mapped to
+:class:`~escale_core.errors.RelayError` subclasses here, at the edge.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .address import RelayAddress
+from .errors import RelayAuthError, RelayError, RelayNotFoundError, RelayUnavailableError
+
+if TYPE_CHECKING:
+    from .registry import Registry
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a relay backend really guarantees (probed or declared).
+
+    :param atomic_rename: a rename replaces the target atomically (write-then-publish).
+    :param exclusive_create: create-if-absent is atomic (locks without races).
+    """
+
+    atomic_rename: bool = False
+    exclusive_create: bool = False
+
+
+class Relay(ABC):
+    """One repository folder on a relay storage."""
+
+    capabilities = Capabilities()
+
+    def __init__(self, address: RelayAddress, **options: Any) -> None:
+        self.address = address
+        self.options = options
+
+    @abstractmethod
+    def list(self, prefix: str = "") -> list[str]:
+        """Names of the objects under ``prefix`` (recursively), sorted."""
+
+    @abstractmethod
+    def read_bytes(self, name: str) -> bytes:
+        """The content of object ``name``."""
+
+    @abstractmethod
+    def write_bytes(self, name: str, data: bytes) -> None:
+        """Publish object ``name``: readers see all of ``data`` or nothing."""
+
+    @abstractmethod
+    def delete(self, name: str) -> None:
+        """Delete object ``name``; a missing object is not an error."""
+
+    def exists(self, name: str) -> bool:
+        """Whether object ``name`` exists."""
+        parent, _, _ = name.rpartition("/")
+        return name in self.list(parent)
+
+    def close(self) -> None:  # noqa: B027 - optional for relays without connections
+        """Release connections."""
+
+
+@contextmanager
+def mapped_errors(what: str) -> Iterator[None]:
+    """Map backend exceptions raised inside the block to :class:`RelayError` subclasses."""
+    try:
+        yield
+    except RelayError:
+        raise
+    except FileNotFoundError as exc:
+        raise RelayNotFoundError(f"{what}: not found ({exc})") from exc
+    except PermissionError as exc:
+        raise RelayAuthError(f"{what}: permission denied ({exc})") from exc
+    except (ConnectionError, TimeoutError) as exc:
+        raise RelayUnavailableError(f"{what}: {type(exc).__name__}: {exc}") from exc
+    except OSError as exc:
+        raise RelayError(f"{what}: {exc}") from exc
+
+
+def open_relay(address: RelayAddress, relays: Registry, **options: Any) -> Relay:
+    """Instantiate the relay serving ``address``.
+
+    A multi-path address (``scheme:///mount//folder``) names storage mounted locally, so it
+    is served by the ``file`` relay and needs no backend package.
+
+    :raises escale_core.errors.MissingDependencyError: the backend is not installed.
+    :raises escale_core.errors.RelayError: the relay cannot be opened.
+    """
+    scheme = "file" if address.mount is not None else address.scheme
+    factory = relays.get(scheme).load()
+    relay: Relay = factory(address, **options)
+    return relay

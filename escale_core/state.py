@@ -1,0 +1,100 @@
+"""Local state: one SQLite database per section, with a schema version.
+
+The state folder is ``$ESCALE_STATE_DIR``, else the ``state_dir`` global key, else the user
+state directory of platformdirs (``~/.local/state/escale`` on Linux). Each section has its own
+database file there, named after the section (sanitized) and a short hash of its name, so two
+sections never share one, and renaming a section starts afresh rather than reusing the
+wrong state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import sqlite3
+from pathlib import Path
+from typing import Callable, Optional
+
+from .errors import StateError
+
+#: Schema version written in ``PRAGMA user_version``; bump it with a migration below.
+SCHEMA_VERSION = 1
+
+_MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {}
+
+
+def _schema_v1(db: sqlite3.Connection) -> None:
+    db.executescript(
+        """
+        CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE IF NOT EXISTS checksums (
+            path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
+            inode INTEGER NOT NULL, algorithm TEXT NOT NULL, digest BLOB NOT NULL
+        );
+        CREATE TABLE IF NOT EXISTS access (
+            path TEXT PRIMARY KEY, readable INTEGER, writable INTEGER
+        );
+        """
+    )
+
+
+_MIGRATIONS[1] = _schema_v1
+
+
+def state_dir(configured: Optional[Path] = None) -> Path:
+    """The folder holding escale's local state.
+
+    :param configured: the ``state_dir`` global key, if set.
+    """
+    env = os.environ.get("ESCALE_STATE_DIR")
+    if env:
+        return Path(env).expanduser()
+    if configured is not None:
+        return configured
+    import platformdirs
+
+    return Path(platformdirs.user_state_dir("escale"))
+
+
+def state_file(section: str, directory: Path) -> Path:
+    """The database file of ``section`` in ``directory``."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", section).strip("._")[:48] or "section"
+    digest = hashlib.sha256(section.encode()).hexdigest()[:10]
+    return directory / f"{safe}-{digest}.sqlite"
+
+
+def open_state(section: str, directory: Path) -> sqlite3.Connection:
+    """Open (creating or upgrading) the state database of ``section``.
+
+    :raises StateError: the database was written by a newer escale, or is not a database.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    path = state_file(section, directory)
+    try:
+        db = sqlite3.connect(path, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+    except sqlite3.DatabaseError as exc:
+        raise StateError(
+            f"state database {path} is unusable: {exc}; move it away to start "
+            "afresh (the next sync re-scans the folder)"
+        ) from None
+    if version > SCHEMA_VERSION:
+        db.close()
+        raise StateError(
+            f"state database {path} has schema version {version}, newer than this "
+            f"escale's {SCHEMA_VERSION}: upgrade escale"
+        )
+    for step in range(version + 1, SCHEMA_VERSION + 1):
+        # Each migration is idempotent (IF NOT EXISTS...), so a crash before the version is
+        # written only repeats it on the next start.
+        _MIGRATIONS[step](db)
+        db.execute(f"PRAGMA user_version = {step}")
+    return db
+
+
+def schema_version(db: sqlite3.Connection) -> int:
+    """The schema version of an open state database."""
+    return int(db.execute("PRAGMA user_version").fetchone()[0])

@@ -1,0 +1,97 @@
+"""The command line: every command of the contract, versions, exit statuses, one-line errors."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from escale_core import __version__
+
+from .conftest import RunEscale
+
+#: The command-line contract of DESIGN §4.
+CONTRACT = [
+    "sync",
+    "status",
+    "start",
+    "stop",
+    "restart",
+    "plugins",
+    "access",
+    "init",
+    "config",
+    "relay",
+    "migrate",
+    "backup",
+    "restore",
+    "fix",
+    "demo",
+]
+
+
+def test_help_lists_every_command_of_the_contract(escale: RunEscale) -> None:
+    run = escale("--help")
+    assert run.returncode == 0
+    listed = set(re.findall(r"^\s{2}([a-z-]+)\s", run.stdout, re.MULTILINE))
+    assert set(CONTRACT) <= listed, set(CONTRACT) - listed
+
+
+def test_subcommand_groups_list_their_commands(escale: RunEscale) -> None:
+    assert "list" in escale("plugins", "--help").stdout
+    config_help = escale("config", "--help").stdout
+    assert "check" in config_help and "import" in config_help
+    assert "check" in escale("relay", "--help").stdout
+
+
+def test_version_prints_the_package_version(escale: RunEscale) -> None:
+    run = escale("--version")
+    assert run.returncode == 0
+    assert run.stdout.strip() == f"escale {__version__}"
+
+
+@pytest.mark.parametrize(
+    ("args", "command"),
+    [
+        (["sync", "photos"], "sync"),
+        (["status"], "status"),
+        (["start"], "start"),
+        (["stop"], "stop"),
+        (["restart"], "restart"),
+        (["init"], "init"),
+        (["demo"], "demo"),
+        (["access", "some-file"], "access"),
+        (["relay", "check", "photos"], "relay check"),
+        (["migrate", "photos", "s3://b/x"], "migrate"),
+        (["backup", "photos", "a.tar"], "backup"),
+        (["restore", "photos", "a.tar"], "restore"),
+        (["fix", "photos"], "fix"),
+        (["config", "import", "old.conf"], "config import"),
+    ],
+)
+def test_commands_not_yet_implemented_say_so_and_exit_2(
+    escale: RunEscale, args: list[str], command: str
+) -> None:
+    run = escale(*args)
+    assert run.returncode == 2
+    assert run.error_lines == [
+        f"escale: error: 'escale {command}' is not implemented in this release yet"
+    ]
+
+
+def test_unknown_command_is_a_usage_error(escale: RunEscale) -> None:
+    run = escale("frobnicate")
+    assert run.returncode == 2
+    assert "Traceback" not in run.stderr
+    assert "frobnicate" in run.stderr
+
+
+def test_python_dash_m_and_console_script_agree(escale: RunEscale) -> None:
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = shutil.which("escale") or str(Path(sys.executable).parent / "escale")
+    out = subprocess.run([script, "--version"], capture_output=True, text=True, check=True)
+    assert out.stdout == escale("--version").stdout

@@ -1,0 +1,56 @@
+"""The fsspec relay on the local and memory filesystems (network relays: tests with servers)."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+
+from escale_core.address import parse_relay_url
+from escale_core.errors import RelayNotFoundError
+from escale_core.plugins import Plugins
+from escale_core.relay import Relay, open_relay
+
+
+@pytest.fixture(params=["file", "memory", "multipath"])
+def relay(request: pytest.FixtureRequest, tmp_path: Path, plugins: Plugins) -> Relay:
+    url = {
+        "file": f"file://{tmp_path}/relay",
+        "memory": f"memory://bucket-{uuid.uuid4().hex}/repo",
+        "multipath": f"gdrive://{tmp_path}/mount//Escale repo",
+    }[request.param]
+    return open_relay(parse_relay_url(url, frozenset({"gdrive", "file"})), plugins.relays)
+
+
+def test_write_list_read_overwrite_delete(relay: Relay) -> None:
+    assert relay.list() == []
+    relay.write_bytes("updates/c1/0001", b"x" * 10)
+    relay.write_bytes("header", b"h")
+    assert relay.list() == ["header", "updates/c1/0001"]
+    assert relay.list("updates") == ["updates/c1/0001"]
+    assert relay.read_bytes("updates/c1/0001") == b"x" * 10
+    relay.write_bytes("header", b"h2")
+    assert relay.read_bytes("header") == b"h2"
+    relay.delete("header")
+    relay.delete("header")  # a missing object is not an error
+    assert relay.list() == ["updates/c1/0001"]
+    assert relay.exists("updates/c1/0001") and not relay.exists("header")
+
+
+def test_reading_a_missing_object_is_a_relay_error(relay: Relay) -> None:
+    with pytest.raises(RelayNotFoundError):
+        relay.read_bytes("nope")
+
+
+def test_multipath_relay_writes_inside_the_mounted_folder(tmp_path: Path, plugins: Plugins) -> None:
+    address = parse_relay_url(f"gdrive://{tmp_path}/mount//Escale repo", frozenset({"gdrive"}))
+    open_relay(address, plugins.relays).write_bytes("obj", b"1")
+    assert (tmp_path / "mount" / "Escale repo" / "obj").read_bytes() == b"1"
+
+
+def test_local_relay_declares_atomic_rename_and_exclusive_create(
+    tmp_path: Path, plugins: Plugins
+) -> None:
+    relay = open_relay(parse_relay_url(f"file://{tmp_path}/r"), plugins.relays)
+    assert relay.capabilities.atomic_rename and relay.capabilities.exclusive_create
