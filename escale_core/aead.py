@@ -22,6 +22,22 @@ class AeadCipher(Cipher):
         super().__init__(key)
         self._aead = self.aead_class(key)
 
+    def seal(self, nonce: bytes, plaintext: bytes, aad: bytes) -> bytes:
+        """Encrypt one segment with an explicit, never reused, nonce."""
+        return bytes(self._aead.encrypt(nonce, plaintext, aad))
+
+    def open(self, nonce: bytes, ciphertext: bytes, aad: bytes) -> bytes:
+        """Decrypt one segment.
+
+        :raises IntegrityError: modified, truncated, reordered or swapped data.
+        """
+        try:
+            return bytes(self._aead.decrypt(nonce, ciphertext, aad))
+        except InvalidTag:
+            raise IntegrityError(
+                f"{self.name}: authentication failed (tampered, truncated or swapped object)"
+            ) from None
+
     def encrypt(self, plaintext: bytes, aad: bytes = b"") -> bytes:
         nonce = os.urandom(NONCE_SIZE)
         return nonce + bytes(self._aead.encrypt(nonce, plaintext, aad))

@@ -7,7 +7,7 @@ rank among the strong ones (BLAKE3 when installed, else blake2b).
 
 from __future__ import annotations
 
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Protocol, Union
 
 from .errors import ConfigError
 from .registry import Registry
@@ -16,7 +16,7 @@ from .registry import Registry
 class Hasher(Protocol):
     """What a checksum factory returns."""
 
-    def update(self, data: bytes, /) -> Any:
+    def update(self, data: Union[bytes, memoryview], /) -> Any:
         """Feed bytes."""
 
     def digest(self) -> bytes:

@@ -184,7 +184,7 @@ class Plugins:
 
     def _collect(self, hook_name: str, registry: Registry) -> None:
         caller = getattr(self.manager.hook, hook_name)
-        for impl in reversed(caller.get_hookimpls()):  # registration order
+        for impl in caller.get_hookimpls():
             plugin_name = impl.plugin_name
 
             def register(name: str, target: Any, _plugin: str = plugin_name, **kw: Any) -> None:
@@ -198,7 +198,7 @@ class Plugins:
 
     def register_commands(self, app: typer.Typer) -> None:
         """Let every plugin add its commands to ``app``; a name taken twice is an error."""
-        for impl in reversed(self.manager.hook.register_commands.get_hookimpls()):
+        for impl in self.manager.hook.register_commands.get_hookimpls():
             before = Counter(_command_names(app))
             _call_plugin(impl.plugin_name, "register_commands", impl.function, app=app)
             added = Counter(_command_names(app)) - before

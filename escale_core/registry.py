@@ -17,6 +17,8 @@ from typing import Any, Union
 from .errors import MissingDependencyError, PluginConflictError, PluginError
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.+-]*$")
+#: The kind-specific options each ``register`` callback accepts.
+_OPTIONS = {"relay": {"multipath", "needs_host"}, "checksum": {"speed"}, "cipher": set()}
 
 
 @dataclass
@@ -125,6 +127,12 @@ class Registry:
             )
         if isinstance(requires, str):
             requires = (requires,)
+        unknown = sorted(set(options) - _OPTIONS.get(self.kind, set()))
+        if unknown:
+            raise PluginError(
+                f"plugin '{plugin}' registered {self.kind} '{name}' with unknown option "
+                f"'{unknown[0]}'"
+            )
         previous = self._entries.get(name)
         if previous is not None:
             raise PluginConflictError(

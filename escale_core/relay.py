@@ -8,7 +8,7 @@ never interprets them; escale's engine decides what they mean. Backend errors ar
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -56,6 +56,29 @@ class Relay(ABC):
     @abstractmethod
     def delete(self, name: str) -> None:
         """Delete object ``name``; a missing object is not an error."""
+
+    def list_sizes(self, prefix: str = "") -> dict[str, int]:
+        """Names and sizes of the objects under ``prefix``; backends override it with one
+        listing request."""
+        return {name: len(self.read_bytes(name)) for name in self.list(prefix)}
+
+    def read_stream(self, name: str) -> Iterator[bytes]:
+        """The content of object ``name`` in pieces (backends stream it)."""
+        yield self.read_bytes(name)
+
+    def write_stream(self, name: str, chunks: Iterable[bytes]) -> None:
+        """Publish object ``name`` from pieces (backends stream it with bounded memory)."""
+        self.write_bytes(name, b"".join(chunks))
+
+    def create_exclusive(self, name: str, data: bytes) -> bool:
+        """Create object ``name`` unless it exists; return whether this call created it.
+
+        Atomic where :attr:`capabilities` says ``exclusive_create``; elsewhere best effort.
+        """
+        if self.exists(name):
+            return False
+        self.write_bytes(name, data)
+        return True
 
     def exists(self, name: str) -> bool:
         """Whether object ``name`` exists."""

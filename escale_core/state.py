@@ -1,5 +1,7 @@
 """Local state: one SQLite database per section, with a schema version.
 
+:class:`LocalState` (in :mod:`escale_core.history`) reads and writes it in batches.
+
 The state folder is ``$ESCALE_STATE_DIR``, else the ``state_dir`` global key, else the user
 state directory of platformdirs (``~/.local/state/escale`` on Linux). Each section has its own
 database file there, named after the section (sanitized) and a short hash of its name, so two
@@ -28,9 +30,11 @@ def _schema_v1(db: sqlite3.Connection) -> None:
     db.executescript(
         """
         CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-        CREATE TABLE IF NOT EXISTS checksums (
+        -- one row per known file: its last seen stat and checksum (the checksum cache), the
+        -- checksum of the version last agreed with the relay, and where that version came from
+        CREATE TABLE IF NOT EXISTS files (
             path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
-            inode INTEGER NOT NULL, algorithm TEXT NOT NULL, digest BLOB NOT NULL
+            inode INTEGER NOT NULL, checksum TEXT, synced TEXT, origin TEXT
         );
         CREATE TABLE IF NOT EXISTS access (
             path TEXT PRIMARY KEY, readable INTEGER, writable INTEGER

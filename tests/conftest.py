@@ -15,6 +15,8 @@ import pytest
 
 from escale_core.plugins import get_plugins, reset_plugins
 
+from .clients import Cluster
+
 
 @dataclass
 class Run:
@@ -110,3 +112,10 @@ def fresh_plugins() -> Iterator[None]:
 def plugins() -> object:
     """The built-in plugins, loaded once."""
     return get_plugins()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, isolated_env: dict[str, str]) -> Cluster:
+    """Clients sharing a ``file://`` relay in the test folder."""
+    relay = tmp_path / "relay"
+    return Cluster(tmp_path / "clients", f"file://{relay}", isolated_env)

@@ -53,13 +53,11 @@ def test_version_prints_the_package_version(escale: RunEscale) -> None:
 @pytest.mark.parametrize(
     ("args", "command"),
     [
-        (["sync", "photos"], "sync"),
         (["status"], "status"),
         (["start"], "start"),
         (["stop"], "stop"),
         (["restart"], "restart"),
         (["init"], "init"),
-        (["demo"], "demo"),
         (["access", "some-file"], "access"),
         (["relay", "check", "photos"], "relay check"),
         (["migrate", "photos", "s3://b/x"], "migrate"),

@@ -69,3 +69,8 @@ def test_names_are_sorted_and_credited() -> None:
     registry.add("a", "aa", object())
     assert registry.names() == ["aa", "zz"] and registry.by_plugin("a") == ["aa"]
     assert "aa" in registry and len(registry) == 2
+
+
+def test_unknown_register_option_is_refused() -> None:
+    with pytest.raises(PluginError, match="unknown option 'multi_path'"):
+        Registry("relay").add("p", "x", object(), multi_path=True)

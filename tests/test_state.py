@@ -31,7 +31,7 @@ def test_new_database_has_the_current_schema(tmp_path: Path) -> None:
     db = open_state("photos", tmp_path / "state")
     assert schema_version(db) == SCHEMA_VERSION
     tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert {"meta", "checksums", "access"} <= tables
+    assert {"meta", "files", "access"} <= tables
     db.execute("INSERT INTO meta VALUES ('k', 'v')")
     db.close()
     again = open_state("photos", tmp_path / "state")

@@ -49,10 +49,9 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"# {config.file}: valid, {len(config.sections)} section(s)")
         for s in sections:
             typer.echo("")
-            text = to_toml(s)
             if s.checksum == "auto":
-                text += f"\n# checksum auto = {resolve_checksum('auto', checksums)}"
-            typer.echo(text)
+                typer.echo(f"# checksum auto = {resolve_checksum('auto', checksums)}")
+            typer.echo(to_toml(s))
 
     @group.command("import")
     def import_(

@@ -23,16 +23,6 @@ def register(app: typer.Typer) -> None:
     """Add the not-yet-implemented commands to ``app``."""
 
     @app.command()
-    def sync(
-        sections: Optional[list[str]] = typer.Argument(None, metavar="SECTION..."),
-        all_: bool = typer.Option(False, "--all", help="Every section."),
-        watch: bool = typer.Option(False, "--watch", help="Keep syncing, adaptive pauses."),
-        force: bool = typer.Option(False, "--force", help="Apply a mass deletion."),
-    ) -> None:
-        """One round: push local changes, pull others'; exit 0 when in sync."""
-        not_yet("sync")
-
-    @app.command()
     def status(
         section: Optional[str] = typer.Argument(None),
         as_json: bool = typer.Option(False, "--json"),
@@ -98,8 +88,3 @@ def register(app: typer.Typer) -> None:
     def fix(section: str = typer.Argument(...)) -> None:
         """Rebuild the relay's state from an up-to-date local folder."""
         not_yet("fix")
-
-    @app.command()
-    def demo() -> None:
-        """Sync two local folders through a local relay, no configuration needed."""
-        not_yet("demo")

@@ -159,7 +159,8 @@ def to_toml(section: SectionConfig) -> str:
             lines.append(f"# {key} is not set")
             continue
         if isinstance(value, dict):
-            tables.append((key, value))
+            if value:
+                tables.append((key, value))
             continue
         comment = "" if key in section.explicit else "  # default"
         lines.append(f"{key} = {_toml_value(value)}{comment}")

@@ -171,8 +171,9 @@ class _Section:
     def _check_path(self, path: Path, address: RelayAddress) -> None:
         if path.exists() and not path.is_dir():
             self.fail(f"{path} exists and is not a folder", "path")
-        if address.scheme == "file" and address.path:
-            local, relay = path.resolve(), Path(address.path).resolve()
+        folder = _local_relay_folder(address)
+        if folder is not None:
+            local, relay = path.resolve(), folder.resolve()
             if local == relay or local in relay.parents or relay in local.parents:
                 self.fail(
                     f"the relay folder {relay} and the local folder {local} overlap",
@@ -230,7 +231,7 @@ class _Section:
                 "checksum",
                 hint="remove the key or name an algorithm such as blake2b",
             )
-        name = "auto" if value is True else str(value).lower()
+        name = "auto" if value is True else str(value).lower().replace("_", "-")
         checksums = self.plugins.checksums
         if name != "auto" and name not in checksums:
             self.fail(
@@ -270,6 +271,15 @@ def check_sections(config: Config) -> None:
                     hint="give each section its own folder",
                 )
         seen.append((local, section))
+
+
+def _local_relay_folder(address: RelayAddress) -> Optional[Path]:
+    """The local folder a relay address stores into, if it is local."""
+    if address.mount is not None:
+        return Path(address.mount) / address.path
+    if address.scheme in ("file", "local") and address.path:
+        return Path(address.path)
+    return None
 
 
 def default_client_name(section: str) -> str:

@@ -1,0 +1,46 @@
+"""Human-readable summaries of rounds."""
+
+from __future__ import annotations
+
+from ..engine import RoundReport
+
+
+def human_size(size: float) -> str:
+    """``1536`` → ``"1.5 KiB"``."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(size) < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} TiB"  # pragma: no cover
+
+
+def summary(section: str, report: RoundReport) -> str:
+    """One line per section and round."""
+    parts = [
+        f"pushed {len(report.pushed)} ({human_size(report.bytes_up)})",
+        f"pulled {len(report.pulled)} ({human_size(report.bytes_down)})",
+    ]
+    if report.deleted_remote or report.deleted_local:
+        parts.append(
+            f"deleted {len(report.deleted_remote)} remote / {len(report.deleted_local)} local"
+        )
+    if report.conflicts:
+        parts.append(f"{len(report.conflicts)} conflict(s) kept as .sync-conflict copies")
+    if report.kept:
+        parts.append(f"{len(report.kept)} local file(s) kept")
+    if report.over_quota:
+        parts.append(f"{len(report.over_quota)} file(s) wait for quota")
+    state = "in sync" if report.in_sync else "NOT in sync"
+    return f"{section}: {', '.join(parts)}; relay {human_size(report.relay_usage)}; {state}"
+
+
+def details(report: RoundReport) -> list[str]:
+    """One line per file touched (for -v)."""
+    lines = [f"  pushed  {p}" for p in report.pushed]
+    lines += [f"  deleted on relay  {p}" for p in report.deleted_remote]
+    lines += [f"  pulled  {p}" for p in report.pulled]
+    lines += [f"  deleted locally  {p}" for p in report.deleted_local]
+    lines += [f"  conflict  {p}" for p in report.conflicts]
+    lines += [f"  kept (local changes or access)  {p}" for p in report.kept]
+    lines += [f"  waits for quota  {p}" for p in report.over_quota]
+    return lines

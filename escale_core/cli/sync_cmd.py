@@ -1,0 +1,102 @@
+"""``escale sync``: one round (or ``--watch`` rounds) per section."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from typing import Optional
+
+import typer
+
+from ..config import Config, load_config
+from ..errors import EscaleError, UsageError
+from ..history import TimeQuotaController
+from ..plugins import get_plugins
+from ..session import sync_section
+from .output import details, summary
+
+log = logging.getLogger("escale")
+
+
+def _sections(config: Config, names: Optional[list[str]], all_: bool) -> list[str]:
+    if all_:
+        if names:
+            raise UsageError("name sections or use --all, not both")
+        return list(config.sections)
+    if not names:
+        raise UsageError("name the section(s) to sync, or use --all")
+    for name in names:
+        config.section(name)  # fails with the list of known sections
+    return names
+
+
+def run_rounds(
+    config: Config, names: list[str], *, force: bool, verbosity: int, as_json: bool
+) -> bool:
+    """One round of each section; return whether all ended in sync."""
+    plugins = get_plugins()
+    all_ok = True
+    results = {}
+    for name in names:
+        section = config.section(name)
+        try:
+            report = sync_section(config, section, plugins, force=force)
+        except EscaleError as exc:
+            if exc.exit_code == 2:
+                raise
+            log.error("%s", exc)
+            results[name] = {"error": str(exc), "in_sync": False}
+            all_ok = False
+            continue
+        all_ok &= report.in_sync
+        results[name] = report.as_dict()
+        if as_json:
+            continue
+        for error in report.errors:
+            log.error("[%s] %s", name, error)
+        if verbosity >= 0:
+            typer.echo(summary(name, report))
+        if verbosity > 0:
+            for line in details(report):
+                typer.echo(line)
+    if as_json:
+        typer.echo(json.dumps(results, indent=2))
+    return all_ok
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``sync`` to ``app``."""
+
+    @app.command()
+    def sync(
+        ctx: typer.Context,
+        sections: Optional[list[str]] = typer.Argument(
+            None, metavar="SECTION...", show_default=False
+        ),
+        all_: bool = typer.Option(False, "--all", help="Every section."),
+        watch: bool = typer.Option(
+            False,
+            "--watch",
+            help="Keep syncing, pausing adaptively between refresh/2 and refresh seconds.",
+        ),
+        force: bool = typer.Option(False, "--force", help="Propagate a mass deletion."),
+        as_json: bool = typer.Option(False, "--json", help="Print each round's report as JSON."),
+    ) -> None:
+        """One round: push local changes, pull others'; exit 0 when in sync.
+
+        Exit status 1 when a transfer or the relay failed, or something waits (quota, a mass
+        deletion needing --force); 2 for usage or configuration errors.
+        """
+        config = load_config(ctx.obj.config, get_plugins())
+        names = _sections(config, sections, all_)
+        refresh = min(config.section(n).refresh for n in names)
+        controller = TimeQuotaController(refresh)
+        while True:
+            ok = run_rounds(
+                config, names, force=force, verbosity=ctx.obj.verbosity, as_json=as_json
+            )
+            if not watch:
+                sys.exit(0 if ok else 1)
+            controller.record(True)
+            controller.wait()

@@ -1,0 +1,219 @@
+"""Keys and object envelopes.
+
+* The repository's random 32-byte **master key** is wrapped (AES-256-GCM) by a key derived from
+  the passphrase with Argon2id (scrypt where ``cryptography`` lacks Argon2id); the KDF name,
+  parameters and salt are stored in the repository header, and minimums are enforced on read.
+* Every object is sealed in an **envelope**: ``magic | kind | salt`` then the body. The object
+  key is HKDF-SHA256(master key, salt). Streaming ciphers (AES-256-GCM, ChaCha20-Poly1305) seal
+  the body in 64 KiB segments; segment ``i`` uses nonce ``i`` (11 bytes) ``|| last-flag`` and
+  authenticates ``header || context``, where the caller's context names the object (repository,
+  client, sequence, index), so truncated, reordered, swapped or replayed objects are refused.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+from .aead import AeadCipher
+from .cipher import Cipher
+from .errors import IntegrityError, UnsupportedFormatError
+
+MAGIC = b"ESC\x01"  # the last byte is the envelope format version
+SALT_SIZE = 16
+HEADER_SIZE = len(MAGIC) + 1 + SALT_SIZE
+SEGMENT = 64 * 1024
+TAG_SIZE = 16
+
+#: Object kinds, bound into every envelope.
+KIND_MANIFEST, KIND_PACK, KIND_CHUNK, KIND_CLIENT = 1, 2, 3, 4
+
+#: KDF minimums enforced when reading a header (a weakened header is refused).
+ARGON2_MIN = {"memory_cost": 19 * 1024, "iterations": 2, "lanes": 1}
+SCRYPT_MIN = {"n": 2**14, "r": 8, "p": 1}
+
+
+def new_kdf() -> dict[str, Any]:
+    """Parameters for a new repository: Argon2id 64 MiB, t=3, p=4 (scrypt 2^17 as fallback)."""
+    salt = base64.b64encode(os.urandom(16)).decode()
+    try:
+        from cryptography.hazmat.primitives.kdf.argon2 import Argon2id  # noqa: F401
+    except ImportError:  # pragma: no cover - cryptography < 44
+        return {"name": "scrypt", "n": 2**17, "r": 8, "p": 1, "salt": salt}
+    return {"name": "argon2id", "memory_cost": 65536, "iterations": 3, "lanes": 4, "salt": salt}
+
+
+def derive_key(passphrase: bytes, kdf: dict[str, Any]) -> bytes:
+    """Derive the key-encryption key from the passphrase.
+
+    :raises IntegrityError: unknown KDF, or parameters below the enforced minimum.
+    """
+    try:
+        salt = base64.b64decode(kdf["salt"])
+        name = kdf["name"]
+        if name == "argon2id":
+            from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
+
+            _check_minimum(kdf, ARGON2_MIN)
+            return Argon2id(
+                salt=salt,
+                length=32,
+                iterations=int(kdf["iterations"]),
+                lanes=int(kdf["lanes"]),
+                memory_cost=int(kdf["memory_cost"]),
+            ).derive(passphrase)
+        if name == "scrypt":
+            _check_minimum(kdf, SCRYPT_MIN)
+            return Scrypt(
+                salt=salt, length=32, n=int(kdf["n"]), r=int(kdf["r"]), p=int(kdf["p"])
+            ).derive(passphrase)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise IntegrityError(f"repository header: invalid KDF parameters ({exc})") from None
+    raise UnsupportedFormatError(f"repository header: unknown KDF '{kdf.get('name')}'")
+
+
+def _check_minimum(kdf: dict[str, Any], minimum: dict[str, int]) -> None:
+    for key, low in minimum.items():
+        if int(kdf[key]) < low:
+            raise IntegrityError(
+                f"repository header: KDF {key}={kdf[key]} is below the minimum {low} "
+                "(weakened or tampered header)"
+            )
+
+
+def wrap_key(kek: bytes, master: bytes, aad: bytes) -> str:
+    """Encrypt the master key with the key-encryption key."""
+    nonce = os.urandom(12)
+    return base64.b64encode(nonce + AESGCM(kek).encrypt(nonce, master, aad)).decode()
+
+
+def unwrap_key(kek: bytes, wrapped: str, aad: bytes) -> bytes:
+    """Decrypt the master key.
+
+    :raises IntegrityError: wrong passphrase, or a modified header.
+    """
+    blob = base64.b64decode(wrapped)
+    try:
+        return AESGCM(kek).decrypt(blob[:12], blob[12:], aad)
+    except InvalidTag:
+        raise IntegrityError("wrong passphrase (or the repository header was modified)") from None
+
+
+def object_key(master: bytes, salt: bytes) -> bytes:
+    """The key of one object."""
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=salt, info=b"escale object v1").derive(
+        master
+    )
+
+
+@dataclass
+class Sealer:
+    """Seals and opens object envelopes for one repository.
+
+    :param cipher_class: the repository's cipher (a :class:`Cipher` subclass).
+    :param master: the master key (empty for ``plain``).
+    """
+
+    cipher_class: type[Cipher]
+    master: bytes
+
+    def _cipher(self, salt: bytes) -> Cipher:
+        if self.cipher_class.key_size == 0:
+            return self.cipher_class(b"")
+        return self.cipher_class(object_key(self.master, salt)[: self.cipher_class.key_size])
+
+    def seal(self, kind: int, context: bytes, chunks: Iterable[bytes]) -> Iterator[bytes]:
+        """Yield the envelope of the plaintext ``chunks``."""
+        salt = os.urandom(SALT_SIZE)
+        header = MAGIC + bytes([kind]) + salt
+        yield header
+        cipher = self._cipher(salt)
+        aad = header + context
+        if not isinstance(cipher, AeadCipher):
+            yield cipher.encrypt(b"".join(chunks), aad)  # whole object (fernet, plain)
+            return
+        counter = 0
+        pending = b""
+        for segment in _segments(chunks):
+            if counter or pending:
+                yield cipher.seal(_nonce(counter, last=False), pending, aad)
+                counter += 1
+            pending = segment
+        yield cipher.seal(_nonce(counter, last=True), pending, aad)
+
+    def open(self, kind: int, context: bytes, chunks: Iterable[bytes]) -> Iterator[bytes]:
+        """Yield the verified plaintext of an envelope.
+
+        :raises IntegrityError: wrong kind, truncated, reordered or modified content.
+        """
+        stream = _Reader(chunks)
+        header = stream.read(HEADER_SIZE)
+        if len(header) < HEADER_SIZE or header[:3] != MAGIC[:3]:
+            raise IntegrityError("not an escale object (bad header)")
+        if header[3] != MAGIC[3]:
+            raise UnsupportedFormatError(f"object envelope version {header[3]} is not supported")
+        if header[4] != kind:
+            raise IntegrityError(f"object kind {header[4]} where {kind} was expected (swapped)")
+        cipher = self._cipher(header[5:])
+        aad = header + context
+        if not isinstance(cipher, AeadCipher):
+            yield cipher.decrypt(stream.read(-1), aad)
+            return
+        counter = 0
+        segment = stream.read(SEGMENT + TAG_SIZE)
+        while True:
+            following = stream.read(SEGMENT + TAG_SIZE)
+            last = not following
+            yield cipher.open(_nonce(counter, last=last), segment, aad)
+            if last:
+                return
+            segment, counter = following, counter + 1
+
+
+def _nonce(counter: int, last: bool) -> bytes:
+    return counter.to_bytes(11, "big") + (b"\x01" if last else b"\x00")
+
+
+def _segments(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """Re-cut ``chunks`` into SEGMENT-sized pieces (the last may be shorter)."""
+    reader = _Reader(chunks)
+    while True:
+        segment = reader.read(SEGMENT)
+        if not segment:
+            return
+        yield segment
+
+
+class _Reader:
+    """Read exact sizes from an iterable of byte chunks, without quadratic copying."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._chunks = iter(chunks)
+        self._current = memoryview(b"")
+
+    def read(self, size: int) -> bytes:
+        """Up to ``size`` bytes (all that is left when ``size`` < 0); short only at the end."""
+        parts: list[bytes] = []
+        wanted = size
+        while wanted != 0:
+            if not self._current:
+                chunk = next(self._chunks, None)
+                if chunk is None:
+                    break
+                self._current = memoryview(chunk)
+                continue
+            take = len(self._current) if wanted < 0 else min(wanted, len(self._current))
+            parts.append(bytes(self._current[:take]))
+            self._current = self._current[take:]
+            if wanted > 0:
+                wanted -= take
+        return b"".join(parts)

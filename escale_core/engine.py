@@ -1,0 +1,347 @@
+"""One sync round of one section: scan → push → pull → acknowledge → collect garbage.
+
+Every relay object has one writer: a client writes its own updates and its own state; the
+only shared act is deleting an update that enough pullers acknowledged, which is idempotent.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from .checksum import Hasher, checksum_factory
+from .errors import IntegrityError, RelayNotFoundError
+from .history import LocalState
+from .local import Filters, remove_temp_files, scan
+from .manifest import ClientState
+from .pull import Puller, PullOptions
+from .push import Pusher, PushPlan
+from .registry import Registry
+from .repository import Repository, client_name, update_name
+
+_UPDATE = re.compile(r"^updates/([0-9a-f]{32})/([0-9]{10})$")
+_DATA = re.compile(r"^data/([0-9a-f]{32})/([0-9]{10})/[0-9]{6}$")
+_CLIENT = re.compile(r"^clients/([0-9a-f]{32})$")
+
+#: A round that would delete more than half of the synced files (and at least this many)
+#: stops and asks for --force.
+MASS_DELETION_MIN = 10
+
+
+@dataclass
+class SyncOptions:
+    """What a round needs to know of its section."""
+
+    root: Path
+    client: str
+    mode: str
+    filters: Filters
+    pullers: int = 1
+    quota: Optional[int] = None
+    page_size: int = 8 << 20
+    propagate_deletions: bool = True
+    restore_mtime: bool = True
+    force: bool = False
+
+
+@dataclass
+class RoundReport:
+    """What one round did; ``in_sync`` decides the exit status."""
+
+    pushed: list[str] = field(default_factory=list)
+    deleted_remote: list[str] = field(default_factory=list)
+    pulled: list[str] = field(default_factory=list)
+    deleted_local: list[str] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+    over_quota: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    mass_deletion: int = 0
+    bytes_up: int = 0
+    bytes_down: int = 0
+    relay_usage: int = 0
+    collected: int = 0
+    seq: Optional[int] = None
+
+    @property
+    def in_sync(self) -> bool:
+        """No error, nothing waiting for quota, no deletion waiting for --force."""
+        return not (self.errors or self.over_quota or self.mass_deletion)
+
+    @property
+    def transferred(self) -> bool:
+        """Whether anything moved (resets the adaptive pause)."""
+        return bool(self.pushed or self.pulled or self.deleted_remote or self.deleted_local)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready."""
+        return {**asdict(self), "in_sync": self.in_sync}
+
+
+@dataclass
+class Listing:
+    """The relay repository, from one listing."""
+
+    updates: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
+    data: dict[tuple[str, int], list[str]] = field(default_factory=lambda: defaultdict(list))
+    clients: set[str] = field(default_factory=set)
+    usage: int = 0
+
+    @classmethod
+    def read(cls, sizes: dict[str, int]) -> Listing:
+        """Parse names; anything else on the relay is ignored."""
+        listing = cls()
+        for name, size in sizes.items():
+            listing.usage += size
+            if m := _UPDATE.match(name):
+                listing.updates[m.group(1)].append(int(m.group(2)))
+            elif m := _DATA.match(name):
+                listing.data[(m.group(1), int(m.group(2)))].append(name)
+            elif m := _CLIENT.match(name):
+                listing.clients.add(m.group(1))
+        for seqs in listing.updates.values():
+            seqs.sort()
+        return listing
+
+
+class Engine:
+    """Runs rounds for one section."""
+
+    def __init__(
+        self, repo: Repository, state: LocalState, options: SyncOptions, checksums: Registry
+    ) -> None:
+        self.repo, self.state, self.options, self.checksums = repo, state, options, checksums
+        self.me = repo.client_id(options.client)
+
+    def hasher(self, algorithm: str) -> Callable[[], Hasher]:
+        """The checksum factory of ``algorithm``."""
+        return checksum_factory(algorithm, self.checksums)
+
+    def run_round(self) -> RoundReport:
+        """One round; relay errors propagate after local state is saved."""
+        report = RoundReport()
+        root = self.options.root
+        root.mkdir(parents=True, exist_ok=True)
+        remove_temp_files(root)
+        listing = Listing.read(self.repo.relay.list_sizes(""))
+        report.relay_usage = listing.usage
+        states = self._client_states(listing, report)
+        mine = states.get(self.me) or ClientState(self.options.client)
+        acks: dict[str, int] = {**mine.acks, **self.state.get_meta("acks", {})}
+        want_full: dict[str, int] = self.state.get_meta("want_full", mine.want_full)
+        last_seq = max(
+            [self.state.get_meta("last_seq", 0), mine.last_seq, *listing.updates.get(self.me, [])]
+        )
+        self._remove_orphans(listing, states)
+        try:
+            if self.options.mode != "download":
+                last_seq = self._push(listing, states, last_seq, report)
+            if self.options.mode != "upload":
+                self._pull(listing, states, acks, want_full, report)
+        finally:
+            self.state.commit()
+            self.state.set_meta("acks", acks)
+            self.state.set_meta("want_full", want_full)
+            self.state.set_meta("last_seq", last_seq)
+            mine = ClientState(self.options.client, last_seq, acks, want_full, time.time())
+            self.repo.write_client(self.me, mine)
+        states[self.me] = mine
+        report.collected = self._collect(listing, states)
+        self.state.set_meta("last_round", {"time": time.time(), **report.as_dict()})
+        return report
+
+    def _client_states(self, listing: Listing, report: RoundReport) -> dict[str, ClientState]:
+        states = {}
+        for cid in sorted(listing.clients):
+            try:
+                states[cid] = self.repo.read_client(cid)
+            except (IntegrityError, RelayNotFoundError) as exc:
+                report.errors.append(f"relay object {client_name(cid)}: {exc}")
+        return states
+
+    def _remove_orphans(self, listing: Listing, states: dict[str, ClientState]) -> None:
+        """Data without a manifest: our own crash leftovers, or others' past their last update."""
+        for (cid, seq), names in listing.data.items():
+            if seq in listing.updates.get(cid, []):
+                continue
+            published = states[cid].last_seq if cid in states else 0
+            if cid == self.me or seq <= published:
+                for name in names:
+                    self.repo.relay.delete(name)
+
+    # -- push --------------------------------------------------------------------------
+
+    def _push(
+        self, listing: Listing, states: dict[str, ClientState], last_seq: int, report: RoundReport
+    ) -> int:
+        options, files = self.options, self.state.files
+        local = scan(options.root, options.filters)
+        readable = self._readable()
+        changed = []
+        for path, info in sorted(local.items()):
+            record = files.get(path)
+            unchanged = (
+                record is not None and record.matches(info) and record.checksum == record.synced
+            )
+            if not unchanged and readable(path):
+                changed.append(path)
+        missing = [
+            p
+            for p, r in files.items()
+            if r.synced and p not in local and options.filters.accepts_path(p) and readable(p)
+        ]
+        deleted = missing if options.propagate_deletions else []
+        if not options.propagate_deletions:
+            for path in missing:
+                self.state.forget(path)
+        synced = sum(1 for r in files.values() if r.synced)
+        if len(deleted) >= MASS_DELETION_MIN and 2 * len(deleted) > synced and not options.force:
+            report.mass_deletion = len(deleted)
+            report.errors.append(
+                f"{len(deleted)} of {synced} synced files were deleted locally: "
+                "not propagated; run 'escale sync --force' if this is intended"
+            )
+            deleted = []
+        requesters = self._snapshot_requests(states)
+        if requesters:
+            changed = sorted(p for p in local if readable(p))
+        budget = None if options.quota is None else max(0, options.quota - listing.usage)
+        pusher = Pusher(
+            self.repo,
+            self.state,
+            options.root,
+            self.me,
+            last_seq + 1,
+            page_size=options.page_size,
+            pullers=options.pullers,
+            hasher=self.hasher(self.repo.checksum),
+            budget=budget,
+            snapshot=bool(requesters),
+        )
+        result = pusher.run(PushPlan(changed, deleted, requesters))
+        report.pushed, report.deleted_remote = result.pushed, result.deleted
+        report.over_quota, report.bytes_up = result.over_quota, result.bytes
+        if result.seq is None:
+            return last_seq
+        report.seq = result.seq
+        known = self.state.get_meta("known", {})
+        known[f"{self.me}/{result.seq}"] = [options.pullers, requesters]
+        self.state.set_meta("known", known)
+        served = self.state.get_meta("served", {})
+        served.update({cid: result.seq for cid in requesters})
+        self.state.set_meta("served", served)
+        return result.seq
+
+    def _snapshot_requests(self, states: dict[str, ClientState]) -> list[str]:
+        served = self.state.get_meta("served", {})
+        return sorted(
+            cid
+            for cid, s in states.items()
+            if cid != self.me
+            and self.me in s.want_full
+            and served.get(cid, 0) <= s.want_full[self.me]
+        )
+
+    def _readable(self) -> Callable[[str], bool]:
+        table = self.state.access_table()
+        return lambda path: table.get(path, (None, None))[0] is not False
+
+    def _writable(self) -> Callable[[str], bool]:
+        table = self.state.access_table()
+        return lambda path: table.get(path, (None, None))[1] is not False
+
+    # -- pull --------------------------------------------------------------------------
+
+    def _pull(
+        self,
+        listing: Listing,
+        states: dict[str, ClientState],
+        acks: dict[str, int],
+        want_full: dict[str, int],
+        report: RoundReport,
+    ) -> None:
+        options = PullOptions(
+            self.options.mode,
+            self.options.filters,
+            self.options.propagate_deletions,
+            self.options.restore_mtime,
+            self._writable(),
+        )
+        names = {cid: s.name for cid, s in states.items()}
+        puller = Puller(
+            self.repo,
+            self.state,
+            self.options.root,
+            self.me,
+            self.options.client,
+            options,
+            self.hasher,
+            names,
+        )
+        known = self.state.get_meta("known", {})
+        for cid in sorted((set(listing.updates) | set(states)) - {self.me}):
+            ack = acks.get(cid, 0)
+            available = [s for s in listing.updates.get(cid, []) if s > ack]
+            published = states[cid].last_seq if cid in states else 0
+            if (available and available[0] > ack + 1) or (not available and published > ack):
+                want_full[cid] = max([published, *available])  # missed updates: ask for all
+            for seq in available:
+                sender = names.get(cid, cid[:8])
+                try:
+                    manifest = self.repo.read_manifest(cid, seq)
+                    puller.apply(manifest)
+                except RelayNotFoundError:
+                    want_full[cid] = max(want_full.get(cid, 0), seq)  # collected meanwhile
+                except IntegrityError as exc:
+                    report.errors.append(
+                        f"relay object {update_name(cid, seq)} from {sender}: {exc}"
+                    )
+                    break
+                else:
+                    known[f"{cid}/{seq}"] = [manifest.pullers, manifest.snapshot_for]
+                    if self.me in manifest.snapshot_for:
+                        want_full.pop(cid, None)
+                acks[cid] = seq
+                self.state.commit()
+                self.state.set_meta("acks", acks)
+        self.state.set_meta("known", known)
+        result = puller.result
+        report.pulled, report.deleted_local = result.written, result.deleted
+        report.conflicts, report.kept, report.bytes_down = (
+            result.conflicts,
+            result.kept,
+            result.bytes,
+        )
+
+    # -- garbage collection ------------------------------------------------------------
+
+    def _collect(self, listing: Listing, states: dict[str, ClientState]) -> int:
+        """Delete updates that enough pullers acknowledged; return how many objects went."""
+        known = self.state.get_meta("known", {})
+        deleted = 0
+        for cid, seqs in listing.updates.items():
+            for seq in seqs:
+                info = known.get(f"{cid}/{seq}")
+                if info is None:
+                    continue
+                pullers, snapshot_for = info
+                acked = {c for c, s in states.items() if c != cid and s.acks.get(cid, 0) >= seq}
+                if len(acked) >= pullers and set(snapshot_for) <= acked:
+                    self.repo.relay.delete(update_name(cid, seq))
+                    for name in listing.data.get((cid, seq), []):
+                        self.repo.relay.delete(name)
+                    deleted += 1 + len(listing.data.get((cid, seq), []))
+                    known.pop(f"{cid}/{seq}")
+        newest = {c: max(seqs) for c, seqs in listing.updates.items() if seqs}
+
+        def still_there(key: str) -> bool:
+            cid, _, seq = key.partition("/")
+            return key in present or int(seq) > newest.get(cid, 0)  # pushed after the listing
+
+        present = {f"{c}/{s}" for c, seqs in listing.updates.items() for s in seqs}
+        self.state.set_meta("known", {k: v for k, v in known.items() if still_there(k)})
+        return deleted

@@ -1,0 +1,151 @@
+"""What a client remembers between rounds, in its section's SQLite database.
+
+Per file: the last seen stat with its checksum (so an unchanged tree is never re-read), the
+checksum of the version last agreed with the relay (``synced``: the base of the next change,
+and the version a tombstone may delete), and where that version came from (``origin``).
+Rows are loaded once per round and written back in one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from .local import FileStat
+from .state import open_state
+
+
+@dataclass
+class FileRecord:
+    """One row of the ``files`` table."""
+
+    size: int
+    mtime_ns: int
+    inode: int
+    checksum: Optional[str]
+    synced: Optional[str]
+    origin: Optional[str]
+
+    def matches(self, info: FileStat) -> bool:
+        """Whether ``info`` shows the file unchanged since this record (checksum still valid)."""
+        return (self.size, self.mtime_ns, self.inode) == (info.size, info.mtime_ns, info.inode)
+
+
+class LocalState:
+    """The state database of one section.
+
+    :param section: the section name.
+    :param directory: the state folder.
+    """
+
+    def __init__(self, section: str, directory: Path) -> None:
+        self.db: sqlite3.Connection = open_state(section, directory)
+        self.files: dict[str, FileRecord] = {
+            row[0]: FileRecord(*row[1:]) for row in self.db.execute("SELECT * FROM files")
+        }
+        self._dirty: set[str] = set()
+
+    def set(self, path: str, record: FileRecord) -> None:
+        """Stage ``record`` for ``path``."""
+        self.files[path] = record
+        self._dirty.add(path)
+
+    def forget(self, path: str) -> None:
+        """Stage the removal of ``path``."""
+        self.files.pop(path, None)
+        self._dirty.add(path)
+
+    def commit(self) -> None:
+        """Write staged changes in one transaction."""
+        if not self._dirty:
+            return
+        rows = [(p, *vars(self.files[p]).values()) for p in self._dirty if p in self.files]
+        gone = [(p,) for p in self._dirty if p not in self.files]
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+            self.db.executemany("DELETE FROM files WHERE path = ?", gone)
+        self._dirty.clear()
+
+    def get_meta(self, key: str, default: Any = None) -> Any:
+        """A JSON value of the ``meta`` table."""
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return default if row is None else json.loads(row[0])
+
+    def set_meta(self, key: str, value: Any) -> None:
+        """Store a JSON value in the ``meta`` table (immediately)."""
+        self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
+
+    def get_access(self, path: str) -> tuple[Optional[bool], Optional[bool]]:
+        """``(readable, writable)`` of ``path``: ``None`` means unset."""
+        row = self.db.execute(
+            "SELECT readable, writable FROM access WHERE path = ?", (path,)
+        ).fetchone()
+        if row is None:
+            return None, None
+        return (None if row[0] is None else bool(row[0]), None if row[1] is None else bool(row[1]))
+
+    def set_access(self, path: str, readable: Optional[bool], writable: Optional[bool]) -> None:
+        """Set (or unset with ``None``) the access attributes of ``path``."""
+        if readable is None and writable is None:
+            self.db.execute("DELETE FROM access WHERE path = ?", (path,))
+        else:
+            self.db.execute(
+                "INSERT OR REPLACE INTO access VALUES (?, ?, ?)", (path, readable, writable)
+            )
+
+    def access_table(self) -> dict[str, tuple[Optional[bool], Optional[bool]]]:
+        """Every explicit access attribute."""
+        return {
+            p: (None if r is None else bool(r), None if w is None else bool(w))
+            for p, r, w in self.db.execute("SELECT * FROM access")
+        }
+
+    def close(self) -> None:
+        """Commit and close."""
+        self.commit()
+        self.db.close()
+
+
+class TimeQuotaController:
+    """Adaptive pauses between rounds and the relay quota (the original's controller).
+
+    The pause after ``n`` idle rounds grows from ``refresh/2`` to ``refresh`` along a sigmoid;
+    any transfer resets it.
+
+    :param refresh: the longest pause, in seconds.
+    :param quota: the largest relay repository size in bytes, or ``None``.
+    """
+
+    def __init__(
+        self,
+        refresh: float = 30.0,
+        quota: Optional[int] = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.refresh = float(refresh)
+        self.quota = quota
+        self.idle_rounds = 0
+        self._sleep = sleep
+
+    def pause(self) -> float:
+        """The pause before the next round."""
+        low, high = self.refresh / 2, self.refresh
+        return low + (high - low) / (1 + math.exp(10 - 2 * self.idle_rounds))
+
+    def record(self, transferred: bool) -> None:
+        """Count an idle round, or reset after a transfer."""
+        self.idle_rounds = 0 if transferred else self.idle_rounds + 1
+
+    def wait(self) -> None:
+        """Sleep for :meth:`pause` seconds."""
+        self._sleep(self.pause())
+
+    def fits(self, used: int, extra: int) -> bool:
+        """Whether ``extra`` bytes may be pushed to a relay already holding ``used`` bytes."""
+        return self.quota is None or used + extra <= self.quota

@@ -1,0 +1,202 @@
+"""The local folder: scanning with filters, hashing, and safe atomic writes.
+
+Writes never follow a symlink and never leave the folder: every parent is checked with
+``lstat``, the temporary file is created ``O_EXCL | O_NOFOLLOW`` in the target's own folder,
+verified against the expected checksum, fsynced, given its mtime, then renamed into place.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+from .checksum import Hasher
+from .errors import IntegrityError
+from .patterns import Pattern, matches_any
+
+TEMP_PREFIX = ".escale-tmp-"
+READ_BLOCK = 1 << 20
+
+
+@dataclass(frozen=True)
+class FileStat:
+    """What a scan records of a file: enough to tell whether it changed."""
+
+    size: int
+    mtime_ns: int
+    inode: int
+
+
+@dataclass
+class Filters:
+    """Which files and folders are synced. Hidden names (starting with ".") never are."""
+
+    file_types: list[str]
+    include: list[Pattern]
+    exclude: list[Pattern]
+    include_directories: list[Pattern]
+    exclude_directories: list[Pattern]
+
+    def accepts_dir(self, relpath: str) -> bool:
+        """Whether to enter folder ``relpath``."""
+        name = relpath.rsplit("/", 1)[-1]
+        if name.startswith("."):
+            return False
+        if matches_any(self.exclude_directories, name) or matches_any(
+            self.exclude_directories, relpath
+        ):
+            return False
+        if self.include_directories:
+            # a parent of an included folder must be entered too
+            return any(
+                p.matches(relpath) or p.matches(name) for p in self.include_directories
+            ) or any(
+                not p.is_regex and p.source.startswith(relpath + "/")
+                for p in self.include_directories
+            )
+        return True
+
+    def accepts_file(self, relpath: str) -> bool:
+        """Whether file ``relpath`` is synced (its folders being accepted)."""
+        name = relpath.rsplit("/", 1)[-1]
+        if name.startswith("."):
+            return False
+        if self.file_types and name.rsplit(".", 1)[-1].lower() not in self.file_types:
+            return False
+        if self.include and not matches_any(self.include, name):
+            return False
+        return not matches_any(self.exclude, name)
+
+    def accepts_path(self, relpath: str) -> bool:
+        """Whether a file path (with its folders) is synced."""
+        parts = relpath.split("/")
+        return all(
+            self.accepts_dir("/".join(parts[: i + 1])) for i in range(len(parts) - 1)
+        ) and self.accepts_file(relpath)
+
+
+def scan(root: Path, filters: Filters) -> dict[str, FileStat]:
+    """Regular files under ``root`` that pass ``filters``; symlinks are not followed."""
+    found: dict[str, FileStat] = {}
+    pending = [("", str(root))]
+    while pending:
+        prefix, folder = pending.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except (FileNotFoundError, NotADirectoryError, PermissionError):
+            continue
+        for entry in entries:
+            rel = prefix + entry.name
+            if entry.is_dir(follow_symlinks=False):
+                if filters.accepts_dir(rel):
+                    pending.append((rel + "/", entry.path))
+            elif entry.is_file(follow_symlinks=False) and filters.accepts_file(rel):
+                info = entry.stat(follow_symlinks=False)
+                found[rel] = FileStat(info.st_size, info.st_mtime_ns, info.st_ino)
+    return found
+
+
+def stat_file(path: Path) -> Optional[FileStat]:
+    """The :class:`FileStat` of a regular file, or ``None`` (missing, symlink, folder)."""
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return None
+    if not stat.S_ISREG(info.st_mode):
+        return None
+    return FileStat(info.st_size, info.st_mtime_ns, info.st_ino)
+
+
+def hash_file(path: Path, factory: Callable[[], Hasher]) -> str:
+    """Hex checksum of a file, read in 1 MiB blocks."""
+    hasher = factory()
+    buffer = bytearray(READ_BLOCK)
+    view = memoryview(buffer)
+    with open(path, "rb", buffering=0) as source:
+        while True:
+            count = source.readinto(buffer)
+            if not count:
+                return hasher.hexdigest()
+            hasher.update(view[:count])
+
+
+def target_folder(root: Path, relpath: str) -> Path:
+    """The folder that will hold ``relpath``, created if needed, never through a symlink.
+
+    :raises IntegrityError: a parent is a symlink or a file.
+    """
+    folder = root
+    for part in relpath.split("/")[:-1]:
+        folder = folder / part
+        try:
+            info = os.lstat(folder)
+        except FileNotFoundError:
+            os.mkdir(folder)
+            continue
+        if stat.S_ISLNK(info.st_mode):
+            raise IntegrityError(f"refusing to write {relpath}: {folder} is a symlink")
+        if not stat.S_ISDIR(info.st_mode):
+            raise IntegrityError(f"refusing to write {relpath}: {folder} is not a folder")
+    return folder
+
+
+def write_atomic(
+    root: Path,
+    relpath: str,
+    chunks: Iterable[bytes],
+    *,
+    mtime_ns: Optional[int],
+    checksum: str,
+    factory: Callable[[], Hasher],
+    target: Optional[str] = None,
+) -> FileStat:
+    """Write a complete, verified file at ``target`` (default ``relpath``) under ``root``.
+
+    :raises IntegrityError: the content does not match ``checksum`` (nothing is replaced).
+    """
+    destination = target or relpath
+    folder = target_folder(root, destination)
+    temp = folder / f"{TEMP_PREFIX}{uuid.uuid4().hex}"
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    try:
+        hasher = factory()
+        with os.fdopen(fd, "wb") as out:
+            for chunk in chunks:
+                hasher.update(chunk)
+                out.write(chunk)
+            out.flush()
+            if hasher.hexdigest() != checksum:
+                raise IntegrityError(f"content of {relpath} does not match its checksum")
+            os.fsync(out.fileno())
+        if mtime_ns is not None:
+            os.utime(temp, ns=(mtime_ns, mtime_ns))
+        final = folder / destination.rsplit("/", 1)[-1]
+        if os.path.isdir(final) and not os.path.islink(final):
+            raise IntegrityError(f"refusing to write {destination}: a folder has that name")
+        os.replace(temp, final)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    info = os.lstat(final)
+    return FileStat(info.st_size, info.st_mtime_ns, info.st_ino)
+
+
+def remove_temp_files(root: Path) -> int:
+    """Delete temporary files a killed escale left behind; return how many."""
+    count = 0
+    for folder, _, files in os.walk(root):
+        for name in files:
+            if name.startswith(TEMP_PREFIX):
+                os.unlink(os.path.join(folder, name))
+                count += 1
+    return count
+
+
+def new_id() -> str:
+    """A random hex identifier."""
+    return uuid.uuid4().hex

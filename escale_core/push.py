@@ -1,0 +1,228 @@
+"""Pushing: turn local changes into one immutable update on the relay.
+
+Small files are concatenated into packs of up to ``max_page_size`` (zstd-compressed when that
+helps); big files are cut into chunks of ``max_page_size``. Data objects are published first,
+the manifest last, so a puller never sees a half-written update.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+import zstandard
+
+from .checksum import Hasher
+from .crypto import KIND_CHUNK, KIND_PACK
+from .history import FileRecord, LocalState
+from .local import FileStat, hash_file, stat_file
+from .manifest import Deletion, FileEntry, Manifest, ObjectRef
+from .repository import Repository, data_name
+
+#: Sealed size overhead per object, for quota estimates (header + tags).
+OVERHEAD = 64
+
+
+def compress(data: bytes) -> tuple[bytes, bool]:
+    """zstd level 3, unless the first MiB shrinks by less than 5% (incompressible data)."""
+    probe = data[: 1 << 20]
+    if len(zstandard.ZstdCompressor(level=1).compress(probe)) > 0.95 * len(probe):
+        return data, False
+    packed = zstandard.ZstdCompressor(level=3).compress(data)
+    return (packed, True) if len(packed) < len(data) else (data, False)
+
+
+@dataclass
+class PushPlan:
+    """What one round pushes."""
+
+    changed: list[str]
+    deleted: list[str]
+    snapshot_for: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PushResult:
+    """What a push did."""
+
+    seq: Optional[int] = None
+    pushed: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    over_quota: list[str] = field(default_factory=list)
+    bytes: int = 0
+
+
+class Pusher:
+    """Builds and publishes one update of client ``cid``."""
+
+    def __init__(
+        self,
+        repo: Repository,
+        state: LocalState,
+        root: Path,
+        cid: str,
+        seq: int,
+        *,
+        page_size: int,
+        pullers: int,
+        hasher: Callable[[], Hasher],
+        budget: Optional[int],
+        snapshot: bool = False,
+    ) -> None:
+        self.repo, self.state, self.root, self.cid, self.seq = repo, state, root, cid, seq
+        self.page_size, self.pullers, self.hasher = page_size, pullers, hasher
+        self.budget = budget  # bytes the quota still allows, or None
+        self.snapshot = snapshot  # send unchanged files too (a client asked for everything)
+        self.manifest = Manifest(repo.id, cid, seq, repo.checksum, pullers, time.time())
+        self.result = PushResult()
+        self._pack = bytearray()
+        self._pack_entries: list[tuple[FileEntry, FileStat]] = []
+        self._done: list[tuple[FileEntry, FileStat]] = []
+
+    def run(self, plan: PushPlan) -> PushResult:
+        """Push ``plan``; return what was done. Nothing is recorded locally unless the
+        manifest was published."""
+        self.manifest.snapshot_for = plan.snapshot_for
+        for path in plan.changed:
+            self._add(path)
+        self._flush_pack()
+        for path in plan.deleted:
+            record = self.state.files.get(path)
+            if record is not None and record.synced is not None:
+                self.manifest.deletions.append(Deletion(path, record.synced))
+        if not self.manifest.files and not self.manifest.deletions:
+            self.state.commit()
+            return self.result
+        self.repo.write_manifest(self.manifest)
+        self.result.seq = self.seq
+        for entry, info in self._done:
+            self.state.set(
+                entry.path,
+                FileRecord(
+                    info.size, info.mtime_ns, info.inode, entry.checksum, entry.checksum, "local"
+                ),
+            )
+            self.result.pushed.append(entry.path)
+        for deletion in self.manifest.deletions:
+            self.state.forget(deletion.path)
+            self.result.deleted.append(deletion.path)
+        self.state.commit()
+        return self.result
+
+    def _fits(self, size: int) -> bool:
+        return (
+            self.budget is None
+            or self.result.bytes + len(self._pack) + size + OVERHEAD <= self.budget
+        )
+
+    def _add(self, path: str) -> None:
+        source = self.root / path
+        info = stat_file(source)
+        if info is None:
+            return  # vanished since the scan: the next round sees the deletion
+        record = self.state.files.get(path)
+        if not self._fits(info.size):
+            self.result.over_quota.append(path)
+            return
+        if info.size >= self.page_size:
+            self._add_big(path, source, info, record)
+            return
+        try:
+            with open(source, "rb") as f:
+                data = f.read()
+        except OSError:
+            return
+        digest = self.hasher()
+        digest.update(data)
+        checksum = digest.hexdigest()
+        if record is not None and checksum == record.synced and not self.snapshot:
+            self._unchanged(path, info, checksum, record)
+            return
+        if len(self._pack) + len(data) > self.page_size:
+            self._flush_pack()
+        # the object index is known when the pack is flushed
+        entry = FileEntry(
+            path,
+            len(data),
+            info.mtime_ns,
+            checksum,
+            record.synced if record else None,
+            [(-1, len(self._pack), len(data))],
+        )
+        self._pack += data
+        self._pack_entries.append((entry, info))
+
+    def _unchanged(self, path: str, info: FileStat, checksum: str, record: FileRecord) -> None:
+        self.state.set(
+            path,
+            FileRecord(
+                info.size, info.mtime_ns, info.inode, checksum, record.synced, record.origin
+            ),
+        )
+        self.result.unchanged.append(path)
+
+    def _flush_pack(self) -> None:
+        if not self._pack_entries:
+            return
+        body, compressed = compress(bytes(self._pack))
+        index = self._write_object(KIND_PACK, iter([body]))
+        self.manifest.objects.append(ObjectRef("pack", len(self._pack), compressed))
+        for entry, _ in self._pack_entries:
+            entry.pieces = [(index, offset, length) for _, offset, length in entry.pieces]
+        self._done.extend(self._pack_entries)
+        self.manifest.files.extend(e for e, _ in self._pack_entries)
+        self._pack = bytearray()
+        self._pack_entries = []
+
+    def _write_object(self, kind: int, chunks: Iterator[bytes]) -> int:
+        index = len(self.manifest.objects)
+        sealed = self.repo.seal_data(kind, self.cid, self.seq, index, chunks)
+        self.repo.relay.write_stream(
+            data_name(self.cid, self.seq, index), _count(sealed, self.result)
+        )
+        return index
+
+    def _add_big(
+        self, path: str, source: Path, info: FileStat, record: Optional[FileRecord]
+    ) -> None:
+        """Chunk a big file, hashing while reading, so it is read once."""
+        if record and record.synced and record.size == info.size and not self.snapshot:
+            # probably touched, not changed: one hashing pass is cheaper than a re-upload
+            checksum = hash_file(source, self.hasher)
+            if checksum == record.synced:
+                self._unchanged(path, info, checksum, record)
+                return
+        digest = self.hasher()
+        pieces = []
+        try:
+            with open(source, "rb") as f:
+                while True:
+                    block = f.read(self.page_size)
+                    if not block:
+                        break
+                    digest.update(block)
+                    body, compressed = compress(block)
+                    index = self._write_object(KIND_CHUNK, iter([body]))
+                    self.manifest.objects.append(ObjectRef("chunk", len(block), compressed))
+                    pieces.append((index, 0, len(block)))
+        except OSError:
+            return
+        size = sum(p[2] for p in pieces)
+        entry = FileEntry(
+            path, size, info.mtime_ns, digest.hexdigest(), record.synced if record else None, pieces
+        )
+        after = stat_file(source)
+        if after is None or after.size != size or after.mtime_ns != info.mtime_ns:
+            return  # changed while being read: the next round sends the new version
+        self.manifest.files.append(entry)
+        self._done.append((entry, info))
+
+
+def _count(chunks: Iterator[bytes], result: PushResult) -> Iterator[bytes]:
+    for chunk in chunks:
+        result.bytes += len(chunk)
+        yield chunk

@@ -1,0 +1,201 @@
+"""A repository on a relay: its header, its key, and the names of its objects.
+
+Layout (every name but the header is opaque)::
+
+    escale.json                          header: format version, id, cipher, KDF, wrapped key
+    clients/<cid>                        client state, written by that client only
+    updates/<cid>/<seq>                  manifest of update <seq> of client <cid>, published last
+    data/<cid>/<seq>/<index>             packs and chunks of that update, published first
+
+``<cid>`` is an HMAC of the client name under the repository key, so names stay secret.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from .crypto import KIND_CLIENT, KIND_MANIFEST, Sealer, derive_key, new_kdf, unwrap_key, wrap_key
+from .errors import IntegrityError, RelayNotFoundError, UnsupportedFormatError
+from .manifest import ClientState, Manifest
+from .registry import Registry
+from .relay import Relay
+
+HEADER = "escale.json"
+FORMAT_VERSION = 1
+
+
+def update_name(cid: str, seq: int) -> str:
+    """The manifest object of update ``seq`` of client ``cid``."""
+    return f"updates/{cid}/{seq:010d}"
+
+
+def data_name(cid: str, seq: int, index: int) -> str:
+    """Data object ``index`` of update ``seq`` of client ``cid``."""
+    return f"data/{cid}/{seq:010d}/{index:06d}"
+
+
+def client_name(cid: str) -> str:
+    """The client-state object of client ``cid``."""
+    return f"clients/{cid}"
+
+
+@dataclass
+class Repository:
+    """An opened (unlocked) repository."""
+
+    relay: Relay
+    id: str
+    cipher: str
+    checksum: str
+    sealer: Sealer
+    mac_key: bytes
+
+    def client_id(self, name: str) -> str:
+        """The opaque id of client ``name``."""
+        return hmac.new(self.mac_key, name.encode(), hashlib.sha256).hexdigest()[:32]
+
+    def context(self, *parts: object) -> bytes:
+        """The authenticated context binding an object to its place."""
+        return "|".join(["escale", self.id, *map(str, parts)]).encode()
+
+    def write_manifest(self, manifest: Manifest) -> None:
+        """Seal and publish a manifest."""
+        ctx = self.context("manifest", manifest.client, manifest.seq)
+        self.relay.write_stream(
+            update_name(manifest.client, manifest.seq),
+            self.sealer.seal(KIND_MANIFEST, ctx, [manifest.encode()]),
+        )
+
+    def read_manifest(self, cid: str, seq: int) -> Manifest:
+        """Fetch, verify and validate a manifest.
+
+        :raises IntegrityError: tampered, swapped, replayed or malformed.
+        """
+        ctx = self.context("manifest", cid, seq)
+        blob = b"".join(
+            self.sealer.open(KIND_MANIFEST, ctx, self.relay.read_stream(update_name(cid, seq)))
+        )
+        return Manifest.decode(blob, self.id, cid, seq)
+
+    def write_client(self, cid: str, state: ClientState) -> None:
+        """Seal and publish this client's state."""
+        ctx = self.context("client", cid)
+        self.relay.write_stream(
+            client_name(cid), self.sealer.seal(KIND_CLIENT, ctx, [state.encode()])
+        )
+
+    def read_client(self, cid: str) -> ClientState:
+        """Fetch and verify a client's state."""
+        ctx = self.context("client", cid)
+        return ClientState.decode(
+            b"".join(self.sealer.open(KIND_CLIENT, ctx, self.relay.read_stream(client_name(cid))))
+        )
+
+    def seal_data(
+        self, kind: int, cid: str, seq: int, index: int, chunks: Iterable[bytes]
+    ) -> Iterator[bytes]:
+        """Seal a data object."""
+        return self.sealer.seal(kind, self.context("data", cid, seq, index), chunks)
+
+    def open_data(self, kind: int, cid: str, seq: int, index: int) -> Iterator[bytes]:
+        """Read and verify a data object, streaming."""
+        ctx = self.context("data", cid, seq, index)
+        return self.sealer.open(kind, ctx, self.relay.read_stream(data_name(cid, seq, index)))
+
+
+def _header_aad(header: dict[str, Any]) -> bytes:
+    return f"escale header|{header['id']}|{header['cipher']}|{header['checksum']}".encode()
+
+
+def open_repository(
+    relay: Relay,
+    ciphers: Registry,
+    passphrase: Optional[bytes],
+    *,
+    create_cipher: str,
+    create_checksum: str,
+) -> Repository:
+    """Open the repository on ``relay``, creating it if the relay folder holds none.
+
+    :param passphrase: the passphrase (``None`` for ``plain``).
+    :param create_cipher: the cipher of a new repository.
+    :param create_checksum: the checksum algorithm of a new repository.
+    :raises IntegrityError: wrong passphrase, tampered header.
+    :raises UnsupportedFormatError: a repository of a newer format.
+    """
+    try:
+        header = _parse_header(relay.read_bytes(HEADER))
+    except RelayNotFoundError:
+        header = _create(relay, ciphers, passphrase, create_cipher, create_checksum)
+    cipher_class = ciphers.get(header["cipher"]).load()
+    if cipher_class.key_size == 0:
+        master = b""
+        mac_key = header["id"].encode()
+    else:
+        if passphrase is None:
+            raise IntegrityError(
+                f"the repository is encrypted with {header['cipher']}: "
+                "set passphrase_file in the section"
+            )
+        kek = derive_key(passphrase, header["kdf"])
+        master = unwrap_key(kek, header["key"], _header_aad(header))
+        mac_key = hmac.new(master, b"escale client ids", hashlib.sha256).digest()
+    return Repository(
+        relay,
+        header["id"],
+        header["cipher"],
+        header["checksum"],
+        Sealer(cipher_class, master),
+        mac_key,
+    )
+
+
+def _parse_header(blob: bytes) -> dict[str, Any]:
+    try:
+        header = json.loads(blob)
+        if header.get("format") != "escale-repository":
+            raise ValueError("not an escale repository header")
+    except (ValueError, AttributeError) as exc:
+        raise IntegrityError(f"relay object {HEADER}: {exc}") from None
+    if header.get("version") != FORMAT_VERSION:
+        raise UnsupportedFormatError(
+            f"relay object {HEADER}: repository format version {header.get('version')!r} is not "
+            f"supported (this escale reads version {FORMAT_VERSION}; upgrade escale)"
+        )
+    for key in ("id", "cipher", "checksum"):
+        if not isinstance(header.get(key), str):
+            raise IntegrityError(f"relay object {HEADER}: missing '{key}'")
+    return dict(header)
+
+
+def _create(
+    relay: Relay, ciphers: Registry, passphrase: Optional[bytes], cipher: str, checksum: str
+) -> dict[str, Any]:
+    header: dict[str, Any] = {
+        "format": "escale-repository",
+        "version": FORMAT_VERSION,
+        "id": os.urandom(16).hex(),
+        "cipher": cipher,
+        "checksum": checksum,
+        "created": time.time(),
+        "kdf": None,
+        "key": None,
+    }
+    if ciphers.get(cipher).load().key_size:
+        if passphrase is None:
+            raise IntegrityError(f"cipher {cipher} needs a passphrase")
+        header["kdf"] = new_kdf()
+        kek = derive_key(passphrase, header["kdf"])
+        header["key"] = wrap_key(kek, os.urandom(32), _header_aad(header))
+    blob = json.dumps(header, indent=1).encode()
+    if relay.create_exclusive(HEADER, blob):
+        return header
+    # another client created the repository at the same moment: use theirs
+    return _parse_header(relay.read_bytes(HEADER))

@@ -1,0 +1,151 @@
+"""Opening a configured section: relay, repository, local state, and a per-section lock."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, Optional
+
+from .checksum import resolve_checksum
+from .config import Config, SectionConfig
+from .engine import Engine, RoundReport, SyncOptions
+from .errors import EscaleError
+from .history import LocalState
+from .local import Filters
+from .plugins import Plugins
+from .relay import Relay, open_relay
+from .repository import Repository, open_repository
+from .state import state_dir, state_file
+
+
+def filters_for(section: SectionConfig) -> Filters:
+    """The file filters of a section."""
+    return Filters(
+        section.file_types,
+        section.include,
+        section.exclude,
+        section.include_directories,
+        section.exclude_directories,
+    )
+
+
+def options_for(section: SectionConfig, force: bool = False) -> SyncOptions:
+    """The engine options of a section."""
+    return SyncOptions(
+        root=section.path,
+        client=section.client,
+        mode=section.mode,
+        filters=filters_for(section),
+        pullers=section.pullers,
+        quota=section.quota,
+        page_size=section.max_page_size,
+        propagate_deletions=section.propagate_deletions,
+        restore_mtime=section.timestamp is not False,
+        force=force,
+    )
+
+
+def relay_options(section: SectionConfig) -> dict[str, Any]:
+    """Options for the relay: ``relay_options`` plus the credentials of the section."""
+    options = dict(section.relay_options)
+    user, password = section.username, section.password
+    if section.password_file is not None:
+        line = section.password_file.read_text(encoding="utf-8").splitlines()[0].strip()
+        if ":" in line and user is None:  # the original's "user:password" line
+            user, _, password = line.partition(":")
+        else:
+            password = line
+    if user:
+        options.setdefault("username", user)
+    if password:
+        options.setdefault("password", password)
+    return options
+
+
+def open_section_relay(section: SectionConfig, plugins: Plugins) -> Relay:
+    """Connect to the relay of ``section``."""
+    options = (
+        relay_options(section)
+        if section.address.mount is None
+        and section.address.scheme not in ("file", "local", "memory")
+        else dict(section.relay_options)
+    )
+    return open_relay(section.address, plugins.relays, **options)
+
+
+def open_section_repository(section: SectionConfig, relay: Relay, plugins: Plugins) -> Repository:
+    """Open (or create) the repository of ``section`` on ``relay``; checks the passphrase."""
+    passphrase = None if section.encryption == "plain" else section.read_passphrase()
+    try:
+        return open_repository(
+            relay,
+            plugins.ciphers,
+            passphrase,
+            create_cipher=section.encryption,
+            create_checksum=resolve_checksum(section.checksum, plugins.checksums),
+        )
+    except EscaleError as exc:
+        raise type(exc)(f"[{section.name}] relay {section.address.display()}: {exc}") from exc
+
+
+@dataclass
+class SectionLock:
+    """An exclusive lock on a section's local state (one escale process per section)."""
+
+    handle: IO[str]
+
+
+@contextmanager
+def section_lock(section: str, directory: Path) -> Iterator[SectionLock]:
+    """Hold the lock of ``section`` or fail naming the process that holds it."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = state_file(section, directory).with_suffix(".lock")
+    with open(path, "a+", encoding="utf-8") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise EscaleError(
+                f"[{section}] is being synced by process {holder}; wait for it to finish"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        try:
+            yield SectionLock(handle)
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def section_state_dir(config: Config) -> Path:
+    """The state folder of a configuration."""
+    return state_dir(config.globals.state_dir)
+
+
+def sync_section(
+    config: Config,
+    section: SectionConfig,
+    plugins: Plugins,
+    force: bool = False,
+    directory: Optional[Path] = None,
+) -> RoundReport:
+    """Run one round for ``section``."""
+    folder = directory or section_state_dir(config)
+    with section_lock(section.name, folder):
+        relay = open_section_relay(section, plugins)
+        try:
+            repo = open_section_repository(section, relay, plugins)
+            state = LocalState(section.name, folder)
+            try:
+                engine = Engine(repo, state, options_for(section, force), plugins.checksums)
+                return engine.run_round()
+            finally:
+                state.close()
+        finally:
+            relay.close()

@@ -1,0 +1,118 @@
+"""Real escale clients for end-to-end tests: each client has its own folder, configuration
+and state, shares one relay with the others, and runs as a separate ``escale`` process."""
+
+from __future__ import annotations
+
+import filecmp
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+PASSPHRASE = "correct horse battery staple"
+
+
+@dataclass
+class Client:
+    """One client: ``root`` is its synced folder."""
+
+    name: str
+    root: Path
+    config: Path
+    env: dict[str, str]
+    section: str = "shared"
+
+    def command(self, *args: str) -> list[str]:
+        """The argument list of ``escale -c CONFIG ARGS``."""
+        return [sys.executable, "-m", "escale_core", "-c", str(self.config), *args]
+
+    def sync(
+        self, *args: str, check: bool = True, timeout: float = 300
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``escale sync SECTION ARGS`` to completion."""
+        run = subprocess.run(
+            self.command("sync", self.section, *args),
+            capture_output=True,
+            text=True,
+            env=self.env,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
+        if check and run.returncode != 0:
+            raise AssertionError(f"{self.name}: exit {run.returncode}\n{run.stdout}\n{run.stderr}")
+        return run
+
+    def start_sync(self, *args: str) -> subprocess.Popen[str]:
+        """Start ``escale sync`` without waiting."""
+        return subprocess.Popen(
+            self.command("sync", self.section, *args),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+        )
+
+    def write(self, rel: str, data: bytes | str, mtime: Optional[float] = None) -> Path:
+        """Write a file in this client's folder."""
+        path = self.root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data.encode() if isinstance(data, str) else data)
+        if mtime is not None:
+            os.utime(path, (mtime, mtime))
+        return path
+
+
+@dataclass
+class Cluster:
+    """Clients sharing one relay."""
+
+    base: Path
+    relay: str
+    env: dict[str, str]
+    clients: dict[str, Client] = field(default_factory=dict)
+
+    def add(
+        self,
+        name: str,
+        *,
+        encryption: str = "aes-256-gcm",
+        extra: str = "",
+        passphrase: str = PASSPHRASE,
+    ) -> Client:
+        """A new client ``name`` with its own folder, configuration and state."""
+        home = self.base / name
+        root = home / "folder"
+        root.mkdir(parents=True)
+        key = home / "key"
+        key.write_text(passphrase + "\n")
+        config = home / "escale.toml"
+        config.write_text(
+            f'state_dir = "{home / "state"}"\n[shared]\npath = "{root}"\nrelay = "{self.relay}"\n'
+            f'client = "{name}"\nencryption = "{encryption}"\npassphrase_file = "{key}"\n{extra}\n',
+            encoding="utf-8",
+        )
+        client = Client(name, root, config, self.env)
+        self.clients[name] = client
+        return client
+
+
+def tree(root: Path) -> dict[str, tuple[bytes, int]]:
+    """Relative path → (content, mtime_ns) of every file under ``root`` (temp files included,
+    so that a leftover shows up as a difference)."""
+    out = {}
+    for path in sorted(root.rglob("*")):
+        if path.is_file():
+            out[path.relative_to(root).as_posix()] = (path.read_bytes(), path.stat().st_mtime_ns)
+    return out
+
+
+def same_tree(a: Path, b: Path) -> bool:
+    """Byte-identical trees (names and contents)."""
+    cmp = filecmp.dircmp(a, b)
+    if cmp.left_only or cmp.right_only or cmp.funny_files:
+        return False
+    _, mismatch, errors = filecmp.cmpfiles(a, b, cmp.common_files, shallow=False)
+    return not mismatch and not errors and all(same_tree(a / d, b / d) for d in cmp.common_dirs)
