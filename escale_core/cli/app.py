@@ -38,7 +38,7 @@ def _version(value: bool) -> None:
 def build_app() -> typer.Typer:
     """Build the application with the core commands and every plugin's commands."""
     from ..plugins import get_plugins
-    from . import config_cmd, demo_cmd, pending, plugins_cmd, sync_cmd
+    from . import access_cmd, config_cmd, demo_cmd, pending, plugins_cmd, status_cmd, sync_cmd
 
     app = typer.Typer(
         name="escale",
@@ -73,6 +73,8 @@ def build_app() -> typer.Typer:
         ctx.obj = Options(config=config, verbosity=-1 if quiet else verbose)
 
     sync_cmd.register(app)
+    status_cmd.register(app)
+    access_cmd.register(app)
     plugins_cmd.register(app)
     demo_cmd.register(app)
     config_cmd.register(app)

@@ -7,7 +7,7 @@ available and exits with status 2.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import NoReturn, Optional
+from typing import NoReturn
 
 import typer
 
@@ -23,14 +23,6 @@ def register(app: typer.Typer) -> None:
     """Add the not-yet-implemented commands to ``app``."""
 
     @app.command()
-    def status(
-        section: Optional[str] = typer.Argument(None),
-        as_json: bool = typer.Option(False, "--json"),
-    ) -> None:
-        """Per section: last sync, pending up/down, relay usage, errors."""
-        not_yet("status")
-
-    @app.command()
     def start() -> None:
         """Start the daemon for all sections (pid file, rotated log)."""
         not_yet("start")
@@ -44,15 +36,6 @@ def register(app: typer.Typer) -> None:
     def restart() -> None:
         """Restart the daemon."""
         not_yet("restart")
-
-    @app.command()
-    def access(
-        file: Path = typer.Argument(..., help="A file of the local folder."),
-        mods: Optional[str] = typer.Argument(None, help="r+ r- r? w+ w- w? (e.g. r-w+)."),
-        section: Optional[str] = typer.Option(None, "--section", "-s"),
-    ) -> None:
-        """Show or set per-file permissions (read = may upload, write = may be overwritten)."""
-        not_yet("access")
 
     @app.command()
     def init() -> None:

@@ -1,0 +1,63 @@
+"""``escale status``: per section, last sync, pending work, relay usage, conflicts, errors."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import sys
+from typing import Any, Optional
+
+import typer
+
+from ..config import load_config
+from ..plugins import get_plugins
+from ..status import section_status
+from .output import human_size
+
+
+def _when(timestamp: Optional[float]) -> str:
+    if timestamp is None:
+        return "never"
+    return datetime.datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def format_status(s: dict[str, Any]) -> str:
+    """A few lines per section."""
+    usage = "unknown" if s["relay_usage"] is None else human_size(s["relay_usage"])
+    down = "unknown" if s["pending_down"] is None else str(s["pending_down"])
+    state = {True: "in sync", False: "NOT in sync", None: "-"}[s["last_in_sync"]]
+    lines = [
+        f"[{s['section']}] {s['path']} <-> {s['relay']} ({s['mode']})",
+        f"  last sync: {_when(s['last_sync'])} ({state})",
+        f"  pending: {s['pending_up']} to push, {s['pending_deletions']} deletions, "
+        f"{down} updates to pull",
+        f"  relay usage: {usage}; conflicts: {len(s['conflicts'])}",
+    ]
+    lines += [f"  conflict: {c}" for c in s["conflicts"]]
+    lines += [f"  last error: {e}" for e in s["last_errors"]]
+    if s["error"]:
+        lines.append(f"  relay error: {s['error']}")
+    return "\n".join(lines)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``status`` to ``app``."""
+
+    @app.command()
+    def status(
+        ctx: typer.Context,
+        section: Optional[str] = typer.Argument(None, help="Only this section."),
+        as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    ) -> None:
+        """Per section: last sync, pending up/down, relay usage, conflicts, errors.
+
+        Exit status 1 when a relay cannot be read.
+        """
+        config = load_config(ctx.obj.config, get_plugins())
+        names = [section] if section else list(config.sections)
+        results = [section_status(config, config.section(n), get_plugins()) for n in names]
+        if as_json:
+            typer.echo(json.dumps(results, indent=2))
+        else:
+            typer.echo("\n".join(format_status(s) for s in results))
+        sys.exit(1 if any(s["error"] for s in results) else 0)

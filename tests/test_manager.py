@@ -1,0 +1,103 @@
+"""The original's manager API on the new engine: the seed's example works in spirit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from escale_core.errors import IntegrityError
+from escale_core.manager import (
+    AccessAttributes,
+    AccessController,
+    ChecksumCache,
+    History,
+    IndexManager,
+    Manager,
+    TimeQuotaController,
+    get_cache_file,
+    get_client_name,
+    get_pid_file,
+    parse_address,
+)
+
+from .clients import same_tree
+
+
+def test_manager_example_syncs_two_folders(tmp_path: Path) -> None:
+    a, b, relay = tmp_path / "a", tmp_path / "b", tmp_path / "relay"
+    (a / "x").mkdir(parents=True)
+    (a / "x" / "f.txt").write_text("hello")
+    common = {
+        "address": None,
+        "directory": str(relay),
+        "encryption": "aes-256-gcm",
+        "passphrase": "pw-123456",
+    }
+    ma = Manager("file", repository=a, clientname="a", state_dir=tmp_path / "sa", **common)
+    mb = IndexManager("file", repository=b, clientname="b", state_dir=tmp_path / "sb", **common)
+    ma.run(rounds=1)
+    report = mb.sync_once()
+    assert report.pulled == ["x/f.txt"] and same_tree(a, b)
+
+
+def test_manager_with_a_wrong_passphrase_refuses(tmp_path: Path) -> None:
+    kwargs = {"directory": str(tmp_path / "relay"), "encryption": "chacha20-poly1305"}
+    Manager(
+        "file", repository=tmp_path / "a", passphrase="one", state_dir=tmp_path / "s1", **kwargs
+    ).sync_once()
+    with pytest.raises(IntegrityError, match="wrong passphrase"):
+        Manager(
+            "file", repository=tmp_path / "b", passphrase="two", state_dir=tmp_path / "s2", **kwargs
+        ).sync_once()
+
+
+def test_access_attributes_and_controller(tmp_path: Path) -> None:
+    (tmp_path / "f").write_text("x")
+    db = tmp_path / "state" / get_cache_file(section="s").name
+    db.parent.mkdir()
+    attrs = AccessAttributes(db)
+    assert attrs.isReadable("f") and attrs.getReadability("f") is None
+    attrs.setNotReadable("f")
+    attrs.setWritable("f")
+    assert not attrs.isReadable("f") and attrs.table("f") == {"f": (False, True)}
+    attrs.unsetReadability("f")
+    assert attrs.getReadability("f") is None
+    ctl = AccessController("s", path=tmp_path, persistent=db, mode="conservative")
+    assert ctl.listFiles(basename=lambda n: n == "f") == ["f"]
+    assert ctl.readable(["f"]) == ["f"]
+    assert ctl.writable("f") == str(tmp_path / "f")  # explicitly w+
+    with ctl.confirmPush("f"):
+        pass
+    assert ctl.writable("f") is None  # a pushed local file is protected in conservative mode
+    with pytest.raises(PermissionError):
+        ctl.accessor("f").delete()
+    assert AccessController("s", path=tmp_path, push_only=True).mode == "upload"
+
+
+def test_time_quota_controller_pauses_grow_from_half_to_full_refresh() -> None:
+    tq = TimeQuotaController(refresh=20, quota=100)
+    first = tq.pause()
+    for _ in range(20):
+        tq.record(False)
+    assert 10 <= first < 11 and 19.9 < tq.pause() <= 20
+    tq.record(True)
+    assert tq.pause() == first
+    assert tq.fits(60, 40) and not tq.fits(61, 40)
+
+
+def test_checksum_cache_rereads_only_changed_files(tmp_path: Path) -> None:
+    (tmp_path / "f").write_text("one")
+    cache = ChecksumCache(History("s", tmp_path / "state"), "sha256")
+    first = cache.checksum(tmp_path, "f")
+    assert first == cache.checksum(tmp_path, "f")
+    (tmp_path / "f").write_text("two!")
+    assert cache.checksum(tmp_path, "f") != first
+    assert cache.checksum(tmp_path, "missing") is None
+
+
+def test_helpers_keep_their_original_meaning(tmp_path: Path) -> None:
+    assert get_client_name("s", {"client name": "laptop"}) == "laptop"
+    assert get_client_name("s", {})
+    assert parse_address("webdav://host:8080/dir") == ("webdav", "host", "8080", "dir")
+    assert get_pid_file().name == "escale.pid"
