@@ -38,18 +38,19 @@ TAG_SIZE = 16
 KIND_MANIFEST, KIND_PACK, KIND_CHUNK, KIND_CLIENT = 1, 2, 3, 4
 
 #: KDF minimums enforced when reading a header (a weakened header is refused).
-ARGON2_MIN = {"memory_cost": 19 * 1024, "iterations": 2, "lanes": 1}
+ARGON2_MIN = {"memory_cost": 19456, "iterations": 2, "lanes": 1}
 SCRYPT_MIN = {"n": 2**14, "r": 8, "p": 1}
 
 
 def new_kdf() -> dict[str, Any]:
-    """Parameters for a new repository: Argon2id 64 MiB, t=3, p=4 (scrypt 2^17 as fallback)."""
+    """Parameters for a new repository: Argon2id 19 MiB, t=2, p=1 (scrypt 2^15 as fallback)."""
     salt = base64.b64encode(os.urandom(16)).decode()
     try:
         from cryptography.hazmat.primitives.kdf.argon2 import Argon2id  # noqa: F401
     except ImportError:  # pragma: no cover - cryptography < 44
-        return {"name": "scrypt", "n": 2**17, "r": 8, "p": 1, "salt": salt}
-    return {"name": "argon2id", "memory_cost": 65536, "iterations": 3, "lanes": 4, "salt": salt}
+        return {"name": "scrypt", "n": 2**15, "r": 8, "p": 1, "salt": salt}
+    # OWASP's Argon2id setting m=19 MiB, t=2, p=1: peak memory stays small for syncs
+    return {"name": "argon2id", "memory_cost": 19456, "iterations": 2, "lanes": 1, "salt": salt}
 
 
 def derive_key(passphrase: bytes, kdf: dict[str, Any]) -> bytes:

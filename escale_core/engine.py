@@ -61,6 +61,7 @@ class RoundReport:
     over_quota: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     mass_deletion: int = 0
+    waiting: list[str] = field(default_factory=list)
     bytes_up: int = 0
     bytes_down: int = 0
     relay_usage: int = 0
@@ -70,7 +71,7 @@ class RoundReport:
     @property
     def in_sync(self) -> bool:
         """No error, nothing waiting for quota, no deletion waiting for --force."""
-        return not (self.errors or self.over_quota or self.mass_deletion)
+        return not (self.errors or self.over_quota or self.mass_deletion or self.waiting)
 
     @property
     def transferred(self) -> bool:
@@ -131,7 +132,9 @@ class Engine:
         report.relay_usage = listing.usage
         states = self._client_states(listing, report)
         mine = states.get(self.me) or ClientState(self.options.client)
-        acks: dict[str, int] = {**mine.acks, **self.state.get_meta("acks", {})}
+        # Acks come from the local state only: a client whose state was lost starts afresh
+        # (gaps then make it ask for full snapshots) instead of trusting what it once applied.
+        acks: dict[str, int] = self.state.get_meta("acks", {})
         want_full: dict[str, int] = self.state.get_meta("want_full", mine.want_full)
         last_seq = max(
             [self.state.get_meta("last_seq", 0), mine.last_seq, *listing.updates.get(self.me, [])]
@@ -309,6 +312,7 @@ class Engine:
                 self.state.commit()
                 self.state.set_meta("acks", acks)
         self.state.set_meta("known", known)
+        report.waiting = sorted(names.get(cid, cid[:8]) for cid in want_full)
         result = puller.result
         report.pulled, report.deleted_local = result.written, result.deleted
         report.conflicts, report.kept, report.bytes_down = (

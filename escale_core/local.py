@@ -145,6 +145,112 @@ def target_folder(root: Path, relpath: str) -> Path:
     return folder
 
 
+class StagedWrites:
+    """Complete, verified files written to temporary names, made durable with one filesystem
+    sync for the whole batch, then renamed into place.
+
+    One ``syncfs`` per batch instead of one ``fsync`` per file keeps the guarantee (nothing is
+    renamed into place before its data is on disk) at a fraction of the cost for small files.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.pending: list[tuple[Path, Path, str, str]] = []
+        self.size = 0
+
+    def stage(
+        self,
+        relpath: str,
+        chunks: Iterable[bytes],
+        *,
+        mtime_ns: Optional[int],
+        checksum: str,
+        factory: Callable[[], Hasher],
+        target: Optional[str] = None,
+    ) -> None:
+        """Write ``chunks`` to a temporary file beside ``target`` (default ``relpath``).
+
+        :raises IntegrityError: the content does not match ``checksum`` (nothing is kept), or
+            the target's folder is reached through a symlink.
+        """
+        destination = target or relpath
+        folder = target_folder(self.root, destination)
+        temp = folder / f"{TEMP_PREFIX}{uuid.uuid4().hex}"
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        try:
+            hasher = factory()
+            with os.fdopen(fd, "wb") as out:
+                for chunk in chunks:
+                    hasher.update(chunk)
+                    out.write(chunk)
+                    self.size += len(chunk)
+            if hasher.hexdigest() != checksum:
+                raise IntegrityError(f"content of {relpath} does not match its checksum")
+            if mtime_ns is not None:
+                os.utime(temp, ns=(mtime_ns, mtime_ns))
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+        self.pending.append((temp, folder / destination.rsplit("/", 1)[-1], destination, checksum))
+
+    def commit(self) -> list[tuple[str, FileStat, str]]:
+        """Sync the staged files to disk, rename them into place; return (path, stat,
+        checksum) of each."""
+        if not self.pending:
+            return []
+        _sync([temp for temp, _, _, _ in self.pending])
+        done = []
+        try:
+            for temp, final, destination, checksum in self.pending:
+                if os.path.isdir(final) and not os.path.islink(final):
+                    raise IntegrityError(f"refusing to write {destination}: a folder has that name")
+                os.replace(temp, final)
+                info = os.lstat(final)
+                stat_ = FileStat(info.st_size, info.st_mtime_ns, info.st_ino)
+                done.append((destination, stat_, checksum))
+        finally:
+            self.abort()
+        return done
+
+    def abort(self) -> None:
+        """Forget what is staged, deleting temporary files that were not renamed."""
+        for temp, *_ in self.pending:
+            temp.unlink(missing_ok=True)
+        self.pending, self.size = [], 0
+
+
+def _sync(files: list[Path]) -> None:
+    """Make ``files`` durable: one syncfs(2) of their filesystem where available."""
+    if len(files) > 1 and _syncfs is not None:
+        fd = os.open(files[0], os.O_RDONLY)
+        try:
+            if _syncfs(fd) == 0:
+                return
+        finally:
+            os.close(fd)
+    for path in files:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _load_syncfs() -> Optional[Callable[[int], int]]:
+    try:
+        import ctypes
+        import ctypes.util
+
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        function: Callable[[int], int] = libc.syncfs
+        return function
+    except (OSError, AttributeError):  # not Linux/glibc: fsync each file
+        return None
+
+
+_syncfs = _load_syncfs()
+
+
 def write_atomic(
     root: Path,
     relpath: str,
@@ -155,35 +261,12 @@ def write_atomic(
     factory: Callable[[], Hasher],
     target: Optional[str] = None,
 ) -> FileStat:
-    """Write a complete, verified file at ``target`` (default ``relpath``) under ``root``.
-
-    :raises IntegrityError: the content does not match ``checksum`` (nothing is replaced).
-    """
-    destination = target or relpath
-    folder = target_folder(root, destination)
-    temp = folder / f"{TEMP_PREFIX}{uuid.uuid4().hex}"
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-    try:
-        hasher = factory()
-        with os.fdopen(fd, "wb") as out:
-            for chunk in chunks:
-                hasher.update(chunk)
-                out.write(chunk)
-            out.flush()
-            if hasher.hexdigest() != checksum:
-                raise IntegrityError(f"content of {relpath} does not match its checksum")
-            os.fsync(out.fileno())
-        if mtime_ns is not None:
-            os.utime(temp, ns=(mtime_ns, mtime_ns))
-        final = folder / destination.rsplit("/", 1)[-1]
-        if os.path.isdir(final) and not os.path.islink(final):
-            raise IntegrityError(f"refusing to write {destination}: a folder has that name")
-        os.replace(temp, final)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-    info = os.lstat(final)
-    return FileStat(info.st_size, info.st_mtime_ns, info.st_ino)
+    """Write one complete, verified file at ``target`` (default ``relpath``) under ``root``."""
+    staged = StagedWrites(root)
+    staged.stage(
+        relpath, chunks, mtime_ns=mtime_ns, checksum=checksum, factory=factory, target=target
+    )
+    return staged.commit()[0][1]
 
 
 def remove_temp_files(root: Path) -> int:

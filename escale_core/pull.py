@@ -22,11 +22,14 @@ from .checksum import Hasher
 from .crypto import KIND_CHUNK, KIND_PACK
 from .errors import IntegrityError
 from .history import FileRecord, LocalState
-from .local import FileStat, Filters, hash_file, stat_file, target_folder, write_atomic
+from .local import FileStat, Filters, StagedWrites, hash_file, stat_file, target_folder
 from .manifest import FileEntry, Manifest, ObjectRef
-from .repository import Repository
+from .repository import Repository, data_name
 
 MAX_OBJECT = 256 << 20  # larger declared objects are refused (decompression bombs)
+#: Staged files are made durable and renamed in batches of this many bytes or files.
+BATCH_BYTES = 64 << 20
+BATCH_FILES = 4096
 
 
 @dataclass
@@ -157,29 +160,37 @@ class Puller:
 
     def _write_all(self, manifest: Manifest, plan: list[tuple[FileEntry, Optional[str]]]) -> None:
         cache: dict[int, bytes] = {}
-        for entry, conflict in sorted(plan, key=lambda p: p[0].pieces[0][0] if p[0].pieces else -1):
-            target = entry.path
-            if conflict == "":  # our version stays; theirs becomes the conflict copy
-                target = conflict_name(entry.path, entry.mtime_ns, self._sender_name(manifest))
-            elif conflict:
-                self._rename_local(entry.path, conflict)
-            chunks = self._content(manifest, entry, cache)
-            info = write_atomic(
-                self.root,
-                entry.path,
-                chunks,
-                target=target,
-                mtime_ns=entry.mtime_ns if self.options.restore_mtime else None,
-                checksum=entry.checksum,
-                factory=self.hasher(manifest.algorithm),
-            )
-            self.result.bytes += entry.size
+        staged = StagedWrites(self.root)
+        try:
+            for entry, conflict in sorted(
+                plan, key=lambda p: p[0].pieces[0][0] if p[0].pieces else -1
+            ):
+                target = entry.path
+                if conflict == "":  # our version stays; theirs becomes the conflict copy
+                    target = conflict_name(entry.path, entry.mtime_ns, self._sender_name(manifest))
+                elif conflict:
+                    self._rename_local(entry.path, conflict)
+                staged.stage(
+                    entry.path,
+                    self._content(manifest, entry, cache),
+                    target=target,
+                    mtime_ns=entry.mtime_ns if self.options.restore_mtime else None,
+                    checksum=entry.checksum,
+                    factory=self.hasher(manifest.algorithm),
+                )
+                self.result.bytes += entry.size
+                if staged.size >= BATCH_BYTES or len(staged.pending) >= BATCH_FILES:
+                    self._commit(staged)
+            self._commit(staged)
+        finally:
+            staged.abort()
+
+    def _commit(self, staged: StagedWrites) -> None:
+        for target, info, checksum in staged.commit():
             self.result.written.append(target)
             self.state.set(
                 target,
-                FileRecord(
-                    info.size, info.mtime_ns, info.inode, entry.checksum, entry.checksum, "relay"
-                ),
+                FileRecord(info.size, info.mtime_ns, info.inode, checksum, checksum, "relay"),
             )
 
     def _sender_name(self, manifest: Manifest) -> str:
@@ -208,14 +219,18 @@ class Puller:
     def _load(self, manifest: Manifest, index: int, ref: ObjectRef, kind: int) -> bytes:
         if ref.size > MAX_OBJECT:
             raise IntegrityError(f"update {manifest.seq}: object {index} declares {ref.size} bytes")
-        body = b"".join(self.repo.open_data(kind, manifest.client, manifest.seq, index))
+        name = data_name(manifest.client, manifest.seq, index)
+        try:
+            body = b"".join(self.repo.open_data(kind, manifest.client, manifest.seq, index))
+        except IntegrityError as exc:  # name the object that failed, not only its update
+            raise type(exc)(f"{name}: {exc}") from None
         if ref.compressed:
             try:
                 body = zstandard.ZstdDecompressor().decompress(body, max_output_size=ref.size)
             except zstandard.ZstdError as exc:
-                raise IntegrityError(f"update {manifest.seq}: object {index}: {exc}") from None
+                raise IntegrityError(f"{name}: {exc}") from None
         if len(body) != ref.size:
-            raise IntegrityError(f"update {manifest.seq}: object {index} has the wrong size")
+            raise IntegrityError(f"{name} has the wrong size")
         return body
 
     def _record(self, entry: FileEntry, info: Optional[FileStat], restore: bool) -> None:

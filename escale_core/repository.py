@@ -134,8 +134,20 @@ def open_repository(
         header = _parse_header(relay.read_bytes(HEADER))
     except RelayNotFoundError:
         header = _create(relay, ciphers, passphrase, create_cipher, create_checksum)
+    if header["cipher"] not in ciphers:
+        raise UnsupportedFormatError(
+            f"relay object {HEADER}: unknown cipher {header['cipher']!r} "
+            f"(installed: {', '.join(ciphers.names())})"
+        )
     cipher_class = ciphers.get(header["cipher"]).load()
     if cipher_class.key_size == 0:
+        if passphrase is not None:  # a replaced header must not turn encryption off
+            raise IntegrityError(
+                f"relay object {HEADER}: the repository is not encrypted (cipher "
+                f"{header['cipher']}) but this section encrypts: refusing to send anything "
+                "(set encryption = \"plain\" if this is intended; otherwise the header was "
+                "tampered with)"
+            )
         master = b""
         mac_key = header["id"].encode()
     else:
@@ -144,8 +156,15 @@ def open_repository(
                 f"the repository is encrypted with {header['cipher']}: "
                 "set passphrase_file in the section"
             )
-        kek = derive_key(passphrase, header["kdf"])
-        master = unwrap_key(kek, header["key"], _header_aad(header))
+        try:
+            if not isinstance(header.get("kdf"), dict) or not isinstance(header.get("key"), str):
+                raise IntegrityError("repository header: missing KDF parameters or wrapped key")
+            kek = derive_key(passphrase, header["kdf"])
+            master = unwrap_key(kek, header["key"], _header_aad(header))
+        except IntegrityError as exc:
+            raise type(exc)(f"relay object {HEADER}: {exc}") from None
+        except ValueError as exc:  # undecodable base64
+            raise IntegrityError(f"relay object {HEADER}: invalid wrapped key ({exc})") from None
         mac_key = hmac.new(master, b"escale client ids", hashlib.sha256).digest()
     return Repository(
         relay,

@@ -53,12 +53,10 @@ def test_version_prints_the_package_version(escale: RunEscale) -> None:
 @pytest.mark.parametrize(
     ("args", "command"),
     [
-        (["status"], "status"),
         (["start"], "start"),
         (["stop"], "stop"),
         (["restart"], "restart"),
         (["init"], "init"),
-        (["access", "some-file"], "access"),
         (["relay", "check", "photos"], "relay check"),
         (["migrate", "photos", "s3://b/x"], "migrate"),
         (["backup", "photos", "a.tar"], "backup"),

@@ -30,6 +30,8 @@ def summary(section: str, report: RoundReport) -> str:
         parts.append(f"{len(report.kept)} local file(s) kept")
     if report.over_quota:
         parts.append(f"{len(report.over_quota)} file(s) wait for quota")
+    if report.waiting:
+        parts.append(f"waiting for a full re-send from {', '.join(report.waiting)}")
     state = "in sync" if report.in_sync else "NOT in sync"
     return f"{section}: {', '.join(parts)}; relay {human_size(report.relay_usage)}; {state}"
 
