@@ -46,6 +46,8 @@ class SyncOptions:
     propagate_deletions: bool = True
     restore_mtime: bool = True
     force: bool = False
+    #: called with a number of bytes as data moves (progress bars)
+    progress: Optional[Callable[[int], None]] = None
 
 
 @dataclass
@@ -225,6 +227,7 @@ class Engine:
             budget=budget,
             snapshot=bool(requesters),
         )
+        pusher.progress = options.progress
         result = pusher.run(PushPlan(changed, deleted, requesters))
         report.pushed, report.deleted_remote = result.pushed, result.deleted
         report.over_quota, report.bytes_up = result.over_quota, result.bytes
@@ -285,6 +288,7 @@ class Engine:
             self.hasher,
             names,
         )
+        puller.progress = self.options.progress
         known = self.state.get_meta("known", {})
         for cid in sorted((set(listing.updates) | set(states)) - {self.me}):
             ack = acks.get(cid, 0)

@@ -83,6 +83,7 @@ class Puller:
         self.repo, self.state, self.root, self.me, self.my_name = repo, state, root, me, my_name
         self.options, self.hasher, self.names = options, hasher, names
         self.result = PullResult()
+        self.progress: Optional[Callable[[int], None]] = None
 
     # -- deciding ------------------------------------------------------------------------
 
@@ -213,8 +214,12 @@ class Puller:
                     cache.clear()  # one pack in memory at a time
                     cache[index] = self._load(manifest, index, ref, KIND_PACK)
                 yield cache[index][offset : offset + length]
+                if self.progress is not None:
+                    self.progress(length)
             else:
                 yield self._load(manifest, index, ref, KIND_CHUNK)[offset : offset + length]
+                if self.progress is not None:
+                    self.progress(length)
 
     def _load(self, manifest: Manifest, index: int, ref: ObjectRef, kind: int) -> bytes:
         if ref.size > MAX_OBJECT:

@@ -79,6 +79,7 @@ class Pusher:
         self.snapshot = snapshot  # send unchanged files too (a client asked for everything)
         self.manifest = Manifest(repo.id, cid, seq, repo.checksum, pullers, time.time())
         self.result = PushResult()
+        self.progress: Optional[Callable[[int], None]] = None
         self._pack = bytearray()
         self._pack_entries: list[tuple[FileEntry, FileStat]] = []
         self._done: list[tuple[FileEntry, FileStat]] = []
@@ -182,7 +183,7 @@ class Pusher:
         index = len(self.manifest.objects)
         sealed = self.repo.seal_data(kind, self.cid, self.seq, index, chunks)
         self.repo.relay.write_stream(
-            data_name(self.cid, self.seq, index), _count(sealed, self.result)
+            data_name(self.cid, self.seq, index), _count(sealed, self.result, self.progress)
         )
         return index
 
@@ -222,7 +223,11 @@ class Pusher:
         self._done.append((entry, info))
 
 
-def _count(chunks: Iterator[bytes], result: PushResult) -> Iterator[bytes]:
+def _count(
+    chunks: Iterator[bytes], result: PushResult, progress: Optional[Callable[[int], None]]
+) -> Iterator[bytes]:
     for chunk in chunks:
         result.bytes += len(chunk)
+        if progress is not None:
+            progress(len(chunk))
         yield chunk

@@ -145,7 +145,7 @@ def open_repository(
             raise IntegrityError(
                 f"relay object {HEADER}: the repository is not encrypted (cipher "
                 f"{header['cipher']}) but this section encrypts: refusing to send anything "
-                "(set encryption = \"plain\" if this is intended; otherwise the header was "
+                '(set encryption = "plain" if this is intended; otherwise the header was '
                 "tampered with)"
             )
         master = b""

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Optional
+from typing import IO, Any, Callable, Optional
 
 from .checksum import resolve_checksum
 from .config import Config, SectionConfig
@@ -33,7 +33,9 @@ def filters_for(section: SectionConfig) -> Filters:
     )
 
 
-def options_for(section: SectionConfig, force: bool = False) -> SyncOptions:
+def options_for(
+    section: SectionConfig, force: bool = False, progress: Optional[Callable[[int], None]] = None
+) -> SyncOptions:
     """The engine options of a section."""
     return SyncOptions(
         root=section.path,
@@ -46,6 +48,7 @@ def options_for(section: SectionConfig, force: bool = False) -> SyncOptions:
         propagate_deletions=section.propagate_deletions,
         restore_mtime=section.timestamp is not False,
         force=force,
+        progress=progress,
     )
 
 
@@ -134,6 +137,7 @@ def sync_section(
     plugins: Plugins,
     force: bool = False,
     directory: Optional[Path] = None,
+    progress: Optional[Callable[[int], None]] = None,
 ) -> RoundReport:
     """Run one round for ``section``."""
     folder = directory or section_state_dir(config)
@@ -143,7 +147,9 @@ def sync_section(
             repo = open_section_repository(section, relay, plugins)
             state = LocalState(section.name, folder)
             try:
-                engine = Engine(repo, state, options_for(section, force), plugins.checksums)
+                engine = Engine(
+                    repo, state, options_for(section, force, progress), plugins.checksums
+                )
                 return engine.run_round()
             finally:
                 state.close()

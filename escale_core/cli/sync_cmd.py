@@ -15,6 +15,7 @@ from ..history import TimeQuotaController
 from ..plugins import get_plugins
 from ..session import sync_section
 from .output import details, summary
+from .progress import RoundProgress
 
 log = logging.getLogger("escale")
 
@@ -33,15 +34,19 @@ def _sections(config: Config, names: Optional[list[str]], all_: bool) -> list[st
 
 def run_rounds(
     config: Config, names: list[str], *, force: bool, verbosity: int, as_json: bool
-) -> bool:
-    """One round of each section; return whether all ended in sync."""
+) -> tuple[bool, bool]:
+    """One round of each section; return whether all ended in sync, and whether anything
+    moved."""
     plugins = get_plugins()
-    all_ok = True
+    all_ok, moved = True, False
     results = {}
     for name in names:
         section = config.section(name)
         try:
-            report = sync_section(config, section, plugins, force=force)
+            with RoundProgress(
+                name, enabled=None if verbosity >= 0 and not as_json else False
+            ) as bar:
+                report = sync_section(config, section, plugins, force=force, progress=bar)
         except EscaleError as exc:
             if exc.exit_code == 2:
                 raise
@@ -50,6 +55,7 @@ def run_rounds(
             all_ok = False
             continue
         all_ok &= report.in_sync
+        moved |= report.transferred
         results[name] = report.as_dict()
         if as_json:
             continue
@@ -62,7 +68,7 @@ def run_rounds(
                 typer.echo(line)
     if as_json:
         typer.echo(json.dumps(results, indent=2))
-    return all_ok
+    return all_ok, moved
 
 
 def register(app: typer.Typer) -> None:
@@ -93,10 +99,10 @@ def register(app: typer.Typer) -> None:
         refresh = min(config.section(n).refresh for n in names)
         controller = TimeQuotaController(refresh)
         while True:
-            ok = run_rounds(
+            ok, moved = run_rounds(
                 config, names, force=force, verbosity=ctx.obj.verbosity, as_json=as_json
             )
             if not watch:
                 sys.exit(0 if ok else 1)
-            controller.record(True)
+            controller.record(moved)
             controller.wait()
