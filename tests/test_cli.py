@@ -91,3 +91,10 @@ def test_python_dash_m_and_console_script_agree(escale: RunEscale) -> None:
     script = shutil.which("escale") or str(Path(sys.executable).parent / "escale")
     out = subprocess.run([script, "--version"], capture_output=True, text=True, check=True)
     assert out.stdout == escale("--version").stdout
+
+
+def test_demo_syncs_two_folders_and_reports_them_identical(escale: RunEscale) -> None:
+    run = escale("demo")
+    assert run.returncode == 0, run.stderr
+    assert "laptop/ and server/ are identical" in run.stdout
+    assert "no file names or contents" in run.stdout
