@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from .checksum import Hasher, checksum_factory
-from .errors import IntegrityError, RelayNotFoundError
+from .errors import EscaleError, IntegrityError, RelayNotFoundError
 from .history import LocalState
 from .local import Filters, remove_temp_files, scan
-from .manifest import ClientState
+from .manifest import ClientState, Manifest
 from .pull import Puller, PullOptions
 from .push import Pusher, PushPlan
 from .registry import Registry
@@ -46,6 +46,7 @@ class SyncOptions:
     propagate_deletions: bool = True
     restore_mtime: bool = True
     force: bool = False
+    checksum_cache: bool = True
     #: called with a number of bytes as data moves (progress bars)
     progress: Optional[Callable[[int], None]] = None
 
@@ -121,8 +122,14 @@ class Engine:
         self.me = repo.client_id(options.client)
 
     def hasher(self, algorithm: str) -> Callable[[], Hasher]:
-        """The checksum factory of ``algorithm``."""
-        return checksum_factory(algorithm, self.checksums)
+        """The checksum factory of ``algorithm``.
+
+        :raises IntegrityError: relay data names an algorithm that is not installed.
+        """
+        try:
+            return checksum_factory(algorithm, self.checksums)
+        except EscaleError as exc:
+            raise IntegrityError(f"relay data uses checksum '{algorithm}': {exc}") from None
 
     def run_round(self) -> RoundReport:
         """One round; relay errors propagate after local state is saved."""
@@ -189,8 +196,11 @@ class Engine:
         changed = []
         for path, info in sorted(local.items()):
             record = files.get(path)
-            unchanged = (
-                record is not None and record.matches(info) and record.checksum == record.synced
+            unchanged = (  # without the checksum cache every file is re-read
+                options.checksum_cache
+                and record is not None
+                and record.matches(info)
+                and record.checksum == record.synced
             )
             if not unchanged and readable(path):
                 changed.append(path)
@@ -237,9 +247,10 @@ class Engine:
         known = self.state.get_meta("known", {})
         known[f"{self.me}/{result.seq}"] = [options.pullers, requesters]
         self.state.set_meta("known", known)
-        served = self.state.get_meta("served", {})
-        served.update({cid: result.seq for cid in requesters})
-        self.state.set_meta("served", served)
+        if not result.over_quota:  # a snapshot cut short by the quota is sent again
+            served = self.state.get_meta("served", {})
+            served.update({cid: result.seq for cid in requesters})
+            self.state.set_meta("served", served)
         return result.seq
 
     def _snapshot_requests(self, states: dict[str, ClientState]) -> list[str]:
@@ -276,6 +287,7 @@ class Engine:
             self.options.propagate_deletions,
             self.options.restore_mtime,
             self._writable(),
+            self.options.checksum_cache,
         )
         names = {cid: s.name for cid, s in states.items()}
         puller = Puller(
@@ -290,31 +302,59 @@ class Engine:
         )
         puller.progress = self.options.progress
         known = self.state.get_meta("known", {})
+        pending: dict[str, list[int]] = {}
         for cid in sorted((set(listing.updates) | set(states)) - {self.me}):
             ack = acks.get(cid, 0)
             available = [s for s in listing.updates.get(cid, []) if s > ack]
             published = states[cid].last_seq if cid in states else 0
+            if not available and published > ack:
+                # published after our listing, or collected before we got it: look again
+                available = [s for s in self._updates_of(cid) if s > ack]
             if (available and available[0] > ack + 1) or (not available and published > ack):
                 want_full[cid] = max([published, *available])  # missed updates: ask for all
-            for seq in available:
-                sender = names.get(cid, cid[:8])
-                try:
-                    manifest = self.repo.read_manifest(cid, seq)
-                    puller.apply(manifest)
-                except RelayNotFoundError:
-                    want_full[cid] = max(want_full.get(cid, 0), seq)  # collected meanwhile
-                except IntegrityError as exc:
-                    report.errors.append(
-                        f"relay object {update_name(cid, seq)} from {sender}: {exc}"
-                    )
-                    break
-                else:
-                    known[f"{cid}/{seq}"] = [manifest.pullers, manifest.snapshot_for]
-                    if self.me in manifest.snapshot_for:
-                        want_full.pop(cid, None)
-                acks[cid] = seq
-                self.state.commit()
-                self.state.set_meta("acks", acks)
+            pending[cid] = available
+        # Apply in publication order across clients, each client's own updates in sequence: a
+        # change built on another client's change must never be applied before it (it would
+        # look like a conflict). One manifest per client is held at a time.
+        heads: dict[str, Manifest] = {}
+        while True:
+            for cid, seqs in pending.items():
+                while seqs and cid not in heads:
+                    seq = seqs.pop(0)
+                    try:
+                        heads[cid] = self.repo.read_manifest(cid, seq)
+                    except RelayNotFoundError:
+                        want_full[cid] = max(want_full.get(cid, 0), seq)  # collected meanwhile
+                        acks[cid] = seq
+                        self.state.set_meta("acks", acks)
+                    except IntegrityError as exc:
+                        report.errors.append(
+                            f"relay object {update_name(cid, seq)} from {names.get(cid, cid[:8])}: "
+                            f"{exc}"
+                        )
+                        seqs.clear()
+            if not heads:
+                break
+            cid = min(heads, key=lambda c: (heads[c].time, c))
+            manifest = heads.pop(cid)
+            seq = manifest.seq
+            try:
+                puller.apply(manifest)
+            except RelayNotFoundError:
+                want_full[cid] = max(want_full.get(cid, 0), seq)  # collected meanwhile
+            except IntegrityError as exc:
+                report.errors.append(
+                    f"relay object {update_name(cid, seq)} from {names.get(cid, cid[:8])}: {exc}"
+                )
+                pending[cid].clear()
+                continue
+            else:
+                known[f"{cid}/{seq}"] = [manifest.pullers, manifest.snapshot_for]
+                if self.me in manifest.snapshot_for:
+                    want_full.pop(cid, None)
+            acks[cid] = seq
+            self.state.commit()
+            self.state.set_meta("acks", acks)
         self.state.set_meta("known", known)
         report.waiting = sorted(names.get(cid, cid[:8]) for cid in want_full)
         result = puller.result
@@ -324,6 +364,11 @@ class Engine:
             result.kept,
             result.bytes,
         )
+
+    def _updates_of(self, cid: str) -> list[int]:
+        """The update numbers of client ``cid``, listed now."""
+        names = self.repo.relay.list(f"updates/{cid}")
+        return sorted(int(m.group(2)) for n in names if (m := _UPDATE.match(n)))
 
     # -- garbage collection ------------------------------------------------------------
 

@@ -7,6 +7,7 @@ verified against the expected checksum, fsynced, given its mtime, then renamed i
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import uuid
@@ -52,9 +53,13 @@ class Filters:
         ):
             return False
         if self.include_directories:
-            # a parent of an included folder must be entered too
+            # an included folder's whole subtree is included; its parents must be entered too
+            parts = relpath.split("/")
+            ancestors = ["/".join(parts[: i + 1]) for i in range(len(parts))]
             return any(
-                p.matches(relpath) or p.matches(name) for p in self.include_directories
+                p.matches(folder) or p.matches(folder.rsplit("/", 1)[-1])
+                for p in self.include_directories
+                for folder in ancestors
             ) or any(
                 not p.is_regex and p.source.startswith(relpath + "/")
                 for p in self.include_directories
@@ -66,7 +71,9 @@ class Filters:
         name = relpath.rsplit("/", 1)[-1]
         if name.startswith("."):
             return False
-        if self.file_types and name.rsplit(".", 1)[-1].lower() not in self.file_types:
+        if self.file_types and (
+            "." not in name or name.rsplit(".", 1)[-1].lower() not in self.file_types
+        ):
             return False
         if self.include and not matches_any(self.include, name):
             return False
@@ -125,9 +132,10 @@ def hash_file(path: Path, factory: Callable[[], Hasher]) -> str:
             hasher.update(view[:count])
 
 
-def target_folder(root: Path, relpath: str) -> Path:
+def target_folder(root: Path, relpath: str, created: Optional[list[Path]] = None) -> Path:
     """The folder that will hold ``relpath``, created if needed, never through a symlink.
 
+    :param created: the folders this call creates are appended to it.
     :raises IntegrityError: a parent is a symlink or a file.
     """
     folder = root
@@ -137,6 +145,8 @@ def target_folder(root: Path, relpath: str) -> Path:
             info = os.lstat(folder)
         except FileNotFoundError:
             os.mkdir(folder)
+            if created is not None:
+                created.append(folder)
             continue
         if stat.S_ISLNK(info.st_mode):
             raise IntegrityError(f"refusing to write {relpath}: {folder} is a symlink")
@@ -156,6 +166,7 @@ class StagedWrites:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.pending: list[tuple[Path, Path, str, str]] = []
+        self.created: list[Path] = []  # folders made for staged files, removed on abort
         self.size = 0
 
     def stage(
@@ -174,7 +185,7 @@ class StagedWrites:
             the target's folder is reached through a symlink.
         """
         destination = target or relpath
-        folder = target_folder(self.root, destination)
+        folder = target_folder(self.root, destination, self.created)
         temp = folder / f"{TEMP_PREFIX}{uuid.uuid4().hex}"
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
         try:
@@ -208,15 +219,20 @@ class StagedWrites:
                 info = os.lstat(final)
                 stat_ = FileStat(info.st_size, info.st_mtime_ns, info.st_ino)
                 done.append((destination, stat_, checksum))
+            self.created = []
         finally:
             self.abort()
         return done
 
     def abort(self) -> None:
-        """Forget what is staged, deleting temporary files that were not renamed."""
+        """Forget what is staged, deleting temporary files that were not renamed and the
+        folders made for them that stayed empty."""
         for temp, *_ in self.pending:
             temp.unlink(missing_ok=True)
-        self.pending, self.size = [], 0
+        for folder in reversed(self.created):
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        self.pending, self.created, self.size = [], [], 0
 
 
 def _sync(files: list[Path]) -> None:

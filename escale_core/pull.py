@@ -27,9 +27,6 @@ from .manifest import FileEntry, Manifest, ObjectRef
 from .repository import Repository, data_name
 
 MAX_OBJECT = 256 << 20  # larger declared objects are refused (decompression bombs)
-#: Staged files are made durable and renamed in batches of this many bytes or files.
-BATCH_BYTES = 64 << 20
-BATCH_FILES = 4096
 
 
 @dataclass
@@ -41,6 +38,7 @@ class PullOptions:
     propagate_deletions: bool
     restore_mtime: bool
     writable: Callable[[str], bool]
+    trust_cache: bool = True
 
 
 @dataclass
@@ -94,7 +92,12 @@ class Puller:
         if info is None:
             return None, None
         record = self.state.files.get(path)
-        if record is not None and record.matches(info) and record.checksum:
+        if (
+            self.options.trust_cache
+            and record is not None
+            and record.matches(info)
+            and record.checksum
+        ):
             return info, record.checksum
         checksum = hash_file(self.root / path, self.hasher(algorithm))
         synced = record.synced if record else None
@@ -122,39 +125,54 @@ class Puller:
         for entry in manifest.files:
             if not self.options.filters.accepts_path(entry.path):
                 continue
+            resent = entry.base == entry.checksum  # a full re-send of a settled version
+            if resent and self.me not in manifest.snapshot_for:
+                continue  # nothing new for a client that missed none of the sender's updates
             info, local = self._local_checksum(entry.path, algorithm)
             record = self.state.files.get(entry.path)
             if local == entry.checksum:
-                self._record(entry, info, restore=True)
+                self._record(entry, info, self._sender_name(manifest))
                 continue
             if not self.options.writable(entry.path):
                 self.result.kept.append(entry.path)
                 continue
             synced = record.synced if record else None
-            if info is None or local == synced or local == entry.base:
-                if (
-                    info is not None
-                    and self.options.mode == "conservative"
-                    and (record is None or record.origin != "relay")
-                ):
+            # A fast-forward: the sender built on the version we agreed on and we did not change
+            # it since (or built on exactly what we have). Anything else is concurrent history.
+            forward = (entry.base == synced and local == synced) or local == entry.base
+            if resent and info is not None and record is not None and local == synced:
+                # both hold a settled version, so one of them is stale: the newer one stays
+                if entry.mtime_ns <= info.mtime_ns:
+                    continue
+                forward = True
+            conservative = self.options.mode == "conservative"
+            mine = record is None or record.origin in (None, "local")
+            if info is None or forward:
+                if info is not None and conservative and mine:
                     self.result.kept.append(entry.path)
                     continue
                 plan.append((entry, None))
                 continue
-            plan.append((entry, self._resolve(entry, info, manifest.client)))
+            if conservative:  # never replace a local change, not even by a conflict rename
+                self.result.kept.append(entry.path)
+                continue
+            author = self.my_name if mine or record is None else str(record.origin)
+            plan.append((entry, self._resolve(entry, info, author, self._sender_name(manifest))))
         self._write_all(manifest, plan)
         if self.options.propagate_deletions:
             for deletion in manifest.deletions:
                 self._delete(deletion.path, deletion.base, algorithm)
 
-    def _resolve(self, entry: FileEntry, info: FileStat, cid: str) -> Optional[str]:
+    def _resolve(self, entry: FileEntry, info: FileStat, ours: str, theirs: str) -> Optional[str]:
         """A conflict: return the name for the local copy if it loses, else ``""`` meaning
-        the incoming version goes to a conflict copy."""
-        ours = (info.mtime_ns, self.me)
-        theirs = (entry.mtime_ns, cid)
+        the incoming version goes to a conflict copy.
+
+        Every client decides alike: the later mtime keeps the name, ties go to the greater
+        author name, and the loser is named after its author and mtime.
+        """
         self.result.conflicts.append(entry.path)
-        if theirs > ours:
-            return conflict_name(entry.path, info.mtime_ns, self.my_name)
+        if (entry.mtime_ns, theirs) > (info.mtime_ns, ours):
+            return conflict_name(entry.path, info.mtime_ns, ours)
         return ""
 
     # -- writing -------------------------------------------------------------------------
@@ -162,6 +180,7 @@ class Puller:
     def _write_all(self, manifest: Manifest, plan: list[tuple[FileEntry, Optional[str]]]) -> None:
         cache: dict[int, bytes] = {}
         staged = StagedWrites(self.root)
+        renames: list[tuple[str, str]] = []
         try:
             for entry, conflict in sorted(
                 plan, key=lambda p: p[0].pieces[0][0] if p[0].pieces else -1
@@ -170,7 +189,7 @@ class Puller:
                 if conflict == "":  # our version stays; theirs becomes the conflict copy
                     target = conflict_name(entry.path, entry.mtime_ns, self._sender_name(manifest))
                 elif conflict:
-                    self._rename_local(entry.path, conflict)
+                    renames.append((entry.path, conflict))
                 staged.stage(
                     entry.path,
                     self._content(manifest, entry, cache),
@@ -180,18 +199,20 @@ class Puller:
                     factory=self.hasher(manifest.algorithm),
                 )
                 self.result.bytes += entry.size
-                if staged.size >= BATCH_BYTES or len(staged.pending) >= BATCH_FILES:
-                    self._commit(staged)
-            self._commit(staged)
+            # every object of the update is verified: only now does the folder change (a
+            # tampered object anywhere in the update leaves it untouched)
+            for path, new in renames:
+                self._rename_local(path, new)
+            self._commit(staged, self._sender_name(manifest))
         finally:
             staged.abort()
 
-    def _commit(self, staged: StagedWrites) -> None:
+    def _commit(self, staged: StagedWrites, author: str) -> None:
         for target, info, checksum in staged.commit():
             self.result.written.append(target)
             self.state.set(
                 target,
-                FileRecord(info.size, info.mtime_ns, info.inode, checksum, checksum, "relay"),
+                FileRecord(info.size, info.mtime_ns, info.inode, checksum, checksum, author),
             )
 
     def _sender_name(self, manifest: Manifest) -> str:
@@ -238,19 +259,14 @@ class Puller:
             raise IntegrityError(f"{name} has the wrong size")
         return body
 
-    def _record(self, entry: FileEntry, info: Optional[FileStat], restore: bool) -> None:
+    def _record(self, entry: FileEntry, info: Optional[FileStat], author: str) -> None:
         path = self.root / entry.path
-        if (
-            restore
-            and info is not None
-            and self.options.restore_mtime
-            and info.mtime_ns != entry.mtime_ns
-        ):
+        if info is not None and self.options.restore_mtime and info.mtime_ns != entry.mtime_ns:
             os.utime(path, ns=(entry.mtime_ns, entry.mtime_ns))
             info = stat_file(path)
         if info is not None:
             record = self.state.files.get(entry.path)
-            origin = record.origin if record and record.synced == entry.checksum else "relay"
+            origin = record.origin if record and record.synced == entry.checksum else author
             self.state.set(
                 entry.path,
                 FileRecord(
@@ -267,7 +283,8 @@ class Puller:
             return
         record = self.state.files.get(path)
         if local != base or (
-            self.options.mode == "conservative" and (record is None or record.origin != "relay")
+            self.options.mode == "conservative"
+            and (record is None or record.origin in (None, "local"))
         ):
             self.result.kept.append(path)  # changed since the deleted version: keep it
             return

@@ -98,6 +98,9 @@ class Pusher:
         if not self.manifest.files and not self.manifest.deletions:
             self.state.commit()
             return self.result
+        # Reserve the number before publishing: a crash after the manifest is written must
+        # never let this client publish the same number again.
+        self.state.set_meta("last_seq", self.seq)
         self.repo.write_manifest(self.manifest)
         self.result.seq = self.seq
         for entry, info in self._done:

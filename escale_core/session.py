@@ -48,6 +48,7 @@ def options_for(
         propagate_deletions=section.propagate_deletions,
         restore_mtime=section.timestamp is not False,
         force=force,
+        checksum_cache=section.checksum_cache,
         progress=progress,
     )
 

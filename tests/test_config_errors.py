@@ -50,6 +50,7 @@ CASES = [
         GOOD + 'mode = "sideways"\n',
         ["[photos] mode", "conservative, download, shared, upload"],
     ),
+    ("page-size-too-big", GOOD + 'max_page_size = "1GiB"\n', ["max_page_size", "256 MiB"]),
     ("bad-duration", GOOD + 'lock_timeout = "soon"\n', ["lock_timeout", "duration"]),
     ("bad-codes", GOOD + 'wait_on_error = ["x"]\n', ["wait_on_error", "integer codes"]),
     (

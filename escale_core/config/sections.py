@@ -71,6 +71,12 @@ class _Section:
                 )
             else:
                 values[option.name] = copy.deepcopy(option.default)
+        if not 1024 <= values["max_page_size"] <= MAX_PAGE:
+            self.fail(
+                "expected a size between 64 KiB and 256 MiB",
+                "max_page_size",
+                hint="pullers refuse larger objects",
+            )
         address = self._address(values)
         self._check_path(values["path"], address)
         self._check_credentials(values, address)
@@ -241,6 +247,8 @@ class _Section:
             )
         return name
 
+
+MAX_PAGE = 256 * 1024**2  # the largest object pullers accept (escale_core.pull.MAX_OBJECT)
 
 _REQUIRED_HINTS = {
     "path": 'the local folder to sync, e.g. path = "~/Photos"',
