@@ -137,9 +137,11 @@ class Engine:
         root = self.options.root
         root.mkdir(parents=True, exist_ok=True)
         remove_temp_files(root)
+        # Client states first, then the listing: an update published in between is then in
+        # the listing, so its data is never taken for an orphan.
+        states = self._client_states(report)
         listing = Listing.read(self.repo.relay.list_sizes(""))
         report.relay_usage = listing.usage
-        states = self._client_states(listing, report)
         mine = states.get(self.me) or ClientState(self.options.client)
         # Acks come from the local state only: a client whose state was lost starts afresh
         # (gaps then make it ask for full snapshots) instead of trusting what it once applied.
@@ -166,9 +168,10 @@ class Engine:
         self.state.set_meta("last_round", {"time": time.time(), **report.as_dict()})
         return report
 
-    def _client_states(self, listing: Listing, report: RoundReport) -> dict[str, ClientState]:
+    def _client_states(self, report: RoundReport) -> dict[str, ClientState]:
         states = {}
-        for cid in sorted(listing.clients):
+        clients = Listing.read(self.repo.relay.list_sizes("clients")).clients
+        for cid in sorted(clients):
             try:
                 states[cid] = self.repo.read_client(cid)
             except (IntegrityError, RelayNotFoundError) as exc:

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Union
 
 from .checksum import Hasher
 from .errors import IntegrityError
@@ -172,7 +172,7 @@ class StagedWrites:
     def stage(
         self,
         relpath: str,
-        chunks: Iterable[bytes],
+        chunks: Iterable[Union[bytes, memoryview]],
         *,
         mtime_ns: Optional[int],
         checksum: str,
@@ -270,7 +270,7 @@ _syncfs = _load_syncfs()
 def write_atomic(
     root: Path,
     relpath: str,
-    chunks: Iterable[bytes],
+    chunks: Iterable[Union[bytes, memoryview]],
     *,
     mtime_ns: Optional[int],
     checksum: str,

@@ -61,10 +61,12 @@ class FileEntry:
 
 @dataclass
 class Deletion:
-    """A tombstone: ``path`` was deleted where its content was ``base``."""
+    """A tombstone: ``path`` was deleted where its content was ``base``; ``prune``: its folder
+    is gone too at the sender, so folders the deletion leaves empty are removed."""
 
     path: str
     base: str
+    prune: bool = False
 
 
 @dataclass
@@ -108,7 +110,7 @@ class Manifest:
             "files": [
                 [f.path, f.size, f.mtime_ns, f.checksum, f.base, f.pieces] for f in self.files
             ],
-            "deletions": [[d.path, d.base] for d in self.deletions],
+            "deletions": [[d.path, d.base, d.prune] for d in self.deletions],
         }
         return zstandard.ZstdCompressor(level=3).compress(json.dumps(data).encode())
 
@@ -147,7 +149,10 @@ class Manifest:
                 )
                 _check_pieces(entry, objects)
                 manifest.files.append(entry)
-            manifest.deletions = [Deletion(safe_path(p), _str(b)) for p, b in data["deletions"]]
+            manifest.deletions = [
+                Deletion(safe_path(d[0]), _str(d[1]), bool(d[2]) if len(d) > 2 else False)
+                for d in data["deletions"]
+            ]
         except IntegrityError:
             raise
         except (KeyError, TypeError, ValueError) as exc:

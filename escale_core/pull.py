@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Union
 
 import zstandard
 
@@ -161,7 +161,7 @@ class Puller:
         self._write_all(manifest, plan)
         if self.options.propagate_deletions:
             for deletion in manifest.deletions:
-                self._delete(deletion.path, deletion.base, algorithm)
+                self._delete(deletion.path, deletion.base, algorithm, deletion.prune)
 
     def _resolve(self, entry: FileEntry, info: FileStat, ours: str, theirs: str) -> Optional[str]:
         """A conflict: return the name for the local copy if it loses, else ``""`` meaning
@@ -227,7 +227,7 @@ class Puller:
 
     def _content(
         self, manifest: Manifest, entry: FileEntry, cache: dict[int, bytes]
-    ) -> Iterator[bytes]:
+    ) -> Iterator[Union[bytes, memoryview]]:
         for index, offset, length in entry.pieces:
             ref = manifest.objects[index]
             if ref.kind == "pack":
@@ -238,7 +238,10 @@ class Puller:
                 if self.progress is not None:
                     self.progress(length)
             else:
-                yield self._load(manifest, index, ref, KIND_CHUNK)[offset : offset + length]
+                # a view, not a copy: a chunk is as big as max_page_size
+                yield memoryview(self._load(manifest, index, ref, KIND_CHUNK))[
+                    offset : offset + length
+                ]
                 if self.progress is not None:
                     self.progress(length)
 
@@ -274,7 +277,7 @@ class Puller:
                 ),
             )
 
-    def _delete(self, path: str, base: str, algorithm: str) -> None:
+    def _delete(self, path: str, base: str, algorithm: str, prune: bool = False) -> None:
         if not self.options.filters.accepts_path(path) or not self.options.writable(path):
             return
         info, local = self._local_checksum(path, algorithm)
@@ -292,3 +295,16 @@ class Puller:
         os.unlink(self.root / path)
         self.state.forget(path)
         self.result.deleted.append(path)
+        if prune:  # the sender removed the folder too
+            _remove_empty_parents(self.root, path)
+
+
+def _remove_empty_parents(root: Path, path: str) -> None:
+    """Remove the folders a deletion left empty, up to (not including) ``root``."""
+    parts = path.split("/")[:-1]
+    while parts:
+        try:
+            os.rmdir(root.joinpath(*parts))
+        except OSError:  # not empty (or already gone): keep it and its parents
+            return
+        parts.pop()

@@ -94,7 +94,8 @@ class Pusher:
         for path in plan.deleted:
             record = self.state.files.get(path)
             if record is not None and record.synced is not None:
-                self.manifest.deletions.append(Deletion(path, record.synced))
+                folder_gone = "/" in path and not (self.root / path).parent.is_dir()
+                self.manifest.deletions.append(Deletion(path, record.synced, folder_gone))
         if not self.manifest.files and not self.manifest.deletions:
             self.state.commit()
             return self.result

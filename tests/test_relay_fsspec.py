@@ -54,3 +54,18 @@ def test_local_relay_declares_atomic_rename_and_exclusive_create(
 ) -> None:
     relay = open_relay(parse_relay_url(f"file://{tmp_path}/r"), plugins.relays)
     assert relay.capabilities.atomic_rename and relay.capabilities.exclusive_create
+
+
+def test_stale_temporary_objects_of_killed_writers_are_removed(
+    tmp_path: Path, plugins: Plugins
+) -> None:
+    import os
+
+    relay = open_relay(parse_relay_url(f"file://{tmp_path}/r"), plugins.relays)
+    relay.write_bytes("updates/x", b"1")
+    stale, fresh = tmp_path / "r" / "updates" / ".tmp-old", tmp_path / "r" / "updates" / ".tmp-new"
+    stale.write_bytes(b"partial")
+    fresh.write_bytes(b"being written")
+    os.utime(stale, (1, 1))
+    assert relay.list_sizes() == {"updates/x": 1}  # temporaries are never listed
+    assert not stale.exists() and fresh.exists()  # only the old one is a leftover

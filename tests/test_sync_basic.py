@@ -17,3 +17,17 @@ def test_two_clients_end_byte_identical_with_matching_mtimes(cluster: Cluster) -
     assert same_tree(a.root, b.root)
     assert tree(a.root) == tree(b.root)
     assert set(tree(a.root)) == {"docs/a.txt", "empty", "deep/er/ünï cödé name.bin", "b.txt"}
+
+
+def test_folders_emptied_by_a_deletion_are_removed_on_the_other_client(cluster: Cluster) -> None:
+    a, b = cluster.add("alice"), cluster.add("bob")
+    a.write("x/y/z.txt", "deep")
+    a.write("x/keep.txt", "stays")
+    a.sync()
+    b.sync()
+    (a.root / "x" / "y" / "z.txt").unlink()
+    (a.root / "x" / "y").rmdir()
+    a.sync()
+    b.sync()
+    assert not (b.root / "x" / "y").exists() and (b.root / "x" / "keep.txt").exists()
+    assert same_tree(a.root, b.root)

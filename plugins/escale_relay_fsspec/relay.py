@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import posixpath
+import time
 import uuid
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -19,6 +20,7 @@ BUCKET_SCHEMES = {"s3", "s3a", "gs", "gcs", "az", "abfs", "memory", "gdrive", "o
 LOCAL_SCHEMES = {"file", "local"}
 TEMP_PREFIX = ".tmp-"
 READ_BLOCK = 1 << 20
+STALE = 3600.0  # seconds after which a temporary object is a crash leftover
 
 
 class FsspecRelay(Relay):
@@ -59,6 +61,8 @@ class FsspecRelay(Relay):
             name = path.strip("/")[len(root) :].lstrip("/")
             if not posixpath.basename(name).startswith(TEMP_PREFIX):
                 out[name] = int(info.get("size") or 0)
+            elif self.local and time.time() - float(info.get("mtime") or time.time()) > STALE:
+                self._discard(path)  # left by a writer that was killed long ago
         return out
 
     def read_bytes(self, name: str) -> bytes:

@@ -1,0 +1,247 @@
+"""A hostile client holding the repository key cannot make a puller write outside its folder
+(DESIGN §2.6): its authentic manifests with unsafe paths are refused, and nothing is written
+outside the folder, nor through a symlink in it.
+
+The hostile updates are forged in-process with the library, as a client named ``mallory``
+would write them; the puller is a real ``escale`` process.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from escale_core.address import parse_relay_url
+from escale_core.checksum import checksum_factory
+from escale_core.crypto import KIND_PACK
+from escale_core.manifest import Deletion, FileEntry, Manifest, ObjectRef
+from escale_core.plugins import get_plugins
+from escale_core.relay import open_relay
+from escale_core.repository import data_name, open_repository, update_name
+
+from .clients import PASSPHRASE, Client, Cluster, tree
+
+
+@dataclass
+class Forged:
+    """A hostile update: its manifest's name and the client id that wrote it."""
+
+    name: str
+    cid: str
+
+
+def checksum(cluster: Cluster, content: bytes) -> str:
+    """The content's checksum in the repository's algorithm."""
+    plugins = get_plugins()
+    relay = open_relay(parse_relay_url(cluster.relay), plugins.relays)
+    repo = open_repository(
+        relay,
+        plugins.ciphers,
+        PASSPHRASE.encode(),
+        create_cipher="aes-256-gcm",
+        create_checksum="sha256",
+    )
+    hasher = checksum_factory(repo.checksum, plugins.checksums)()
+    hasher.update(content)
+    return hasher.hexdigest()
+
+
+def forge(
+    cluster: Cluster,
+    files: list[tuple[str, bytes]],
+    deletions: tuple[tuple[str, str], ...] = (),
+    *,
+    seq: int = 1,
+    wrong_checksum: bool = False,
+) -> Forged:
+    """Publish update ``seq`` of client ``mallory``: ``files`` (path, content) in one pack,
+    and tombstones (path, base checksum); paths are written as given, unchecked."""
+    plugins = get_plugins()
+    relay = open_relay(parse_relay_url(cluster.relay), plugins.relays)
+    repo = open_repository(
+        relay,
+        plugins.ciphers,
+        PASSPHRASE.encode(),
+        create_cipher="aes-256-gcm",
+        create_checksum="sha256",
+    )
+    cid = repo.client_id("mallory")
+    manifest = Manifest(repo.id, cid, seq, repo.checksum, 1, time.time())
+    pack = b""
+    for path, content in files:
+        hasher = checksum_factory(repo.checksum, plugins.checksums)()
+        hasher.update(b"something else" if wrong_checksum else content)
+        manifest.files.append(
+            FileEntry(
+                path,
+                len(content),
+                1_600_000_000 * 10**9,
+                hasher.hexdigest(),
+                None,
+                [(0, len(pack), len(content))],
+            )
+        )
+        pack += content
+    manifest.deletions = [Deletion(path, base) for path, base in deletions]
+    if files:
+        manifest.objects.append(ObjectRef("pack", len(pack), False))
+        relay.write_stream(
+            data_name(cid, seq, 0), repo.seal_data(KIND_PACK, cid, seq, 0, iter([pack]))
+        )
+    repo.write_manifest(manifest)
+    relay.close()
+    return Forged(update_name(cid, seq), cid)
+
+
+def everything(base: Path) -> dict[str, bytes]:
+    """Every file under ``base`` except relay objects and client state databases."""
+    out = {}
+    for path in base.rglob("*"):
+        rel = path.relative_to(base).as_posix()
+        if rel.startswith("relay/") or "/state/" in rel or path.is_symlink():
+            continue
+        if path.is_file():
+            out[rel] = path.read_bytes()
+    return out
+
+
+def assert_refused(run: subprocess.CompletedProcess[str], name: str) -> None:
+    """Exit 1, one error line naming ``name``, never a traceback."""
+    assert run.returncode == 1, (run.returncode, run.stdout, run.stderr)
+    assert "Traceback" not in run.stderr and "internal error" not in run.stderr, run.stderr
+    errors = [line for line in run.stderr.splitlines() if line.strip()]
+    assert len(errors) == 1, run.stderr
+    assert name in errors[0], (name, errors[0])
+
+
+@pytest.fixture
+def bob(cluster: Cluster, tmp_path: Path) -> Client:
+    """A puller that synced once (the repository exists), with a folder ``outside`` next to
+    its tree and a file of its own."""
+    client = cluster.add("bob")
+    client.write("mine.txt", "bob's own file")
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "victim.txt").write_text("outside the synced folder")
+    client.sync()
+    return client
+
+
+UNSAFE_PATHS = [
+    "../x",
+    "../../x",
+    "a/../../x",
+    "a/../x",
+    "/etc/x",
+    "{tmp}/outside/x",
+    "x\x00y",
+    "..\\x",
+    "a\\..\\..\\x",
+    "C:x",
+    "C:/x",
+    "c:\\x",
+    ".hidden",
+    "a/.hidden/x",
+    ".git/config",
+    "./x",
+    "a/./x",
+    "a//x",
+    "",
+]
+
+
+@pytest.mark.parametrize("path", UNSAFE_PATHS)
+def test_manifest_with_unsafe_path_is_refused_and_nothing_is_written(
+    cluster: Cluster, bob: Client, tmp_path: Path, path: str
+) -> None:
+    path = path.replace("{tmp}", str(tmp_path))
+    before, folder = everything(tmp_path), tree(bob.root)
+    forged = forge(cluster, [("ok.txt", b"harmless"), (path, b"planted")])
+    assert_refused(bob.sync(check=False), forged.name)
+    assert everything(tmp_path) == before
+    assert tree(bob.root) == folder  # the whole update is refused, ok.txt too
+    assert not Path("/etc/x").exists()
+    assert not Path("/x").exists()
+
+
+@pytest.mark.parametrize("path", ["../outside/victim.txt", "{tmp}/outside/victim.txt"])
+def test_tombstone_with_unsafe_path_is_refused(
+    cluster: Cluster, bob: Client, tmp_path: Path, path: str
+) -> None:
+    victim = tmp_path / "outside" / "victim.txt"
+    base = checksum(cluster, victim.read_bytes())
+    path = path.replace("{tmp}", str(tmp_path))
+    # bob's folder is tmp/clients/bob/folder: reach tmp/outside from there
+    if path.startswith(".."):
+        path = "../../../" + path.removeprefix("../")
+    forged = forge(cluster, [], ((path, base),))
+    before = everything(tmp_path)
+    assert_refused(bob.sync(check=False), forged.name)
+    assert victim.read_text() == "outside the synced folder"
+    assert everything(tmp_path) == before
+
+
+def test_write_through_a_symlinked_folder_is_refused(
+    cluster: Cluster, bob: Client, tmp_path: Path
+) -> None:
+    (bob.root / "sub").symlink_to(tmp_path / "outside", target_is_directory=True)
+    before, folder = everything(tmp_path), tree(bob.root)
+    forged = forge(cluster, [("ok.txt", b"harmless"), ("sub/x", b"planted")])
+    assert_refused(bob.sync(check=False), forged.name)
+    assert not (tmp_path / "outside" / "x").exists()
+    assert everything(tmp_path) == before
+    assert tree(bob.root) == folder
+    assert (bob.root / "sub").is_symlink()
+
+
+def test_write_through_a_symlink_deep_in_the_folder_is_refused(
+    cluster: Cluster, bob: Client, tmp_path: Path
+) -> None:
+    (bob.root / "a").mkdir()
+    (bob.root / "a" / "b").symlink_to(tmp_path / "outside", target_is_directory=True)
+    before = everything(tmp_path)
+    forged = forge(cluster, [("a/b/c/x", b"planted")])
+    assert_refused(bob.sync(check=False), forged.name)
+    assert not (tmp_path / "outside" / "c").exists()
+    assert everything(tmp_path) == before
+
+
+def test_tombstone_through_a_symlinked_folder_is_refused(
+    cluster: Cluster, bob: Client, tmp_path: Path
+) -> None:
+    victim = tmp_path / "outside" / "victim.txt"
+    (bob.root / "sub").symlink_to(tmp_path / "outside", target_is_directory=True)
+    forged = forge(cluster, [], (("sub/victim.txt", checksum(cluster, victim.read_bytes())),))
+    before = everything(tmp_path)
+    assert_refused(bob.sync(check=False), forged.name)
+    assert victim.read_text() == "outside the synced folder"
+    assert everything(tmp_path) == before
+
+
+def test_file_symlink_is_replaced_never_followed(
+    cluster: Cluster, bob: Client, tmp_path: Path
+) -> None:
+    """A symlinked file in the folder is not synced; an incoming file of that name replaces
+    the link itself and never writes to its target."""
+    victim = tmp_path / "outside" / "victim.txt"
+    (bob.root / "link.txt").symlink_to(victim)
+    forge(cluster, [("link.txt", b"incoming")])
+    bob.sync()
+    assert victim.read_text() == "outside the synced folder"
+    assert not (bob.root / "link.txt").is_symlink()
+    assert (bob.root / "link.txt").read_bytes() == b"incoming"
+
+
+def test_content_not_matching_its_checksum_is_refused(
+    cluster: Cluster, bob: Client, tmp_path: Path
+) -> None:
+    before, folder = everything(tmp_path), tree(bob.root)
+    forged = forge(cluster, [("ok.txt", b"fine"), ("lie.txt", b"lies")], wrong_checksum=True)
+    assert_refused(bob.sync(check=False), forged.name)
+    assert tree(bob.root) == folder
+    assert everything(tmp_path) == before
+    assert not any(name.startswith(".escale-tmp-") for name in os.listdir(bob.root))
