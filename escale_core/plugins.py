@@ -40,6 +40,10 @@ ENTRY_POINT_GROUP = "escale"
 #: Built-in plugins, registered after the entry points, through the same hooks.
 BUILTIN_PLUGINS: tuple[str, ...] = (
     "escale_relay_fsspec",
+    "escale_relay_webdav",
+    "escale_relay_sftp",
+    "escale_relay_ftp",
+    "escale_relay_s3",
     "escale_cipher_aes",
     "escale_cipher_chacha",
     "escale_cipher_fernet",

@@ -17,6 +17,15 @@ from escale_core.plugins import get_plugins, reset_plugins
 
 from .clients import Cluster
 
+# Real servers for the network relays, as fixtures: webdav_server, ftp_server, sftp_server,
+# s3_server (session-scoped, free ports, stopped by PID).
+pytest_plugins = [
+    "tests.servers.webdav",
+    "tests.servers.ftp",
+    "tests.servers.sftp",
+    "tests.servers.s3",
+]
+
 
 @dataclass
 class Run:

@@ -25,6 +25,8 @@ EXTRAS = {
 }
 #: escale schemes that are variants of an fsspec protocol.
 VARIANTS = {"webdavs": "webdav", "ftps": "ftp"}
+#: Schemes served by escale's dedicated backend plugins (escale_relay_webdav, _sftp, _ftp, _s3).
+SPECIALIZED = {"webdav", "webdavs", "sftp", "ssh", "ftp", "ftps", "s3", "s3a"}
 #: Schemes whose addresses must name a host or bucket.
 NEEDS_HOST = {
     "webdav",
@@ -63,6 +65,8 @@ def register_relays(register: RegisterRelay) -> None:
         if base in classes:
             classes[variant], hints[variant] = classes[base], hints.get(base, "")
     for scheme, class_path in sorted(classes.items()):
+        if scheme in SPECIALIZED:
+            continue
         module = class_path.split(".")[0]
         extra = EXTRAS.get(scheme)
         hint = f"pip install 'escale[{extra}]'" if extra else hints.get(scheme, "")

@@ -1,4 +1,10 @@
-"""A relay over any fsspec filesystem."""
+"""A relay over any fsspec filesystem, with hooks for backend plugins.
+
+Backend plugins (WebDAV, SFTP, FTP, S3) subclass :class:`FsspecRelay` and override only what
+their backend needs: :meth:`connect` (filesystem and root from the address), :meth:`publish`
+(make a temporary object final), :meth:`create_exclusive`, :meth:`map_error` (backend
+exceptions to relay errors) and :attr:`capabilities`.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +14,12 @@ import posixpath
 import time
 import uuid
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, Callable, Optional, TypeVar
 
 import fsspec
 
 from escale_core.address import RelayAddress
+from escale_core.errors import RelayError, RelayNotFoundError, RelayUnavailableError
 from escale_core.relay import Capabilities, Relay, mapped_errors
 
 #: Schemes whose first URL component is a bucket (part of the path), not a host to connect to.
@@ -21,6 +28,10 @@ LOCAL_SCHEMES = {"file", "local"}
 TEMP_PREFIX = ".tmp-"
 READ_BLOCK = 1 << 20
 STALE = 3600.0  # seconds after which a temporary object is a crash leftover
+#: Pauses between attempts when the relay is unavailable (connection drop, timeout, 5xx).
+RETRY_DELAYS = (0.5, 2.0, 5.0)
+
+T = TypeVar("T")
 
 
 class FsspecRelay(Relay):
@@ -28,20 +39,72 @@ class FsspecRelay(Relay):
 
     def __init__(self, address: RelayAddress, **options: Any) -> None:
         super().__init__(address, **options)
-        if address.mount is not None:  # a locally mounted storage: a plain folder
-            protocol, root = "file", posixpath.join(address.mount, address.path)
-        elif address.scheme in LOCAL_SCHEMES:
-            protocol, root = "file", address.path
-        elif address.scheme in BUCKET_SCHEMES:
-            protocol, root = address.scheme, f"{address.host or ''}{address.path}"
-        else:
-            protocol, root = address.scheme, address.path
-            options = {**_connection_options(address), **options}
-        with mapped_errors(f"relay {address.display()}"):
-            self.fs = fsspec.filesystem(protocol, **options)
+        self.local = address.mount is not None or address.scheme in LOCAL_SCHEMES
+        with self.errors(f"connecting to {address.display()}"):
+            self.fs, root = self.connect(address, dict(options))
         self.root = root.rstrip("/") or "/"
-        self.local = protocol == "file"
-        self.capabilities = Capabilities(atomic_rename=self.local, exclusive_create=self.local)
+        if self.local:
+            self.capabilities = Capabilities(atomic_rename=True, exclusive_create=True)
+
+    # -- hooks for backend plugins ---------------------------------------------------------
+
+    def connect(self, address: RelayAddress, options: dict[str, Any]) -> tuple[Any, str]:
+        """The fsspec filesystem and the repository's root path on it."""
+        if address.mount is not None:  # a locally mounted storage: a plain folder
+            return fsspec.filesystem("file"), posixpath.join(address.mount, address.path)
+        if address.scheme in LOCAL_SCHEMES:
+            return fsspec.filesystem("file"), address.path
+        if address.scheme in BUCKET_SCHEMES:
+            return fsspec.filesystem(
+                address.scheme, **options
+            ), f"{address.host or ''}{address.path}"
+        options = {**_connection_options(address), **options}
+        return fsspec.filesystem(address.scheme, **options), address.path
+
+    def publish(self, temp: str, final: str) -> None:
+        """Make the complete temporary object ``temp`` visible as ``final`` (overwriting)."""
+        self.fs.mv(temp, final)
+
+    def map_error(self, exc: BaseException, what: str) -> Optional[RelayError]:
+        """A backend exception as a relay error, or ``None`` to let :func:`mapped_errors`
+        handle it (``OSError`` and its subclasses)."""
+        return None
+
+    # -- errors and retries ----------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def errors(self, what: str) -> Iterator[None]:
+        """Map exceptions raised inside the block to relay errors."""
+        try:
+            with mapped_errors(what):
+                yield
+        except RelayError:
+            raise
+        except Exception as exc:
+            mapped = self.map_error(exc, what)
+            if mapped is None:
+                raise
+            raise mapped from exc
+
+    def retry(self, what: str, operation: Callable[[], T]) -> T:
+        """Run ``operation``, retrying with backoff while the relay is unavailable."""
+        for delay in (*RETRY_DELAYS, None):
+            try:
+                with self.errors(what):
+                    return operation()
+            except RelayUnavailableError:
+                if delay is None:
+                    raise
+                time.sleep(delay)
+                self.reconnect()
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def reconnect(self) -> None:
+        """Drop cached listings (and connections, where the backend keeps them)."""
+        with contextlib.suppress(Exception):
+            self.fs.invalidate_cache()
+
+    # -- the relay contract ----------------------------------------------------------------
 
     def _path(self, name: str) -> str:
         return posixpath.join(self.root, name) if name else self.root
@@ -51,13 +114,20 @@ class FsspecRelay(Relay):
 
     def list_sizes(self, prefix: str = "") -> dict[str, int]:
         base = self._path(prefix)
-        with mapped_errors(f"listing {base}"):
+
+        def find() -> dict[str, Any]:
+            self.fs.invalidate_cache()  # another client may have written meanwhile
             if not self.fs.exists(base):
                 return {}
-            found = self.fs.find(base, detail=True)
+            found: dict[str, Any] = self.fs.find(base, detail=True)
+            return found
+
+        found = self.retry(f"listing {base}", find)
         root = self.root.strip("/")
         out = {}
         for path, info in found.items():
+            if info.get("type") == "directory":
+                continue
             name = path.strip("/")[len(root) :].lstrip("/")
             if not posixpath.basename(name).startswith(TEMP_PREFIX):
                 out[name] = int(info.get("size") or 0)
@@ -66,14 +136,14 @@ class FsspecRelay(Relay):
         return out
 
     def read_bytes(self, name: str) -> bytes:
-        with mapped_errors(f"reading {name}"):
-            data: bytes = self.fs.cat_file(self._path(name))
-            return data
+        data: bytes = self.retry(f"reading {name}", lambda: self.fs.cat_file(self._path(name)))
+        return data
 
     def read_stream(self, name: str) -> Iterator[bytes]:
-        with mapped_errors(f"reading {name}"), self.fs.open(self._path(name), "rb") as source:
+        source = self.retry(f"reading {name}", lambda: self.fs.open(self._path(name), "rb"))
+        with source:
             while True:
-                with mapped_errors(f"reading {name}"):
+                with self.errors(f"reading {name}"):
                     block = source.read(READ_BLOCK)
                 if not block:
                     return
@@ -85,8 +155,8 @@ class FsspecRelay(Relay):
     def write_stream(self, name: str, chunks: Iterable[bytes]) -> None:
         path = self._path(name)
         temp = self._temp(path)
-        with mapped_errors(f"writing {name}"):
-            self.fs.makedirs(posixpath.dirname(path), exist_ok=True)
+        with self.errors(f"writing {name}"):
+            self.makedirs(posixpath.dirname(path))
             try:
                 with self.fs.open(temp, "wb") as out:
                     for chunk in chunks:
@@ -94,18 +164,22 @@ class FsspecRelay(Relay):
                     if self.local:
                         out.flush()
                         os.fsync(out.fileno())
-                self.fs.mv(temp, path)
+                self.publish(temp, path)
             except BaseException:
                 self._discard(temp)
                 raise
+
+    def makedirs(self, folder: str) -> None:
+        """Create ``folder`` and its parents if the backend has folders."""
+        self.fs.makedirs(folder, exist_ok=True)
 
     def create_exclusive(self, name: str, data: bytes) -> bool:
         if not self.local:
             return super().create_exclusive(name, data)
         path = self._path(name)
         temp = self._temp(path)
-        with mapped_errors(f"creating {name}"):
-            self.fs.makedirs(posixpath.dirname(path), exist_ok=True)
+        with self.errors(f"creating {name}"):
+            self.makedirs(posixpath.dirname(path))
             self.fs.pipe_file(temp, data)
             try:
                 os.link(temp, path)  # atomic: fails if the name exists
@@ -117,14 +191,19 @@ class FsspecRelay(Relay):
 
     def delete(self, name: str) -> None:
         path = self._path(name)
-        with mapped_errors(f"deleting {name}"), contextlib.suppress(FileNotFoundError):
-            self.fs.rm_file(path)
+
+        def remove() -> None:
+            with contextlib.suppress(FileNotFoundError):
+                self.fs.rm_file(path)
+
+        with contextlib.suppress(RelayNotFoundError):
+            self.retry(f"deleting {name}", remove)
 
     def _temp(self, path: str) -> str:
         return f"{posixpath.dirname(path)}/{TEMP_PREFIX}{uuid.uuid4().hex}"
 
     def _discard(self, temp: str) -> None:
-        with contextlib.suppress(OSError, ValueError):
+        with contextlib.suppress(Exception):
             self.fs.rm_file(temp)
 
 

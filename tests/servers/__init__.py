@@ -1,0 +1,136 @@
+"""Real servers for relay tests, started on 127.0.0.1 on free ports and stopped by PID.
+
+Each backend module (``webdav``, ``ftp``, ``sftp``, ``s3``) starts its server as a separate
+process with :class:`ServerProcess` and offers pytest fixtures; a test that needs a server
+that cannot be installed is skipped with the reason (CI installs all of them).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+
+def free_port() -> int:
+    """A port that was free a moment ago on 127.0.0.1."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def children(pid: int) -> list[int]:
+    """Descendant PIDs of ``pid`` (from /proc), deepest last."""
+    parents: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            parents.setdefault(ppid, []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+@dataclass
+class ServerProcess:
+    """A server started as a child process, logging to a file.
+
+    :param command: the command line.
+    :param port: the port it listens on (127.0.0.1).
+    :param log: its stdout and stderr.
+    """
+
+    command: list[str]
+    port: int
+    log: Path
+    env: Optional[dict[str, str]] = None
+    process: Optional[subprocess.Popen[bytes]] = field(default=None, init=False)
+
+    def start(self, timeout: float = 20.0) -> ServerProcess:
+        """Start it and wait until it accepts connections."""
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(
+                self.command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=self.env,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"server exited with {self.process.returncode}: "
+                    f"{self.log.read_text(errors='replace')[-2000:]}"
+                )
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
+                return self
+            except OSError:
+                time.sleep(0.02)
+        self.stop()
+        raise RuntimeError(f"server not ready after {timeout} s: {' '.join(self.command)}")
+
+    def stop(self) -> None:
+        """Stop exactly the process started (and its children, e.g. sshd's per-connection ones)."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        kids = children(self.process.pid)
+        self.process.send_signal(signal.SIGTERM)
+        for pid in kids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(10)
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would (for fault tests)."""
+        if self.process is not None and self.process.poll() is None:
+            for pid in children(self.process.pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            self.process.kill()
+            self.process.wait(10)
+
+    def restart(self) -> ServerProcess:
+        """Start again on the same port (after :meth:`kill` or :meth:`stop`)."""
+        self.stop()
+        return self.start()
+
+
+@dataclass
+class RelayServer:
+    """What relay tests need of a running server.
+
+    :param name: backend name (``webdav``, ``ftp``, ``sftp``, ``s3``).
+    :param server: the server process.
+    :param url_prefix: relay URL up to the folder of repositories, e.g. ``webdav://u@127.0.0.1:P``.
+    :param config: extra TOML lines for a section (credentials, ``[s.relay_options]`` excluded).
+    :param relay_options: the section's ``relay_options`` table.
+    """
+
+    name: str
+    server: ServerProcess
+    url_prefix: str
+    config: str = ""
+    relay_options: dict[str, object] = field(default_factory=dict)
+
+    def url(self, folder: str) -> str:
+        """The relay URL of repository ``folder``."""
+        return f"{self.url_prefix}/{folder}"

@@ -1,0 +1,1 @@
+"""The ftp test server (fixture `ftp_server`): to be written."""

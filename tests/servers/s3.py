@@ -1,0 +1,1 @@
+"""The s3 test server (fixture `s3_server`): to be written."""

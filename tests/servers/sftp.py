@@ -1,0 +1,1 @@
+"""The sftp test server (fixture `sftp_server`): to be written."""

@@ -1,0 +1,1 @@
+"""The webdav test server (fixture `webdav_server`): to be written."""
