@@ -66,6 +66,7 @@ class RoundReport:
     mass_deletion: int = 0
     waiting: list[str] = field(default_factory=list)
     bytes_up: int = 0
+    bytes_resumed: int = 0
     bytes_down: int = 0
     relay_usage: int = 0
     collected: int = 0
@@ -94,11 +95,12 @@ class Listing:
     data: dict[tuple[str, int], list[str]] = field(default_factory=lambda: defaultdict(list))
     clients: set[str] = field(default_factory=set)
     usage: int = 0
+    sizes: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def read(cls, sizes: dict[str, int]) -> Listing:
         """Parse names; anything else on the relay is ignored."""
-        listing = cls()
+        listing = cls(sizes=sizes)
         for name, size in sizes.items():
             listing.usage += size
             if m := _UPDATE.match(name):
@@ -150,7 +152,7 @@ class Engine:
         last_seq = max(
             [self.state.get_meta("last_seq", 0), mine.last_seq, *listing.updates.get(self.me, [])]
         )
-        self._remove_orphans(listing, states)
+        self._remove_orphans(listing, states, last_seq + 1)
         try:
             if self.options.mode != "download":
                 last_seq = self._push(listing, states, last_seq, report)
@@ -178,10 +180,13 @@ class Engine:
                 report.errors.append(f"relay object {client_name(cid)}: {exc}")
         return states
 
-    def _remove_orphans(self, listing: Listing, states: dict[str, ClientState]) -> None:
-        """Data without a manifest: our own crash leftovers, or others' past their last update."""
+    def _remove_orphans(
+        self, listing: Listing, states: dict[str, ClientState], next_seq: int
+    ) -> None:
+        """Data without a manifest: our own crash leftovers, or others' past their last update.
+        The data of our next update is kept: an interrupted push resumes from it."""
         for (cid, seq), names in listing.data.items():
-            if seq in listing.updates.get(cid, []):
+            if seq in listing.updates.get(cid, []) or (cid == self.me and seq == next_seq):
                 continue
             published = states[cid].last_seq if cid in states else 0
             if cid == self.me or seq <= published:
@@ -241,9 +246,15 @@ class Engine:
             snapshot=bool(requesters),
         )
         pusher.progress = options.progress
+        prefix = f"data/{self.me}/{last_seq + 1:010d}/"
+        stored = {
+            int(n[len(prefix) :]): size for n, size in listing.sizes.items() if n.startswith(prefix)
+        }
+        pusher.resume_from(self.state.get_meta("pending_push"), stored)
         result = pusher.run(PushPlan(changed, deleted, requesters))
         report.pushed, report.deleted_remote = result.pushed, result.deleted
         report.over_quota, report.bytes_up = result.over_quota, result.bytes
+        report.bytes_resumed = result.resumed
         if result.seq is None:
             return last_seq
         report.seq = result.seq

@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import zstandard
 
@@ -54,6 +54,7 @@ class PushResult:
     unchanged: list[str] = field(default_factory=list)
     over_quota: list[str] = field(default_factory=list)
     bytes: int = 0
+    resumed: int = 0  # bytes of chunks reused from an interrupted attempt
 
 
 class Pusher:
@@ -83,12 +84,30 @@ class Pusher:
         self._pack = bytearray()
         self._pack_entries: list[tuple[FileEntry, FileStat]] = []
         self._done: list[tuple[FileEntry, FileStat]] = []
+        # chunks an interrupted attempt at this same update already stored: index -> record
+        self._resume: dict[int, list[Any]] = {}
+        self._pending: dict[str, list[Any]] = {}
+
+    def resume_from(self, pending: Optional[dict[str, Any]], stored: dict[int, int]) -> None:
+        """Reuse the chunks an interrupted attempt at this update left on the relay.
+
+        :param pending: what the attempt recorded (``pending_push`` meta), if any.
+        :param stored: sizes of this update's data objects on the relay, by index.
+        """
+        if not pending or pending.get("seq") != self.seq:
+            return
+        for index, record in pending.get("chunks", {}).items():
+            if stored.get(int(index)) == record[5]:  # complete: same sealed size
+                self._resume[int(index)] = record
+        self._pending = {k: v for k, v in pending["chunks"].items() if int(k) in self._resume}
 
     def run(self, plan: PushPlan) -> PushResult:
         """Push ``plan``; return what was done. Nothing is recorded locally unless the
         manifest was published."""
         self.manifest.snapshot_for = plan.snapshot_for
-        for path in plan.changed:
+        # Big files first, in path order: their chunks then get the same object indices when
+        # an interrupted push is tried again, so stored chunks can be reused.
+        for path in sorted(plan.changed, key=lambda p: (not self._is_big(p), p)):
             self._add(path)
         self._flush_pack()
         for path in plan.deleted:
@@ -103,6 +122,7 @@ class Pusher:
         # never let this client publish the same number again.
         self.state.set_meta("last_seq", self.seq)
         self.repo.write_manifest(self.manifest)
+        self.state.set_meta("pending_push", None)
         self.result.seq = self.seq
         for entry, info in self._done:
             self.state.set(
@@ -117,6 +137,10 @@ class Pusher:
             self.result.deleted.append(deletion.path)
         self.state.commit()
         return self.result
+
+    def _is_big(self, path: str) -> bool:
+        info = stat_file(self.root / path)
+        return info is not None and info.size >= self.page_size
 
     def _fits(self, size: int) -> bool:
         return (
@@ -174,7 +198,8 @@ class Pusher:
         if not self._pack_entries:
             return
         body, compressed = compress(bytes(self._pack))
-        index = self._write_object(KIND_PACK, iter([body]))
+        index = len(self.manifest.objects)
+        self._write_object(KIND_PACK, iter([body]))
         self.manifest.objects.append(ObjectRef("pack", len(self._pack), compressed))
         for entry, _ in self._pack_entries:
             entry.pieces = [(index, offset, length) for _, offset, length in entry.pieces]
@@ -184,12 +209,27 @@ class Pusher:
         self._pack_entries = []
 
     def _write_object(self, kind: int, chunks: Iterator[bytes]) -> int:
+        """Seal and store the next data object; return its sealed size."""
         index = len(self.manifest.objects)
+        before = self.result.bytes
         sealed = self.repo.seal_data(kind, self.cid, self.seq, index, chunks)
         self.repo.relay.write_stream(
             data_name(self.cid, self.seq, index), _count(sealed, self.result, self.progress)
         )
-        return index
+        return self.result.bytes - before
+
+    def _store_chunk(self, index: int, key: list[Any], block: bytes) -> bool:
+        """Store one chunk (unless an interrupted attempt already did); return whether it is
+        compressed."""
+        previous = self._resume.get(index)
+        if previous is not None and _chunk_key_matches(previous, key):
+            self.result.resumed += len(block)
+            return bool(previous[6])
+        body, compressed = compress(block)
+        sealed = self._write_object(KIND_CHUNK, iter([body]))
+        self._pending[str(index)] = [*key, sealed, compressed]
+        self.state.set_meta("pending_push", {"seq": self.seq, "chunks": self._pending})
+        return compressed
 
     def _add_big(
         self, path: str, source: Path, info: FileStat, record: Optional[FileRecord]
@@ -203,6 +243,7 @@ class Pusher:
                 return
         digest = self.hasher()
         pieces = []
+        offset = 0
         try:
             with open(source, "rb") as f:
                 while True:
@@ -210,8 +251,10 @@ class Pusher:
                     if not block:
                         break
                     digest.update(block)
-                    body, compressed = compress(block)
-                    index = self._write_object(KIND_CHUNK, iter([body]))
+                    index = len(self.manifest.objects)
+                    key = [path, info.size, info.mtime_ns, offset, len(block)]
+                    offset += len(block)
+                    compressed = self._store_chunk(index, key, block)
                     self.manifest.objects.append(ObjectRef("chunk", len(block), compressed))
                     pieces.append((index, 0, len(block)))
         except OSError:
@@ -225,6 +268,10 @@ class Pusher:
             return  # changed while being read: the next round sends the new version
         self.manifest.files.append(entry)
         self._done.append((entry, info))
+
+
+def _chunk_key_matches(record: list[Any], key: list[Any]) -> bool:
+    return record[:5] == key
 
 
 def _count(

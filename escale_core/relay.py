@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Optional
 
 from .address import RelayAddress
 from .errors import RelayAuthError, RelayError, RelayNotFoundError, RelayUnavailableError
@@ -79,6 +79,10 @@ class Relay(ABC):
             return False
         self.write_bytes(name, data)
         return True
+
+    def modified(self, name: str) -> Optional[float]:
+        """The relay's modification time of ``name`` (POSIX seconds), if the backend says."""
+        return None
 
     def exists(self, name: str) -> bool:
         """Whether object ``name`` exists."""

@@ -57,7 +57,6 @@ def test_version_prints_the_package_version(escale: RunEscale) -> None:
         (["stop"], "stop"),
         (["restart"], "restart"),
         (["init"], "init"),
-        (["relay", "check", "photos"], "relay check"),
         (["migrate", "photos", "s3://b/x"], "migrate"),
         (["backup", "photos", "a.tar"], "backup"),
         (["restore", "photos", "a.tar"], "restore"),

@@ -38,7 +38,16 @@ def _version(value: bool) -> None:
 def build_app() -> typer.Typer:
     """Build the application with the core commands and every plugin's commands."""
     from ..plugins import get_plugins
-    from . import access_cmd, config_cmd, demo_cmd, pending, plugins_cmd, status_cmd, sync_cmd
+    from . import (
+        access_cmd,
+        config_cmd,
+        demo_cmd,
+        pending,
+        plugins_cmd,
+        relay_cmd,
+        status_cmd,
+        sync_cmd,
+    )
 
     app = typer.Typer(
         name="escale",
@@ -77,6 +86,7 @@ def build_app() -> typer.Typer:
     access_cmd.register(app)
     plugins_cmd.register(app)
     demo_cmd.register(app)
+    relay_cmd.register(app)
     config_cmd.register(app)
     pending.register(app)
     get_plugins().register_commands(app)

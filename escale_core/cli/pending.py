@@ -42,14 +42,6 @@ def register(app: typer.Typer) -> None:
         """Interactive wizard: write a section and generate a key file."""
         not_yet("init")
 
-    relay = typer.Typer(help="Inspect a section's relay.", no_args_is_help=True)
-    app.add_typer(relay, name="relay")
-
-    @relay.command("check")
-    def relay_check(section: str = typer.Argument(...)) -> None:
-        """Probe the relay: atomic rename, exclusive create, mtime, listing."""
-        not_yet("relay check")
-
     @app.command()
     def migrate(
         section: str = typer.Argument(...), dest_url: str = typer.Argument(..., metavar="DEST_URL")

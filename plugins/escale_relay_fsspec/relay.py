@@ -169,6 +169,17 @@ class FsspecRelay(Relay):
                 self._discard(temp)
                 raise
 
+    def modified(self, name: str) -> Optional[float]:
+        with self.errors(f"reading the time of {name}"):
+            info = self.fs.info(self._path(name))
+        for key in ("mtime", "modified", "LastModified", "created"):
+            value = info.get(key)
+            if isinstance(value, (int, float)):
+                return float(value)
+            if hasattr(value, "timestamp"):
+                return float(value.timestamp())
+        return None
+
     def makedirs(self, folder: str) -> None:
         """Create ``folder`` and its parents if the backend has folders."""
         self.fs.makedirs(folder, exist_ok=True)
@@ -198,6 +209,14 @@ class FsspecRelay(Relay):
 
         with contextlib.suppress(RelayNotFoundError):
             self.retry(f"deleting {name}", remove)
+        if self.local:  # folders emptied by collection would pile up and slow listings
+            folder = posixpath.dirname(path)
+            while len(folder) > len(self.root):
+                try:
+                    os.rmdir(folder)
+                except OSError:
+                    break
+                folder = posixpath.dirname(folder)
 
     def _temp(self, path: str) -> str:
         return f"{posixpath.dirname(path)}/{TEMP_PREFIX}{uuid.uuid4().hex}"
