@@ -23,6 +23,7 @@ from typing import Any, Optional
 
 from .crypto import KIND_CLIENT, KIND_MANIFEST, Sealer, derive_key, new_kdf, unwrap_key, wrap_key
 from .errors import IntegrityError, RelayNotFoundError, UnsupportedFormatError
+from .locks import RelayLock
 from .manifest import ClientState, Manifest
 from .registry import Registry
 from .relay import Relay
@@ -214,7 +215,16 @@ def _create(
         kek = derive_key(passphrase, header["kdf"])
         header["key"] = wrap_key(kek, os.urandom(32), _header_aad(header))
     blob = json.dumps(header, indent=1).encode()
-    if relay.create_exclusive(HEADER, blob):
-        return header
-    # another client created the repository at the same moment: use theirs
-    return _parse_header(relay.read_bytes(HEADER))
+    if relay.capabilities.exclusive_create:
+        if relay.create_exclusive(HEADER, blob):
+            return header
+        # another client created the repository at the same moment: use theirs
+        return _parse_header(relay.read_bytes(HEADER))
+    # No atomic create-if-absent: two first clients would both write a header with different
+    # keys. Under the lock, only the first one writes it.
+    with RelayLock(relay, "init", timeout=120, wait=120):
+        try:
+            return _parse_header(relay.read_bytes(HEADER))
+        except RelayNotFoundError:
+            relay.write_bytes(HEADER, blob)
+            return header
