@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -67,7 +68,31 @@ def relay_options(section: SectionConfig) -> dict[str, Any]:
         options.setdefault("username", user)
     if password:
         options.setdefault("password", password)
+    elif (
+        (user or section.address.username)
+        and not section.address.password
+        and not _KEY_OPTIONS & set(options)
+        and sys.stdin.isatty()
+    ):
+        options["password"] = _ask_password(section, user or section.address.username or "")
     return options
+
+
+#: relay_options that authenticate without a password.
+_KEY_OPTIONS = {"client_keys", "key_filename", "pkey", "key", "secret", "token", "agent_path"}
+_asked: dict[tuple[str, str], str] = {}
+
+
+def _ask_password(section: SectionConfig, user: str) -> str:
+    """Ask on the terminal, without echo; remembered for the process, never logged."""
+    import getpass
+
+    where = (user, section.address.display())
+    if where not in _asked:
+        _asked[where] = getpass.getpass(
+            f"[{section.name}] password for {user} on {section.address.display()}: "
+        )
+    return _asked[where]
 
 
 def open_section_relay(section: SectionConfig, plugins: Plugins) -> Relay:
