@@ -282,6 +282,7 @@ def test_manifest_copied_from_another_repository_is_refused(
     (other_cid,) = client_ids(other_relay)
     foreign = other_relay / f"updates/{other_cid}/0000000001"
     name = f"updates/{cid}/0000000002"
+    (relay / name).parent.mkdir(parents=True, exist_ok=True)  # pruned once emptied
     (relay / name).write_bytes(foreign.read_bytes())
     for data in (other_relay / f"data/{other_cid}/0000000001").iterdir():
         target = relay / f"data/{cid}/0000000002/{data.name}"
