@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from escale_core.address import parse_relay_url
+from escale_core.testing import OpenRelay, RelayConformance
 
 from .conftest import RunEscale
 
@@ -87,3 +88,17 @@ def test_example_relay_stores_objects_atomically(example_site: Path, tmp_path: P
     relay.delete("top")  # deleting a missing object is not an error
     assert relay.list() == ["a/b/obj"]
     assert not [p for p in (tmp_path / "r").rglob(".tmp-*")]
+
+
+class TestExampleRelayConformance(RelayConformance):
+    """The example plugin passes the conformance suite that relay authors subclass."""
+
+    @pytest.fixture
+    def open_relay(self, example_site: Path, tmp_path: Path) -> OpenRelay:
+        sys.path.insert(0, str(example_site))
+        try:
+            from escale_relay_example import ExampleRelay
+        finally:
+            sys.path.remove(str(example_site))
+        address = parse_relay_url(f"example://{tmp_path}/repo")
+        return lambda: ExampleRelay(address)

@@ -35,7 +35,9 @@ class ExampleRelay(Relay):
             return []
         with mapped_errors(f"listing {base}"):
             return sorted(
-                p.relative_to(self.root).as_posix() for p in base.rglob("*") if p.is_file()
+                p.relative_to(self.root).as_posix()
+                for p in base.rglob("*")
+                if p.is_file() and not p.name.startswith(".tmp-")
             )
 
     def read_bytes(self, name: str) -> bytes:
@@ -53,6 +55,21 @@ class ExampleRelay(Relay):
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(temp, target)
+
+    def create_exclusive(self, name: str, data: bytes) -> bool:
+        target = self._path(name)
+        with mapped_errors(f"creating {name}"):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, temp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+            try:
+                os.link(temp, target)  # atomic: fails if the name exists
+                return True
+            except FileExistsError:
+                return False
+            finally:
+                os.unlink(temp)
 
     def delete(self, name: str) -> None:
         with mapped_errors(f"deleting {name}"):
