@@ -76,15 +76,15 @@ class FsspecRelay(Relay):
     def errors(self, what: str) -> Iterator[None]:
         """Map exceptions raised inside the block to relay errors."""
         try:
-            with mapped_errors(what):
-                yield
+            yield
         except RelayError:
             raise
         except Exception as exc:
-            mapped = self.map_error(exc, what)
-            if mapped is None:
+            mapped = self.map_error(exc, what)  # the backend's own reading comes first
+            if mapped is not None:
+                raise mapped from exc
+            with mapped_errors(what):
                 raise
-            raise mapped from exc
 
     def retry(self, what: str, operation: Callable[[], T]) -> T:
         """Run ``operation``, retrying with backoff while the relay is unavailable."""
