@@ -1,20 +1,33 @@
 """FTP relay: fsspec's FTP filesystem (ftplib), with FTP's quirks handled.
 
-* Publish is RNFR/RNTO (atomic on the server's filesystem, overwrites).
-* There is no create-if-absent: escale's locks fall back to write, wait, re-list.
-* The listing cache goes stale: it is invalidated before every listing (by FsspecRelay).
-* ``550`` means "no such file", ``530`` a refused login, ``4xx`` a transient failure.
-* Blocks of 8 MiB: fsspec opens a data connection per block (64 KiB by default).
+* One control connection per relay, reopened after a failure (fsspec never reopens it).
+* Objects are streamed through one data connection each (``STOR``/``RETR``), in the pieces the
+  engine gives: nothing is buffered whole, and fsspec's 64 KiB ``block_size`` is not involved.
+* Publish is ``RNFR``/``RNTO`` from a temporary name: atomic on the server's filesystem.
+* There is no create-if-absent in FTP: escale's locks fall back to write, wait, re-list.
+* Listings are ``MLSD`` walks on the wire, never fsspec's ``dircache`` (it goes stale), and a
+  failed listing is an error, never an empty listing (fsspec's ``exists()`` says ``False`` on
+  any error).
+* ``550`` means "no such file", ``530`` a refused login, ``4xx`` and a lost connection a
+  transient failure: the connection is reopened and the operation retried.
+* ``ftps://`` is explicit TLS (``AUTH TLS``, then ``PROT P``), with the server certificate
+  verified against the system's CAs, or against relay option ``ca_file``.
 """
 
 from __future__ import annotations
 
+import calendar
 import contextlib
 import ftplib
 import posixpath
-from typing import Any, Optional
+import socket
+import ssl
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any, Callable, Optional, TypeVar
 
-from escale_relay_fsspec.relay import FsspecRelay
+from escale_relay_fsspec.relay import READ_BLOCK, TEMP_PREFIX, FsspecRelay
+from fsspec.implementations.ftp import FTPFileSystem, _mlsd2
 
 from escale_core.address import RelayAddress
 from escale_core.errors import (
@@ -23,60 +36,298 @@ from escale_core.errors import (
     RelayNotFoundError,
     RelayUnavailableError,
 )
+from escale_core.relay import Capabilities
 
-BLOCK_SIZE = 8 << 20
+T = TypeVar("T")
+#: Age after which a temporary object is a crash leftover. A day, not an hour: FTP servers
+#: report times in UTC or (wrongly) in their local time, and the server's clock may be off.
+STALE = 86400.0
+
+
+class _Filesystem(FTPFileSystem):  # type: ignore[misc]
+    """fsspec's FTP filesystem whose explicit TLS verifies the server certificate."""
+
+    def __init__(self, *args: Any, ssl_context: Optional[ssl.SSLContext] = None, **kw: Any):
+        self.ssl_context = ssl_context
+        super().__init__(*args, **kw)
+
+    def _connect(self) -> None:
+        if self.tls is not True:
+            super()._connect()
+            return
+        self.ftp = ftplib.FTP_TLS(
+            context=self.ssl_context, timeout=self.timeout, encoding=self.encoding
+        )
+        self.ftp.connect(self.host, self.port)
+        self.ftp.login(*self.cred)  # AUTH TLS first, then USER/PASS
+        self.ftp.prot_p()  # data connections encrypted too
 
 
 class FtpRelay(FsspecRelay):
     """Objects under a folder of an FTP server."""
 
-    def connect(self, address: RelayAddress, options: dict[str, Any]) -> tuple[Any, str]:
-        from fsspec.implementations.ftp import FTPFileSystem
+    capabilities = Capabilities(atomic_rename=True, exclusive_create=False)
 
+    def connect(self, address: RelayAddress, options: dict[str, Any]) -> tuple[Any, str]:
         options.setdefault("username", address.username or "anonymous")
         if address.password and "password" not in options:
             options["password"] = address.password
-        options.setdefault("block_size", BLOCK_SIZE)
-        options.setdefault("timeout", 30)
+        tls = options.pop("tls", address.scheme == "ftps")
+        ca_file = options.pop("ca_file", None)
+        context = ssl.create_default_context(cafile=ca_file)
+        if not options.pop("verify_tls", True):
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
         self._folders: set[str] = set()
-        fs = FTPFileSystem(
-            address.host, port=address.port or 21, tls=address.scheme == "ftps", **options
+        fs = _Filesystem(
+            address.host, port=address.port or 21, tls=tls, ssl_context=context, **options
         )
         return fs, address.path or "/"
 
+    # -- one control connection, reopened after a failure ----------------------------------
+
+    def _ftp(self) -> ftplib.FTP:
+        """The control connection, reopened if a failure closed it."""
+        if self.fs.ftp.sock is None:
+            try:
+                self.fs._connect()
+            except BaseException:
+                self._drop()
+                raise
+        ftp: ftplib.FTP = self.fs.ftp
+        return ftp
+
+    def _drop(self) -> None:
+        """Close the control connection (it may be out of step after a failed transfer)."""
+        with contextlib.suppress(Exception):
+            self.fs.ftp.close()
+
+    def retry(self, what: str, operation: Callable[[], T]) -> T:
+        def connected() -> T:
+            self._ftp()
+            return operation()
+
+        return super().retry(what, connected)
+
+    def reconnect(self) -> None:
+        super().reconnect()
+        self._drop()  # reopened by the next attempt, whose errors are mapped and retried
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            if self.fs.ftp.sock is not None:
+                self.fs.ftp.quit()
+        self._drop()
+
+    # -- errors --------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def errors(self, what: str) -> Iterator[None]:
+        # map_error first: socket errors are OSErrors, which the generic mapping words vaguely
+        try:
+            yield
+        except RelayError:
+            raise
+        except Exception as exc:
+            mapped = self.map_error(exc, what)
+            if mapped is None:
+                with super().errors(what):
+                    raise
+            raise mapped from exc
+
     def map_error(self, exc: BaseException, what: str) -> Optional[RelayError]:
-        where = f"{what} on {self.address.display()}"
+        shown = self.address.display()
+        where = what if shown in what else f"{what} on {shown}"
+        server = f"{self.address.host}:{self.address.port or 21}"
         if isinstance(exc, ftplib.error_perm):
             code = str(exc)[:3]
             if code == "530":
                 return RelayAuthError(
-                    f"{where}: login refused ({exc}); check the username and password"
+                    f"{where}: login refused ({exc}); check the username and the password "
+                    "(password or password_file in the section)"
                 )
             if code == "550":
                 return RelayNotFoundError(f"{where}: not found ({exc})")
-            return RelayError(f"{where}: {exc}")
-        if isinstance(exc, (ftplib.error_temp, EOFError)):
-            return RelayUnavailableError(f"{where}: {exc or 'connection closed'}")
-        if isinstance(exc, ftplib.Error):
-            return RelayError(f"{where}: {exc}")
+            return RelayError(f"{where}: refused by the server ({exc})")
+        if isinstance(exc, ftplib.error_temp):
+            return RelayUnavailableError(f"{where}: temporary server failure ({exc})")
+        if isinstance(exc, (ftplib.error_reply, ftplib.error_proto)):
+            return RelayError(f"{where}: unexpected answer ({exc}); is {server} an FTP server?")
+        if isinstance(exc, socket.gaierror):
+            problem = f"{where}: cannot resolve host '{self.address.host}' ({exc.strerror})"
+            if exc.errno == socket.EAI_AGAIN:
+                return RelayUnavailableError(problem)
+            return RelayError(f"{problem}; check the host name in the relay address")
+        if isinstance(exc, ConnectionRefusedError):
+            return RelayUnavailableError(
+                f"{where}: connection refused by {server}; check the port and that the FTP "
+                "server is running"
+            )
+        if isinstance(exc, TimeoutError):
+            return RelayUnavailableError(f"{where}: no answer from {server} (timed out)")
+        if isinstance(exc, (EOFError, ConnectionError)):
+            return RelayUnavailableError(f"{where}: connection to {server} lost ({exc!r})")
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            return RelayError(
+                f"{where}: the server's TLS certificate is not trusted ({exc.verify_message}); "
+                "give its CA certificate as relay option ca_file"
+            )
+        if isinstance(exc, ssl.SSLError):
+            return RelayError(f"{where}: TLS failed ({exc})")
         return None
 
-    def reconnect(self) -> None:
-        super().reconnect()
-        with contextlib.suppress(Exception):
-            self.fs._connect()  # a dropped control connection is not reopened by ftplib
+    # -- listings: MLSD on the wire ------------------------------------------------------
+
+    def list_sizes(self, prefix: str = "") -> dict[str, int]:
+        base = self._path(prefix)
+        found = self.retry(f"listing {base}", lambda: self._walk(base))
+        root = self.root.rstrip("/") + "/"
+        out, stale = {}, []
+        for path, (size, modify) in found.items():
+            if not posixpath.basename(path).startswith(TEMP_PREFIX):
+                out[path[len(root) :]] = size
+            elif modify and time.time() - modify > STALE:
+                stale.append(path)  # left by a writer killed long ago
+        for path in stale:
+            self._discard(path)
+        return out
+
+    def _walk(self, base: str) -> dict[str, tuple[int, Optional[float]]]:
+        """Path → (size, modification time) of every file under ``base``; {} if it is missing."""
+        ftp, found, todo = self._ftp(), {}, [base]
+        while todo:
+            folder = todo.pop()
+            try:
+                entries = list(ftp.mlsd(folder, ["type", "size", "modify"]))
+            except ftplib.error_perm as exc:
+                if str(exc)[:3] == "550" and folder == base:
+                    return {}  # nothing was ever written there
+                if str(exc)[:3] not in ("500", "501", "502"):
+                    raise
+                entries = _mlsd2(ftp, folder)  # a server without MLSD: parse LIST
+            for name, facts in entries:
+                path = posixpath.join(folder, name)
+                kind = facts.get("type", "")
+                if kind == "dir":
+                    todo.append(path)
+                elif kind == "file":
+                    found[path] = (int(facts.get("size") or 0), _mlsd_time(facts))
+        return found
+
+    def modified(self, name: str) -> Optional[float]:
+        path = self._path(name)
+        answer = self.retry(f"reading the time of {name}", lambda: self._ftp().voidcmd(f"MDTM {path}"))
+        return _mlsd_time({"modify": answer[4:].strip()})
+
+    # -- streamed transfers --------------------------------------------------------------
+
+    def _open_data(self, command: str) -> tuple[ftplib.FTP, socket.socket]:
+        ftp = self._ftp()
+        ftp.voidcmd("TYPE I")
+        return ftp, ftp.transfercmd(command)
+
+    def _finish(self, ftp: ftplib.FTP, conn: socket.socket) -> None:
+        """End a data transfer the way ftplib does, and read the server's final answer."""
+        if isinstance(conn, ssl.SSLSocket):
+            conn.unwrap()
+        conn.close()
+        ftp.voidresp()
+
+    def read_bytes(self, name: str) -> bytes:
+        path = self._path(name)
+        return self.retry(
+            f"reading {name}", lambda: b"".join(self._receive(f"RETR {path}", f"reading {name}"))
+        )
+
+    def read_stream(self, name: str) -> Iterator[bytes]:
+        path = self._path(name)
+        yield from self.retry(f"reading {name}", lambda: self._receive(f"RETR {path}", ""))
+
+    def _receive(self, command: str, what: str) -> Iterator[bytes]:
+        """Open the transfer now; the returned iterator yields its blocks."""
+        ftp, conn = self._open_data(command)
+        what = what or command
+
+        def blocks() -> Iterator[bytes]:
+            done = False
+            try:
+                while True:
+                    with self.errors(what):
+                        block = conn.recv(READ_BLOCK)
+                    if not block:
+                        break
+                    yield block
+                with self.errors(what):
+                    self._finish(ftp, conn)
+                done = True
+            finally:
+                if not done:  # the server may still be sending: start afresh
+                    conn.close()
+                    self._drop()
+
+        return blocks()
+
+    def write_stream(self, name: str, chunks: Iterable[bytes]) -> None:
+        path = self._path(name)
+        temp = self._temp(path)
+
+        def start() -> tuple[ftplib.FTP, socket.socket]:
+            self.makedirs(posixpath.dirname(path))
+            return self._open_data(f"STOR {temp}")
+
+        ftp, conn = self.retry(f"writing {name}", start)  # nothing sent yet: safe to retry
+        with self.errors(f"writing {name}"):
+            try:
+                for chunk in chunks:
+                    conn.sendall(chunk)
+                self._finish(ftp, conn)
+                self.publish(temp, path)
+            except BaseException:
+                conn.close()
+                with contextlib.suppress(Exception):
+                    ftp.voidresp()  # the server's answer to the cut transfer
+                self._discard(temp)
+                raise
+
+    def publish(self, temp: str, final: str) -> None:
+        ftp = self._ftp()
+        ftp.sendcmd(f"RNFR {temp}")
+        try:
+            ftp.voidcmd(f"RNTO {final}")  # overwrites on Unix servers
+        except ftplib.error_perm:
+            # some servers (IIS) refuse to rename over a file: remove it, then rename
+            ftp.delete(final)
+            ftp.sendcmd(f"RNFR {temp}")
+            ftp.voidcmd(f"RNTO {final}")
+
+    def _discard(self, temp: str) -> None:
+        try:
+            self._ftp().delete(temp)
+        except Exception:
+            self._drop()  # out of step or gone: the next operation reconnects
 
     def makedirs(self, folder: str) -> None:
-        # every MKD is a round trip: remember what exists (escale never deletes folders)
+        # every MKD is a round trip: remember what exists (escale never deletes these folders)
         if folder in self._folders:
             return
-        parts = [p for p in folder.split("/") if p]
+        ftp = self._ftp()
         path = "/" if folder.startswith("/") else ""
-        for part in parts:
+        for part in (p for p in folder.split("/") if p):
             path = posixpath.join(path, part)
-            if path in self._folders:
-                continue
-            with contextlib.suppress(ftplib.error_perm):  # 550: exists already
-                self.fs.ftp.mkd(path)
-            self._folders.add(path)
-        self.fs.invalidate_cache()
+            if path not in self._folders:
+                with contextlib.suppress(ftplib.error_perm):  # 550: exists already
+                    ftp.mkd(path)
+                self._folders.add(path)
+
+    def delete(self, name: str) -> None:
+        path = self._path(name)
+        with contextlib.suppress(RelayNotFoundError):  # 550: deleted already
+            self.retry(f"deleting {name}", lambda: self._ftp().delete(path))
+
+
+def _mlsd_time(facts: dict[str, str]) -> Optional[float]:
+    """POSIX seconds of an MLSD/MDTM time ``YYYYMMDDHHMMSS[.sss]`` (UTC), if it parses."""
+    try:
+        return float(calendar.timegm(time.strptime(facts.get("modify", "")[:14], "%Y%m%d%H%M%S")))
+    except ValueError:
+        return None

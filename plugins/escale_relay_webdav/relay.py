@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import posixpath
+import tempfile
+from collections.abc import Iterable
 from typing import Any, Optional
 
 from escale_relay_fsspec.relay import FsspecRelay
@@ -25,6 +27,8 @@ from escale_core.errors import (
     RelayNotFoundError,
     RelayUnavailableError,
 )
+
+SPOOL = 8 << 20  # bytes of an object kept in memory before spooling to a temporary file
 
 
 class WebdavRelay(FsspecRelay):
@@ -46,6 +50,25 @@ class WebdavRelay(FsspecRelay):
     def _path(self, name: str) -> str:
         root = self.root.strip("/")
         return posixpath.join(root, name) if root else name
+
+    def write_stream(self, name: str, chunks: Iterable[bytes]) -> None:
+        # webdav4's open("wb") uploads when closed, even after an error (and again when the
+        # file object is collected): spool here, upload only complete objects.
+        path = self._path(name)
+        temp = self._temp(path)
+        with tempfile.SpooledTemporaryFile(max_size=SPOOL) as spool:
+            for chunk in chunks:
+                spool.write(chunk)
+            size = spool.tell()
+            with self.errors(f"writing {name}"):
+                self.makedirs(posixpath.dirname(path))
+                try:
+                    spool.seek(0)
+                    self.fs.client.upload_fileobj(spool, temp, overwrite=True, size=size)
+                    self.publish(temp, path)
+                except BaseException:
+                    self._discard(temp)
+                    raise
 
     def publish(self, temp: str, final: str) -> None:
         self.fs.client.move(temp, final, overwrite=True)
