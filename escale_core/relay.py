@@ -36,6 +36,8 @@ class Relay(ABC):
     """One repository folder on a relay storage."""
 
     capabilities = Capabilities()
+    #: extra error codes (errno, HTTP status, FTP reply) meaning "wait and retry"
+    wait_on_error: frozenset[int] = frozenset()
 
     def __init__(self, address: RelayAddress, **options: Any) -> None:
         self.address = address

@@ -103,7 +103,9 @@ def open_section_relay(section: SectionConfig, plugins: Plugins) -> Relay:
         and section.address.scheme not in ("file", "local", "memory")
         else dict(section.relay_options)
     )
-    return open_relay(section.address, plugins.relays, **options)
+    relay = open_relay(section.address, plugins.relays, **options)
+    relay.wait_on_error = frozenset(section.wait_on_error)
+    return relay
 
 
 def open_section_repository(section: SectionConfig, relay: Relay, plugins: Plugins) -> Repository:

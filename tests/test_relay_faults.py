@@ -84,3 +84,40 @@ def test_a_wrong_ftp_password_is_one_line_exit_1(
     run = cluster.add("c", extra='password = "wrong"').sync(check=False, timeout=120)
     assert run.returncode == 1 and "login refused" in run.stderr
     assert len([line for line in run.stderr.splitlines() if line.strip()]) == 1
+
+
+@pytest.mark.parametrize("backend", sorted(ROOTS))
+def test_server_killed_mid_pull_then_restarted_the_next_round_finishes(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path, isolated_env: dict[str, str]
+) -> None:
+    server: RelayServer = request.getfixturevalue(f"{backend}_server_own")
+    cluster = Cluster(
+        tmp_path / "clients", server.url(f"repo-{uuid.uuid4().hex[:6]}"), isolated_env
+    )
+    a = add(cluster, server, "alice", 'max_page_size = "1MiB"')
+    b = add(cluster, server, "bob")
+    with open(a.write("big.bin", b""), "wb") as out:
+        for _ in range(24):
+            out.write(os.urandom(MIB))
+    for i in range(50):
+        a.write(f"small/{i}.txt", f"file {i}")
+    a.sync()
+    pull = b.start_sync()
+    deadline = time.monotonic() + 60
+    while (
+        time.monotonic() < deadline
+        and pull.poll() is None
+        and not any(p.name.startswith(".escale-tmp-") for p in b.root.rglob("*"))
+    ):
+        time.sleep(0.005)
+    server.server.kill()
+    _, err = pull.communicate(timeout=120)
+    if pull.returncode == 0:
+        pytest.skip("the pull finished before the server could be killed")
+    assert pull.returncode == 1 and "Traceback" not in err, err
+    assert len([line for line in err.splitlines() if line.strip()]) == 1, err
+    assert not (b.root / "big.bin").exists() or (b.root / "big.bin").stat().st_size == 24 * MIB
+    server.server.start()
+    b.sync()
+    assert same_tree(a.root, b.root)
+    assert not [p for p in b.root.rglob(".escale-tmp-*")]

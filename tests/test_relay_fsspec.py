@@ -69,3 +69,24 @@ def test_stale_temporary_objects_of_killed_writers_are_removed(
     os.utime(stale, (1, 1))
     assert relay.list_sizes() == {"updates/x": 1}  # temporaries are never listed
     assert not stale.exists() and fresh.exists()  # only the old one is a leftover
+
+
+def test_wait_on_error_codes_are_retried_others_are_not(plugins: Plugins) -> None:
+    from escale_core.errors import RelayError
+
+    relay = open_relay(parse_relay_url(f"memory://b-{uuid.uuid4().hex}/r"), plugins.relays)
+    attempts = []
+
+    def flaky() -> str:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise OSError(75, "value too large (a made-up transient code)")
+        return "done"
+
+    with pytest.raises(RelayError):
+        relay.retry("probing", flaky)  # type: ignore[attr-defined]
+    assert len(attempts) == 1
+    relay.wait_on_error = frozenset({75})
+    attempts.clear()
+    assert relay.retry("probing", flaky) == "done"  # type: ignore[attr-defined]
+    assert len(attempts) == 2

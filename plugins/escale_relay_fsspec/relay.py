@@ -87,17 +87,33 @@ class FsspecRelay(Relay):
                 raise
 
     def retry(self, what: str, operation: Callable[[], T]) -> T:
-        """Run ``operation``, retrying with backoff while the relay is unavailable."""
+        """Run ``operation``, retrying with backoff while the relay is unavailable (or fails
+        with one of the section's ``wait_on_error`` codes)."""
         for delay in (*RETRY_DELAYS, None):
             try:
                 with self.errors(what):
                     return operation()
-            except RelayUnavailableError:
-                if delay is None:
+            except RelayError as exc:
+                if delay is None or not (
+                    isinstance(exc, RelayUnavailableError) or self._waits_on(exc)
+                ):
                     raise
                 time.sleep(delay)
                 self.reconnect()
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _waits_on(self, exc: RelayError) -> bool:
+        """Whether the backend error behind ``exc`` has a code listed in ``wait_on_error``."""
+        cause = exc.__cause__
+        codes = {
+            getattr(cause, "errno", None),
+            getattr(cause, "status_code", None),
+            getattr(getattr(cause, "response", None), "status_code", None),
+        }
+        text = str(cause)[:3]
+        if text.isdigit():
+            codes.add(int(text))  # ftplib errors start with the reply code
+        return bool(self.wait_on_error & {c for c in codes if isinstance(c, int)})
 
     def reconnect(self) -> None:
         """Drop cached listings (and connections, where the backend keeps them)."""
