@@ -133,12 +133,15 @@ class FsspecRelay(Relay):
 
         def find() -> dict[str, Any]:
             self.fs.invalidate_cache()  # another client may have written meanwhile
-            if not self.fs.exists(base):
-                return {}
+            # not fs.exists(): it answers False on any error, and a failed listing must never
+            # look like an empty repository
             found: dict[str, Any] = self.fs.find(base, detail=True)
             return found
 
-        found = self.retry(f"listing {base}", find)
+        try:
+            found = self.retry(f"listing {base}", find)
+        except RelayNotFoundError:
+            return {}
         root = self.root.strip("/")
         out = {}
         for path, info in found.items():
