@@ -19,6 +19,7 @@ from __future__ import annotations
 import calendar
 import contextlib
 import ftplib
+import os
 import posixpath
 import socket
 import ssl
@@ -31,6 +32,7 @@ from fsspec.implementations.ftp import FTPFileSystem, _mlsd2
 
 from escale_core.address import RelayAddress
 from escale_core.errors import (
+    ConfigError,
     RelayAuthError,
     RelayError,
     RelayNotFoundError,
@@ -73,9 +75,9 @@ class FtpRelay(FsspecRelay):
         if address.password and "password" not in options:
             options["password"] = address.password
         tls = options.pop("tls", address.scheme == "ftps")
-        ca_file = options.pop("ca_file", None)
-        context = ssl.create_default_context(cafile=ca_file)
-        if not options.pop("verify_tls", True):
+        ca_file, verify = options.pop("ca_file", None), options.pop("verify_tls", True)
+        context = self._tls_context(ca_file) if tls is True else None
+        if context is not None and not verify:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
         self._folders: set[str] = set()
@@ -83,6 +85,20 @@ class FtpRelay(FsspecRelay):
             address.host, port=address.port or 21, tls=tls, ssl_context=context, **options
         )
         return fs, address.path or "/"
+
+    def _tls_context(self, ca_file: Optional[str]) -> ssl.SSLContext:
+        """The system's CAs, or only those of ``ca_file``, to verify the server's certificate."""
+        if ca_file is None:
+            return ssl.create_default_context()
+        path = os.path.expanduser(str(ca_file))
+        try:
+            return ssl.create_default_context(cafile=path)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(
+                f"cannot use {path} as CA certificate ({exc})",
+                key="relay_options.ca_file",
+                hint="give a PEM file holding the certificate that signed the server's",
+            ) from exc
 
     # -- one control connection, reopened after a failure ----------------------------------
 
@@ -182,7 +198,8 @@ class FtpRelay(FsspecRelay):
         base = self._path(prefix)
         found = self.retry(f"listing {base}", lambda: self._walk(base))
         root = self.root.rstrip("/") + "/"
-        out, stale = {}, []
+        out: dict[str, int] = {}
+        stale: list[str] = []
         for path, (size, modify) in found.items():
             if not posixpath.basename(path).startswith(TEMP_PREFIX):
                 out[path[len(root) :]] = size
@@ -194,29 +211,43 @@ class FtpRelay(FsspecRelay):
 
     def _walk(self, base: str) -> dict[str, tuple[int, Optional[float]]]:
         """Path → (size, modification time) of every file under ``base``; {} if it is missing."""
-        ftp, found, todo = self._ftp(), {}, [base]
+        ftp = self._ftp()
+        found: dict[str, tuple[int, Optional[float]]] = {}
+        todo = [base]
         while todo:
             folder = todo.pop()
             try:
-                entries = list(ftp.mlsd(folder, ["type", "size", "modify"]))
+                entries = list(ftp.mlsd(folder))  # type, size and modify are default facts
             except ftplib.error_perm as exc:
-                if str(exc)[:3] == "550" and folder == base:
-                    return {}  # nothing was ever written there
-                if str(exc)[:3] not in ("500", "501", "502"):
+                if str(exc)[:3] in ("500", "502"):  # a server without MLSD: parse LIST
+                    entries = _mlsd2(ftp, folder)
+                elif self._missing(ftp, folder):  # 550, or 501 from pyftpdlib
+                    continue  # nothing was written there yet, or a pruned folder
+                else:
                     raise
-                entries = _mlsd2(ftp, folder)  # a server without MLSD: parse LIST
             for name, facts in entries:
-                path = posixpath.join(folder, name)
-                kind = facts.get("type", "")
+                path = posixpath.join(folder, posixpath.basename(name.rstrip("/")))
+                kind = facts.get("type", "").lower()
                 if kind == "dir":
                     todo.append(path)
                 elif kind == "file":
                     found[path] = (int(facts.get("size") or 0), _mlsd_time(facts))
         return found
 
+    @staticmethod
+    def _missing(ftp: ftplib.FTP, folder: str) -> bool:
+        """Whether ``folder`` is missing (a failed listing alone does not say)."""
+        try:
+            ftp.cwd(folder)
+        except ftplib.error_perm:
+            return True
+        return False
+
     def modified(self, name: str) -> Optional[float]:
         path = self._path(name)
-        answer = self.retry(f"reading the time of {name}", lambda: self._ftp().voidcmd(f"MDTM {path}"))
+        answer = self.retry(
+            f"reading the time of {name}", lambda: self._ftp().voidcmd(f"MDTM {path}")
+        )
         return _mlsd_time({"modify": answer[4:].strip()})
 
     # -- streamed transfers --------------------------------------------------------------
@@ -241,12 +272,12 @@ class FtpRelay(FsspecRelay):
 
     def read_stream(self, name: str) -> Iterator[bytes]:
         path = self._path(name)
-        yield from self.retry(f"reading {name}", lambda: self._receive(f"RETR {path}", ""))
+        what = f"reading {name}"
+        yield from self.retry(what, lambda: self._receive(f"RETR {path}", what))
 
     def _receive(self, command: str, what: str) -> Iterator[bytes]:
         """Open the transfer now; the returned iterator yields its blocks."""
         ftp, conn = self._open_data(command)
-        what = what or command
 
         def blocks() -> Iterator[bytes]:
             done = False
@@ -273,19 +304,30 @@ class FtpRelay(FsspecRelay):
 
         def start() -> tuple[ftplib.FTP, socket.socket]:
             self.makedirs(posixpath.dirname(path))
-            return self._open_data(f"STOR {temp}")
+            try:
+                return self._open_data(f"STOR {temp}")
+            except ftplib.error_perm:  # 550: another client pruned a folder we knew
+                self._folders.clear()
+                self.makedirs(posixpath.dirname(path))
+                return self._open_data(f"STOR {temp}")
 
         ftp, conn = self.retry(f"writing {name}", start)  # nothing sent yet: safe to retry
         with self.errors(f"writing {name}"):
             try:
                 for chunk in chunks:
                     conn.sendall(chunk)
+            except BaseException:
+                conn.close()
+                try:
+                    ftp.voidresp()  # the server's answer to the cut transfer
+                except Exception:
+                    self._drop()
+                self._discard(temp)
+                raise
+            try:
                 self._finish(ftp, conn)
                 self.publish(temp, path)
             except BaseException:
-                conn.close()
-                with contextlib.suppress(Exception):
-                    ftp.voidresp()  # the server's answer to the cut transfer
                 self._discard(temp)
                 raise
 
@@ -294,7 +336,9 @@ class FtpRelay(FsspecRelay):
         ftp.sendcmd(f"RNFR {temp}")
         try:
             ftp.voidcmd(f"RNTO {final}")  # overwrites on Unix servers
-        except ftplib.error_perm:
+        except ftplib.error_perm as exc:
+            if "exist" not in str(exc).lower():
+                raise
             # some servers (IIS) refuse to rename over a file: remove it, then rename
             ftp.delete(final)
             ftp.sendcmd(f"RNFR {temp}")
@@ -303,11 +347,13 @@ class FtpRelay(FsspecRelay):
     def _discard(self, temp: str) -> None:
         try:
             self._ftp().delete(temp)
+        except ftplib.error_perm:
+            pass  # 550: not there
         except Exception:
             self._drop()  # out of step or gone: the next operation reconnects
 
     def makedirs(self, folder: str) -> None:
-        # every MKD is a round trip: remember what exists (escale never deletes these folders)
+        # every MKD is a round trip: remember what exists
         if folder in self._folders:
             return
         ftp = self._ftp()
@@ -323,6 +369,18 @@ class FtpRelay(FsspecRelay):
         path = self._path(name)
         with contextlib.suppress(RelayNotFoundError):  # 550: deleted already
             self.retry(f"deleting {name}", lambda: self._ftp().delete(path))
+        # remove the folders it emptied: every folder costs an MLSD in each listing
+        folder = posixpath.dirname(path)
+        while len(folder) > len(self.root):
+            try:
+                self._ftp().rmd(folder)
+            except ftplib.error_perm:
+                break  # not empty
+            except Exception:
+                self._drop()
+                break
+            self._folders.discard(folder)
+            folder = posixpath.dirname(folder)
 
 
 def _mlsd_time(facts: dict[str, str]) -> Optional[float]:

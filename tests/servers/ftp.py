@@ -1,8 +1,17 @@
-"""A pyftpdlib server as a separate process (fixtures ``ftp_server``, ``ftp_server_own``)."""
+"""A pyftpdlib server as a separate process.
+
+Fixtures: ``ftp_server`` (one per session), ``ftp_server_own`` (a private one that a fault test
+may kill and restart on the same port and folder) and ``ftps_server`` (explicit TLS with a
+self-signed certificate; needs pyOpenSSL in the server's Python, else skipped).
+
+Repositories live under ``/repos`` of the server: ``server.url(folder)`` is a fresh one.
+"""
 
 from __future__ import annotations
 
+import datetime
 import importlib.util
+import ipaddress
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,34 +23,81 @@ from . import RelayServer, ServerProcess, free_port
 USER, PASSWORD = "relay", "ftp-secret-123"
 
 
-def start_ftp(root: Path, log: Path) -> RelayServer:
-    """Start pyftpdlib serving ``root`` to ``relay``/PASSWORD with write access."""
+def start_ftp(root: Path, base: Path, *, tls: bool = False) -> RelayServer:
+    """Start pyftpdlib serving ``root`` to USER/PASSWORD with write access.
+
+    Credentials go in a ``password_file`` holding ``user:password`` (the original Escale's
+    form); with ``tls``, the server requires TLS on both connections and the client trusts its
+    self-signed certificate through relay option ``ca_file``.
+    """
     if importlib.util.find_spec("pyftpdlib") is None:
         pytest.skip("pyftpdlib is not installed (pip install -e '.[test]')")
-    port = free_port()
-    server = ServerProcess(
-        [
-            sys.executable,
-            "-m",
-            "pyftpdlib",
-            "-i",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "-u",
-            USER,
-            "-P",
-            PASSWORD,
-            "-d",
-            str(root),
-            "-w",
-        ],
-        port,
-        log,
-    ).start()
+    command = [sys.executable, "-m", "pyftpdlib", "-i", "127.0.0.1", "-u", USER, "-P", PASSWORD]
+    command += ["-d", str(root), "-w"]
+    options: dict[str, object] = {}
+    if tls:
+        if importlib.util.find_spec("OpenSSL") is None:
+            pytest.skip("pyftpdlib's FTPS needs pyOpenSSL (pip install pyopenssl)")
+        cert, key = self_signed_certificate(base)
+        command += ["--tls", "--certfile", str(cert), "--keyfile", str(key)]
+        command += ["--tls-control-required", "--tls-data-required"]
+        options["ca_file"] = str(cert)
+    (root / "repos").mkdir(exist_ok=True)
+    secret = base / "ftp-password"
+    secret.write_text(f"{USER}:{PASSWORD}\n", encoding="utf-8")
+    for attempt in range(3):  # another process may take the free port before the server does
+        port = free_port()
+        try:
+            server = ServerProcess([*command, "-p", str(port)], port, base / "ftp.log").start()
+            break
+        except RuntimeError:
+            if attempt == 2:
+                raise
+    scheme = "ftps" if tls else "ftp"
     return RelayServer(
-        "ftp", server, f"ftp://{USER}@127.0.0.1:{port}", config=f'password = "{PASSWORD}"'
+        scheme,
+        server,
+        f"{scheme}://{USER}@127.0.0.1:{port}/repos",
+        config=f'password_file = "{secret}"',
+        relay_options=options,
     )
+
+
+def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1, signed by its own key (PEM files in ``folder``)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "escale test FTP server")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = folder / "ftp-cert.pem", folder / "ftp-key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_file, key_file
 
 
 @pytest.fixture(scope="session")
@@ -49,15 +105,28 @@ def ftp_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RelayServer
     """One FTP server for the session."""
     base = tmp_path_factory.mktemp("ftp")
     (base / "root").mkdir()
-    server = start_ftp(base / "root", base / "server.log")
+    server = start_ftp(base / "root", base)
+    yield server
+    server.server.stop()
+
+
+@pytest.fixture(scope="session")
+def ftps_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RelayServer]:
+    """One FTP server requiring explicit TLS, for the session."""
+    base = tmp_path_factory.mktemp("ftps")
+    (base / "root").mkdir()
+    server = start_ftp(base / "root", base, tls=True)
     yield server
     server.server.stop()
 
 
 @pytest.fixture
 def ftp_server_own(tmp_path: Path) -> Iterator[RelayServer]:
-    """A private FTP server that a test may kill and restart."""
+    """A private FTP server that a test may kill and restart (same port, same folder).
+
+    Its files are in ``tmp_path / "ftp-root"``, its log in ``tmp_path / "ftp.log"``.
+    """
     (tmp_path / "ftp-root").mkdir()
-    server = start_ftp(tmp_path / "ftp-root", tmp_path / "ftp.log")
+    server = start_ftp(tmp_path / "ftp-root", tmp_path)
     yield server
     server.server.stop()
