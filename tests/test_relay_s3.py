@@ -1,46 +1,362 @@
-"""The S3 relay against a real S3 server (moto) on 127.0.0.1."""
+"""The S3 relay against a real S3 server (moto) on 127.0.0.1, and real escale processes
+through it."""
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Callable
 
+import escale_relay_fsspec.relay
 import pytest
 
 from escale_core.address import parse_relay_url
-from escale_core.errors import RelayNotFoundError
+from escale_core.errors import RelayAuthError, RelayNotFoundError, RelayUnavailableError
 from escale_core.plugins import Plugins
-from escale_core.relay import open_relay
+from escale_core.relay import Relay, open_relay
 from escale_core.testing import OpenRelay, RelayConformance
 
-from .conftest import RunEscale
-from .servers import RelayServer
+from .clients import Client, Cluster, same_tree
+from .servers import free_port
+from .servers.s3 import S3Server
+
+MIB = 1 << 20
+BIG = 60 * MIB
+PAGE = 'max_page_size = "4MiB"'
+
+
+def relay_opener(server: S3Server, plugins: Plugins) -> OpenRelay:
+    """Open relays on one fresh repository folder (prefix) of ``server``'s bucket."""
+    address = parse_relay_url(server.url(f"conf-{uuid.uuid4().hex[:8]}"))
+    options = {**server.credentials, **server.relay_options}
+    return lambda: open_relay(address, plugins.relays, **options)
 
 
 class TestS3Conformance(RelayConformance):
     @pytest.fixture
-    def open_relay(self, s3_server: RelayServer, plugins: Plugins) -> OpenRelay:
-        address = parse_relay_url(s3_server.url(f"conf-{uuid.uuid4().hex[:8]}"))
-        options: dict[str, Any] = dict(s3_server.relay_options)
-        return lambda: open_relay(address, plugins.relays, **options)
+    def open_relay(self, s3_server: S3Server, plugins: Plugins) -> OpenRelay:
+        return relay_opener(s3_server, plugins)
 
 
-def test_a_missing_bucket_is_named(s3_server: RelayServer, plugins: Plugins) -> None:
-    address = parse_relay_url("s3://no-such-bucket-here/x")
-    with pytest.raises(RelayNotFoundError, match="bucket 'no-such-bucket-here' does not exist"):
-        open_relay(address, plugins.relays, **s3_server.relay_options)
+# -- S3-specific rules of the relay ------------------------------------------------------------
 
 
-def test_sync_to_a_missing_bucket_is_one_line_exit_1(
-    escale: RunEscale, s3_server: RelayServer, tmp_path: Path
+@pytest.fixture
+def relay(s3_server: S3Server, plugins: Plugins) -> Iterator[Relay]:
+    instance = relay_opener(s3_server, plugins)()
+    yield instance
+    instance.close()
+
+
+def test_an_upload_that_fails_after_its_first_part_leaves_no_object_and_no_pending_upload(
+    relay: Relay,
 ) -> None:
-    options = "".join(f'{k} = "{v}"\n' for k, v in s3_server.relay_options.items())
-    config = tmp_path / "c.toml"
-    config.write_text(
-        f'[s]\npath = "{tmp_path}/A"\nrelay = "s3://no-such-bucket-here/x"\n'
-        f'encryption = "plain"\n[s.relay_options]\n{options}'
+    def failing() -> Iterator[bytes]:
+        for _ in range(12):  # past one 9 MiB block: a multipart upload has begun
+            yield os.urandom(MIB)
+        raise RuntimeError("connection lost")
+
+    with pytest.raises(RuntimeError):
+        relay.write_stream("data/c/0000000001/000000", failing())
+    assert relay.list() == []
+    fs, bucket = relay.fs, relay.bucket  # type: ignore[attr-defined]
+    pending = fs.call_s3("list_multipart_uploads", Bucket=bucket).get("Uploads", [])
+    assert [u["Key"] for u in pending if "/data/c/" in u["Key"]] == []
+
+
+def test_exclusive_create_has_exactly_one_winner_among_concurrent_clients(
+    s3_server: S3Server, plugins: Plugins
+) -> None:
+    opener = relay_opener(s3_server, plugins)
+    relays = [opener() for _ in range(8)]
+    assert all(r.capabilities.exclusive_create and not r.capabilities.atomic_rename for r in relays)
+    start, won = threading.Barrier(len(relays)), []
+
+    def race(relay: Relay, data: bytes) -> None:
+        start.wait()
+        if relay.create_exclusive("locks/maintenance", data):
+            won.append(data)
+
+    threads = [threading.Thread(target=race, args=(r, b"%d" % i)) for i, r in enumerate(relays)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(won) == 1 and relays[0].read_bytes("locks/maintenance") == won[0]
+
+
+def test_conditional_writes_off_declares_exclusive_create_best_effort(
+    s3_server: S3Server, plugins: Plugins
+) -> None:
+    address = parse_relay_url(s3_server.url(f"cw-{uuid.uuid4().hex[:8]}"))
+    options = {**s3_server.credentials, **s3_server.relay_options, "conditional_writes": False}
+    relay = open_relay(address, plugins.relays, **options)
+    assert not relay.capabilities.exclusive_create  # escale's locks then write, wait, re-list
+    assert relay.create_exclusive("escale.json", b"first")
+    assert not relay.create_exclusive("escale.json", b"second")
+    assert relay.read_bytes("escale.json") == b"first"
+
+
+def test_a_listing_while_the_server_is_down_is_an_error_never_an_empty_listing(
+    s3_server_own: S3Server, plugins: Plugins, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(escale_relay_fsspec.relay, "RETRY_DELAYS", (0.1,))  # fail fast
+    address = parse_relay_url(f"s3://{s3_server_own.bucket}")  # a repository at the bucket root
+    options = {**s3_server_own.credentials, **s3_server_own.relay_options}
+    relay = open_relay(address, plugins.relays, **options)
+    relay.write_bytes("updates/c/0000000001", b"1")
+    assert relay.list() == ["updates/c/0000000001"]
+    s3_server_own.server.kill()
+    with pytest.raises(RelayUnavailableError, match="cannot connect"):
+        relay.list()
+
+
+def test_a_wrong_secret_is_refused_as_an_auth_error(s3_server: S3Server, plugins: Plugins) -> None:
+    address = parse_relay_url(s3_server.url("x"))
+    options = {**s3_server.relay_options, "username": s3_server.key, "password": "wrong"}
+    with pytest.raises(RelayAuthError, match="check the access key and secret"):
+        open_relay(address, plugins.relays, **options)
+
+
+def test_a_missing_bucket_is_named(s3_server: S3Server, plugins: Plugins) -> None:
+    address = parse_relay_url("s3://no-such-bucket-here/x")
+    options = {**s3_server.credentials, **s3_server.relay_options}
+    with pytest.raises(RelayNotFoundError, match="bucket 'no-such-bucket-here' does not exist"):
+        open_relay(address, plugins.relays, **options)
+
+
+MEMORY_CHILD = """
+import json, os, sys
+from escale_core.address import parse_relay_url
+from escale_core.plugins import get_plugins
+from escale_core.relay import open_relay
+
+def peak():
+    with open("/proc/self/status") as status:
+        return next(int(l.split()[1]) << 10 for l in status if l.startswith("VmHWM"))
+
+url, options, size = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3])
+relay = open_relay(parse_relay_url(url), get_plugins().relays, **options)
+block = os.urandom(1 << 20)
+base = peak()
+relay.write_stream("data/big", (block for _ in range(size >> 20)))
+read = sum(len(piece) for piece in relay.read_stream("data/big"))
+relay.delete("data/big")
+print(json.dumps({"read": read, "rise": peak() - base}))
+"""
+
+
+def test_streaming_a_big_object_both_ways_keeps_memory_flat(
+    s3_server: S3Server, isolated_env: dict[str, str]
+) -> None:
+    size = 128 * MIB
+    options = json.dumps({**s3_server.credentials, **s3_server.relay_options})
+    url = s3_server.url(f"mem-{uuid.uuid4().hex[:8]}")
+    run = subprocess.run(
+        [sys.executable, "-c", MEMORY_CHILD, url, options, str(size)],
+        capture_output=True,
+        text=True,
+        env=isolated_env,
+        timeout=120,
+        check=True,
     )
-    run = escale("-c", str(config), "sync", "s")
-    assert run.returncode == 1 and "Traceback" not in run.stderr
-    assert len(run.error_lines) == 1 and "no-such-bucket-here" in run.stderr
+    result = json.loads(run.stdout)
+    assert result["read"] == size
+    # measured: +58 MiB for 96 MiB as for 240 MiB (9 MiB blocks, one part in flight), where
+    # s3fs's defaults took +155 MiB to write 200 MiB and +154 MiB to read it
+    assert result["rise"] < 96 * MIB
+
+
+# -- real escale processes ---------------------------------------------------------------------
+
+
+def add(cluster: Cluster, server: S3Server, name: str, extra: str = "") -> Client:
+    options = "".join(f'{k} = "{v}"\n' for k, v in server.relay_options.items())
+    return cluster.add(name, extra=f"{server.config}\n{extra}\n[shared.relay_options]\n{options}")
+
+
+def write_big(client: Client, name: str = "big.bin") -> Path:
+    path = client.write(name, b"")
+    with open(path, "wb") as out:
+        for _ in range(BIG // MIB):
+            out.write(os.urandom(MIB))
+    return path
+
+
+def wait_for(condition: Callable[[], bool], process: subprocess.Popen[str], what: str) -> None:
+    deadline = time.monotonic() + 60
+    while not condition():
+        assert process.poll() is None, f"escale ended before {what}: {process.communicate()}"
+        assert time.monotonic() < deadline, f"gave up waiting for {what}"
+        time.sleep(0.01)
+
+
+def error_lines(stderr: str) -> list[str]:
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert not any("Traceback" in line or "internal error" in line for line in lines), stderr
+    return lines
+
+
+def assert_one_clear_failure(process: subprocess.Popen[str], *needles: str) -> None:
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 1, stderr
+    lines = error_lines(stderr)
+    assert len(lines) == 1, stderr
+    assert all(needle in lines[0] for needle in needles), lines[0]
+
+
+@pytest.fixture
+def own_cluster(s3_server_own: S3Server, tmp_path: Path, isolated_env: dict[str, str]) -> Cluster:
+    return Cluster(tmp_path / "clients", s3_server_own.url("repo"), isolated_env)
+
+
+def test_a_push_cut_by_a_server_crash_fails_in_one_line_and_the_next_round_resumes(
+    s3_server_own: S3Server, own_cluster: Cluster
+) -> None:
+    a = add(own_cluster, s3_server_own, "alice", PAGE)
+    b = add(own_cluster, s3_server_own, "bob")
+    a.write("notes.txt", "before the crash")
+    write_big(a)
+    recording = s3_server_own.recording
+    assert recording is not None
+    push = a.start_sync()
+    # moto records each request (bodies in base64) before handling it: 32 MiB ~ 24 MiB sent
+    wait_for(lambda: recording.stat().st_size >= 32 * MIB, push, "24 MiB sent")
+    s3_server_own.server.kill()
+    assert_one_clear_failure(push, "127.0.0.1")
+    s3_server_own.server.restart()  # the objects stored before the crash are back
+    report = json.loads(a.sync("--json").stdout)["shared"]
+    assert report["bytes_up"] < BIG - 8 * MIB, "the stored chunks were sent again"
+    assert report["bytes_resumed"] >= 8 * MIB
+    b.sync()
+    assert same_tree(a.root, b.root)
+
+
+def test_a_pull_cut_by_a_server_crash_fails_in_one_line_and_the_next_round_converges(
+    s3_server_own: S3Server, own_cluster: Cluster
+) -> None:
+    a = add(own_cluster, s3_server_own, "alice", PAGE)
+    b = add(own_cluster, s3_server_own, "bob")
+    a.write("notes.txt", "pulled after the crash")
+    write_big(a)
+    a.sync()
+    log = s3_server_own.server.log
+    start = len(log.read_bytes())
+
+    def data_read() -> int:
+        text = log.read_bytes()[start:].decode(errors="replace")
+        return sum(1 for line in text.splitlines() if "GET /" in line and "/data/" in line)
+
+    pull = b.start_sync()
+    wait_for(lambda: data_read() >= 3, pull, "3 data objects read")
+    s3_server_own.server.kill()
+    assert_one_clear_failure(pull, "127.0.0.1")
+    assert not (b.root / "big.bin").exists()  # never a half-pulled file under its name
+    s3_server_own.server.restart()
+    b.sync()
+    a.sync()
+    assert same_tree(a.root, b.root)
+
+
+def test_a_watching_client_sees_writes_made_after_its_listing(
+    s3_server: S3Server, tmp_path: Path, isolated_env: dict[str, str]
+) -> None:
+    cluster = Cluster(
+        tmp_path / "clients", s3_server.url(f"r-{uuid.uuid4().hex[:8]}"), isolated_env
+    )
+    a = add(cluster, s3_server, "alice")
+    b = add(cluster, s3_server, "bob", "refresh = 1")
+    a.write("first.txt", "1")
+    a.sync()
+    watch = b.start_sync("--watch")
+    try:
+        wait_for((b.root / "first.txt").exists, watch, "bob's first round")
+        a.write("first.txt", "1, edited after bob listed")
+        a.write("second.txt", "2")
+        a.sync()
+        wait_for(lambda: same_tree(a.root, b.root), watch, "bob's later round")
+    finally:
+        watch.terminate()
+        watch.communicate(timeout=30)
+
+
+@pytest.mark.parametrize(
+    ("relay", "credentials", "endpoint", "expected"),
+    [
+        ("{prefix}/x", "{key}:wrong", "{endpoint}", "access refused"),
+        ("{prefix}/x", "AKIANOSUCHKEY:secret", "{endpoint}", "access refused"),
+        ("{prefix}/x", "k:s", "http://no-such-host.invalid:9000", "no-such-host.invalid"),
+        ("{prefix}/x", "k:s", "http://127.0.0.1:{free}", "cannot connect"),
+        ("s3://no-such-bucket-{hex}/x", "{key}:{secret}", "{endpoint}", "does not exist"),
+        ("s3://{bucket}:9000/x", "{key}:{secret}", "{endpoint}", "endpoint_url"),
+    ],
+    ids=[
+        "wrong-secret",
+        "unknown-key",
+        "unknown-host",
+        "refused-connection",
+        "missing-bucket",
+        "port-in-address",
+    ],
+)
+def test_a_relay_that_cannot_be_used_is_one_clear_error_line(
+    s3_server: S3Server,
+    tmp_path: Path,
+    isolated_env: dict[str, str],
+    relay: str,
+    credentials: str,
+    endpoint: str,
+    expected: str,
+) -> None:
+    values = {
+        "prefix": s3_server.url_prefix,
+        "bucket": s3_server.bucket,
+        "key": s3_server.key,
+        "secret": s3_server.secret,
+        "endpoint": s3_server.endpoint,
+        "free": free_port(),
+        "hex": uuid.uuid4().hex[:8],
+    }
+    url = relay.format(**values)
+    secret = tmp_path / "credentials"
+    secret.write_text(credentials.format(**values) + "\n")
+    client = Cluster(tmp_path / "clients", url, isolated_env).add(
+        "alice",
+        extra=f'password_file = "{secret}"\n[shared.relay_options]\n'
+        f'endpoint_url = "{endpoint.format(**values)}"\n',
+    )
+    client.write("a.txt", "a")
+    run = client.sync(check=False, timeout=120)
+    assert run.returncode in (1, 2), run.stderr
+    lines = error_lines(run.stderr)
+    assert len(lines) == 1 and expected in lines[0], run.stderr
+    if "no-such-bucket" in url:
+        assert f"bucket 'no-such-bucket-{values['hex']}'" in lines[0]
+
+
+def test_relay_check_passes_on_s3_with_atomic_exclusive_create(
+    s3_server: S3Server, tmp_path: Path, isolated_env: dict[str, str]
+) -> None:
+    cluster = Cluster(
+        tmp_path / "clients", s3_server.url(f"r-{uuid.uuid4().hex[:8]}"), isolated_env
+    )
+    client = add(cluster, s3_server, "alice")
+    run = subprocess.run(
+        client.command("relay", "check", "shared"),
+        capture_output=True,
+        text=True,
+        env=isolated_env,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "FAILED" not in run.stdout
+    assert re.search(r"exclusive create +ok +atomic", run.stdout), run.stdout
