@@ -44,12 +44,17 @@ def test_server_killed_mid_push_then_restarted_resumes_the_big_file(
             out.write(os.urandom(MIB))
     root = tmp_path / ROOTS[backend]
     push = a.start_sync()
-    deadline = time.monotonic() + 60
-    while data_objects(root) < 6 and time.monotonic() < deadline and push.poll() is None:
-        time.sleep(0.01)
-    assert push.poll() is None, "the push ended before the server could be killed"
-    server.server.kill()
-    _, err = push.communicate(timeout=120)
+    try:
+        deadline = time.monotonic() + 60
+        while data_objects(root) < 6 and time.monotonic() < deadline and push.poll() is None:
+            time.sleep(0.01)
+        assert push.poll() is None, "the push ended before the server could be killed"
+        server.server.kill()
+        _, err = push.communicate(timeout=120)
+    finally:
+        if push.poll() is None:  # never leave an escale process behind
+            push.kill()
+            push.wait()
     assert push.returncode == 1, err
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and "Traceback" not in err, err
@@ -103,15 +108,20 @@ def test_server_killed_mid_pull_then_restarted_the_next_round_finishes(
         a.write(f"small/{i}.txt", f"file {i}")
     a.sync()
     pull = b.start_sync()
-    deadline = time.monotonic() + 60
-    while (
-        time.monotonic() < deadline
-        and pull.poll() is None
-        and not any(p.name.startswith(".escale-tmp-") for p in b.root.rglob("*"))
-    ):
-        time.sleep(0.005)
-    server.server.kill()
-    _, err = pull.communicate(timeout=120)
+    try:
+        deadline = time.monotonic() + 60
+        while (
+            time.monotonic() < deadline
+            and pull.poll() is None
+            and not any(p.name.startswith(".escale-tmp-") for p in b.root.rglob("*"))
+        ):
+            time.sleep(0.005)
+        server.server.kill()
+        _, err = pull.communicate(timeout=120)
+    finally:
+        if pull.poll() is None:  # never leave an escale process behind
+            pull.kill()
+            pull.wait()
     if pull.returncode == 0:
         pytest.skip("the pull finished before the server could be killed")
     assert pull.returncode == 1 and "Traceback" not in err, err
