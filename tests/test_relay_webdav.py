@@ -1,37 +1,356 @@
-"""The WebDAV relay against a real WsgiDAV server."""
+"""The WebDAV relay against real WsgiDAV servers, and real escale processes through it."""
 
 from __future__ import annotations
 
+import json
+import os
+import threading
+import time
 import uuid
 from pathlib import Path
 
+import httpx
 import pytest
 
 from escale_core.address import parse_relay_url
+from escale_core.errors import RelayAuthError
 from escale_core.plugins import Plugins
-from escale_core.relay import open_relay
+from escale_core.relay import Relay, open_relay
 from escale_core.testing import OpenRelay, RelayConformance
 
-from .conftest import RunEscale
-from .servers import RelayServer
-from .servers.webdav import PASSWORD
+from .clients import Client, Cluster, same_tree
+from .conftest import Run, RunEscale
+from .servers import RelayServer, free_port
+from .servers.webdav import BASE, PASSWORD, USER
+
+MIB = 1 << 20
 
 
-class TestWebdavConformance(RelayConformance):
+def relay_on(server: RelayServer, plugins: Plugins, folder: str) -> Relay:
+    """A relay instance on ``folder`` of ``server``, as escale opens it."""
+    address = parse_relay_url(server.url(folder))
+    return open_relay(address, plugins.relays, password=PASSWORD, **server.relay_options)
+
+
+class TestwebdavConformance(RelayConformance):
     @pytest.fixture
     def open_relay(self, webdav_server: RelayServer, plugins: Plugins) -> OpenRelay:
-        address = parse_relay_url(webdav_server.url(f"conf-{uuid.uuid4().hex[:8]}"))
-        return lambda: open_relay(address, plugins.relays, password=PASSWORD)
+        folder = f"conf-{uuid.uuid4().hex[:8]}"
+        return lambda: relay_on(webdav_server, plugins, folder)
 
 
-def test_a_wrong_password_is_one_line_exit_1(
-    escale: RunEscale, webdav_server: RelayServer, tmp_path: Path
+# -- the relay's own rules (one process, real server) ------------------------------------
+
+
+def test_the_server_declares_atomic_rename_and_exclusive_create(
+    webdav_server: RelayServer, plugins: Plugins
 ) -> None:
+    relay = relay_on(webdav_server, plugins, f"caps-{uuid.uuid4().hex[:8]}")
+    assert relay.capabilities.atomic_rename and relay.capabilities.exclusive_create
+
+
+def test_exclusive_create_has_exactly_one_winner_among_concurrent_writers(
+    webdav_server: RelayServer, plugins: Plugins
+) -> None:
+    for _ in range(3):
+        folder = f"race-{uuid.uuid4().hex[:8]}"
+        relays = [relay_on(webdav_server, plugins, folder) for _ in range(8)]
+        results: dict[int, bool] = {}
+        start = threading.Barrier(len(relays))
+        threads = [
+            threading.Thread(target=claim, args=(relay, f"writer {i}", start, results, i))
+            for i, relay in enumerate(relays)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        winners = [i for i, won in results.items() if won]
+        assert len(results) == 8 and len(winners) == 1, results
+        assert relays[0].read_bytes("locks/gc") == f"writer {winners[0]}".encode()
+
+
+def claim(
+    relay: Relay, data: str, start: threading.Barrier, results: dict[int, bool], i: int
+) -> None:
+    start.wait()
+    results[i] = relay.create_exclusive("locks/gc", data.encode())
+
+
+def test_an_exclusive_create_abandoned_between_lock_and_write_is_taken_over(
+    webdav_server: RelayServer, plugins: Plugins
+) -> None:
+    """A writer killed after its LOCK left an empty object; once its lock expires, the next
+    create_exclusive writes the object instead of reporting it as existing."""
+    folder = f"dead-{uuid.uuid4().hex[:8]}"
+    relay = relay_on(webdav_server, plugins, folder)
+    relay.write_bytes("keep", b"")  # creates the folder
+    port = webdav_server.server.port
+    lock = httpx.request(
+        "LOCK",
+        f"http://127.0.0.1:{port}/{BASE}/{folder}/escale.json",
+        auth=(USER, PASSWORD),
+        headers={"Depth": "0", "Timeout": "Second-1"},
+        content='<?xml version="1.0"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/>'
+        "</D:lockscope><D:locktype><D:write/></D:locktype></D:lockinfo>",
+    )
+    assert lock.status_code == 201 and relay.list_sizes() == {"keep": 0, "escale.json": 0}
+    assert relay.create_exclusive("escale.json", b"header")  # waits for the lock to expire
+    assert relay.read_bytes("escale.json") == b"header"
+    assert not relay.create_exclusive("escale.json", b"other")
+
+
+def test_a_folder_removed_behind_the_relays_back_is_created_again(
+    webdav_server_own: RelayServer, plugins: Plugins, tmp_path: Path
+) -> None:
+    relay = relay_on(webdav_server_own, plugins, "repo")
+    relay.write_bytes("data/c1/0000000001/000000", b"first")
+    relay.delete("data/c1/0000000001/000000")
+    for leftover in sorted((tmp_path / "dav-root" / BASE / "repo" / "data").rglob("*"))[::-1]:
+        leftover.rmdir()  # the relay still believes the folders exist
+    relay.write_bytes("data/c1/0000000001/000001", b"second")
+    assert relay.list() == ["data/c1/0000000001/000001"]
+
+
+def test_folders_emptied_by_deletions_are_removed_by_the_next_full_listing(
+    webdav_server_own: RelayServer, plugins: Plugins, tmp_path: Path
+) -> None:
+    relay = relay_on(webdav_server_own, plugins, "repo")
+    relay.write_bytes("data/c1/0000000001/000000", b"1")
+    relay.write_bytes("data/c1/0000000002/000000", b"2")
+    relay.write_bytes("updates/c1/0000000002", b"u")
+    relay.delete("data/c1/0000000001/000000")
+    relay.delete("updates/c1/0000000002")
+    assert relay.list() == ["data/c1/0000000002/000000"]
+    repo = tmp_path / "dav-root" / BASE / "repo"
+    assert sorted(p.relative_to(repo).as_posix() for p in repo.rglob("*")) == [
+        "data",
+        "data/c1",
+        "data/c1/0000000002",
+        "data/c1/0000000002/000000",
+    ]
+    relay.write_bytes("updates/c1/0000000003", b"v")  # its folder, removed, is made again
+    assert relay.read_bytes("updates/c1/0000000003") == b"v"
+
+
+def test_temporaries_of_uploads_cut_short_long_ago_are_removed_and_never_listed(
+    webdav_server_own: RelayServer, plugins: Plugins, tmp_path: Path
+) -> None:
+    relay = relay_on(webdav_server_own, plugins, "repo")
+    relay.write_bytes("data/x", b"1")
+    folder = tmp_path / "dav-root" / BASE / "repo" / "data"
+    old, recent = folder / ".tmp-old", folder / ".tmp-recent"
+    old.write_bytes(b"partial")
+    recent.write_bytes(b"in progress")
+    os.utime(old, (time.time() - 7200, time.time() - 7200))
+    assert relay.list_sizes() == {"data/x": 1}
+    assert not old.exists() and recent.exists()
+
+
+# -- real escale processes ---------------------------------------------------------------
+
+
+def add(cluster: Cluster, server: RelayServer, name: str, extra: str = "") -> Client:
+    """A client of ``cluster`` with the server's credentials (and relay_options)."""
+    options = "".join(f'{k} = "{v}"\n' for k, v in server.relay_options.items())
+    table = f"[shared.relay_options]\n{options}" if options else ""
+    return cluster.add(name, extra=f"{server.config}\n{extra}\n{table}")
+
+
+def new_cluster(server: RelayServer, tmp_path: Path, env: dict[str, str]) -> Cluster:
+    return Cluster(tmp_path / "clients", server.url(f"repo-{uuid.uuid4().hex[:8]}"), env)
+
+
+def random_file(client: Client, rel: str, mib: int) -> Path:
+    path = client.write(rel, b"")
+    with open(path, "wb") as out:
+        for _ in range(mib):
+            out.write(os.urandom(MIB))
+    return path
+
+
+def stored_bytes(folder: Path) -> int:
+    """Bytes of all files under ``folder`` (temporaries included)."""
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) if folder.exists() else 0
+
+
+def interrupt(client: Client, server: RelayServer, watched: Path, threshold: int) -> Run:
+    """Start ``escale sync`` on ``client``, kill the server once ``watched`` holds
+    ``threshold`` bytes, and return the outcome of the sync (the server stays down)."""
+    sync = client.start_sync()
+    deadline = time.monotonic() + 60
+    while stored_bytes(watched) < threshold and sync.poll() is None:
+        assert time.monotonic() < deadline, "the transfer did not start"
+        time.sleep(0.002)
+    server.server.kill()
+    stdout, stderr = sync.communicate(timeout=120)
+    return Run(sync.returncode, stdout, stderr)
+
+
+def one_clear_error(run: Run, expected: str) -> None:
+    assert run.returncode == 1, run.stderr
+    assert "Traceback" not in run.stderr and len(run.error_lines) == 1, run.stderr
+    assert expected in run.stderr, run.stderr
+
+
+def report(client: Client) -> dict[str, object]:
+    section: dict[str, object] = json.loads(client.sync("--json").stdout)["shared"]
+    return section
+
+
+def test_a_server_killed_mid_push_fails_the_round_and_the_next_round_resumes(
+    webdav_server_own: RelayServer, tmp_path: Path, isolated_env: dict[str, str]
+) -> None:
+    cluster = new_cluster(webdav_server_own, tmp_path, isolated_env)
+    a = add(cluster, webdav_server_own, "alice", 'max_page_size = "4MiB"')
+    b = add(cluster, webdav_server_own, "bob")
+    a.write("small.txt", "small")
+    random_file(a, "big.bin", 60)
+    repo = tmp_path / "dav-root" / BASE / cluster.relay.rsplit("/", 1)[1]
+    run = interrupt(a, webdav_server_own, repo / "data", 24 * MIB)
+    one_clear_error(run, "cannot connect to the WebDAV server")
+    webdav_server_own.server.restart()
+    retry = report(a)
+    assert isinstance(retry["bytes_up"], int) and retry["bytes_up"] < 50 * MIB, retry
+    b.sync()
+    assert same_tree(a.root, b.root)
+    assert (b.root / "big.bin").read_bytes() == (a.root / "big.bin").read_bytes()
+
+
+def test_a_server_killed_mid_pull_fails_the_round_and_the_next_round_converges(
+    webdav_server_own: RelayServer, tmp_path: Path, isolated_env: dict[str, str]
+) -> None:
+    cluster = new_cluster(webdav_server_own, tmp_path, isolated_env)
+    a = add(cluster, webdav_server_own, "alice", 'max_page_size = "4MiB"')
+    b = add(cluster, webdav_server_own, "bob")
+    random_file(a, "big.bin", 60)
+    a.write("docs/note.txt", "note")
+    a.sync()
+    run = interrupt(b, webdav_server_own, b.root, 8 * MIB)
+    one_clear_error(run, "WebDAV server")
+    partial = b.root / "big.bin"
+    assert not partial.exists() or partial.read_bytes() == (a.root / "big.bin").read_bytes()
+    webdav_server_own.server.restart()
+    b.sync()
+    assert same_tree(a.root, b.root)
+
+
+def test_a_second_client_sees_an_update_written_after_its_own_listing(
+    webdav_server: RelayServer, tmp_path: Path, isolated_env: dict[str, str]
+) -> None:
+    cluster = new_cluster(webdav_server, tmp_path, isolated_env)
+    a = add(cluster, webdav_server, "alice")
+    b = add(cluster, webdav_server, "bob")
+    a.write("first.txt", "1")
+    a.sync()
+    b.sync()  # b has listed the repository
+    a.write("second.txt", "2")
+    (a.root / "first.txt").unlink()
+    a.sync()
+    b.sync()
+    assert same_tree(a.root, b.root)
+    assert (b.root / "second.txt").read_text() == "2" and not (b.root / "first.txt").exists()
+
+
+def test_a_password_file_with_user_and_password_authenticates(
+    webdav_server: RelayServer, tmp_path: Path, isolated_env: dict[str, str]
+) -> None:
+    secret = tmp_path / "dav-password"
+    secret.write_text(f"{USER}:{PASSWORD}\n")
+    url = webdav_server.url(f"repo-{uuid.uuid4().hex[:8]}").replace(f"{USER}@", "")
+    cluster = Cluster(tmp_path / "clients", url, isolated_env)
+    a = cluster.add("alice", extra=f'password_file = "{secret}"')
+    b = cluster.add("bob", extra=f'password_file = "{secret}"')
+    a.write("hello.txt", "hello")
+    a.sync()
+    b.sync()
+    assert (b.root / "hello.txt").read_text() == "hello"
+
+
+def sync_once(
+    escale: RunEscale, tmp_path: Path, relay: str, extra: str = "", options: str = ""
+) -> Run:
     config = tmp_path / "c.toml"
     config.write_text(
-        f'[s]\npath = "{tmp_path}/A"\nrelay = "{webdav_server.url("x")}"\n'
-        'encryption = "plain"\npassword = "wrong"\n'
+        f'[s]\npath = "{tmp_path}/A"\nrelay = "{relay}"\nencryption = "plain"\n{extra}\n'
+        + (f"[s.relay_options]\n{options}\n" if options else "")
     )
-    run = escale("-c", str(config), "sync", "s")
-    assert run.returncode == 1 and "Traceback" not in run.stderr
-    assert len(run.error_lines) == 1 and "access refused" in run.stderr
+    return escale("-c", str(config), "sync", "s")
+
+
+def test_digest_authentication_is_chosen_with_a_relay_option(
+    webdav_server: RelayServer, plugins: Plugins
+) -> None:
+    address = parse_relay_url(webdav_server.url(f"digest-{uuid.uuid4().hex[:8]}"))
+    relay = open_relay(address, plugins.relays, password=PASSWORD, auth="digest")
+    relay.write_bytes("a", b"digest")
+    assert relay.read_bytes("a") == b"digest"
+    wrong = open_relay(address, plugins.relays, password="wrong", auth="digest")
+    with pytest.raises(RelayAuthError, match="refused the credentials"):
+        wrong.list()
+
+
+def test_a_wrong_password_is_one_clear_line_exit_1(
+    escale: RunEscale, webdav_server: RelayServer, tmp_path: Path
+) -> None:
+    run = sync_once(escale, tmp_path, webdav_server.url("x"), 'password = "wrong"')
+    one_clear_error(run, "refused the credentials (HTTP 401)")
+
+
+def test_an_unknown_host_is_one_clear_line_exit_1(escale: RunEscale, tmp_path: Path) -> None:
+    run = sync_once(escale, tmp_path, "webdav://u@no-such-host.invalid/x", 'password = "p"')
+    one_clear_error(run, "unknown host 'no-such-host.invalid'")
+
+
+def test_a_refused_connection_is_one_clear_line_exit_1(escale: RunEscale, tmp_path: Path) -> None:
+    relay = f"webdav://u@127.0.0.1:{free_port()}/x"
+    run = sync_once(escale, tmp_path, relay, 'password = "p"')
+    one_clear_error(run, "cannot connect to the WebDAV server 127.0.0.1")
+
+
+def test_webdavs_with_the_servers_certificate_as_verify_syncs(
+    webdavs_server: RelayServer, tmp_path: Path, isolated_env: dict[str, str]
+) -> None:
+    cluster = new_cluster(webdavs_server, tmp_path, isolated_env)
+    a, b = add(cluster, webdavs_server, "alice"), add(cluster, webdavs_server, "bob")
+    a.write("tls.txt", "over https")
+    a.sync()
+    b.sync()
+    assert (b.root / "tls.txt").read_text() == "over https"
+
+
+def test_webdavs_with_an_untrusted_certificate_is_one_clear_line_exit_1(
+    escale: RunEscale, webdavs_server: RelayServer, tmp_path: Path
+) -> None:
+    run = sync_once(escale, tmp_path, webdavs_server.url("x"), f'password = "{PASSWORD}"')
+    one_clear_error(run, "relay_options verify")
+
+
+def test_unsupported_relay_options_are_one_clear_line(
+    escale: RunEscale, webdav_server: RelayServer, tmp_path: Path
+) -> None:
+    run = sync_once(
+        escale, tmp_path, webdav_server.url("x"), f'password = "{PASSWORD}"', "bogus = 1"
+    )
+    assert run.returncode in (1, 2) and "Traceback" not in run.stderr
+    assert len(run.error_lines) == 1 and "unsupported relay_options" in run.stderr
+
+
+def test_webdavs_with_verify_false_accepts_a_self_signed_server(
+    webdavs_server: RelayServer, plugins: Plugins
+) -> None:
+    address = parse_relay_url(webdavs_server.url(f"insecure-{uuid.uuid4().hex[:8]}"))
+    relay = open_relay(address, plugins.relays, password=PASSWORD, verify=False)
+    relay.write_bytes("a", b"over TLS, unverified")
+    assert relay.read_bytes("a") == b"over TLS, unverified"
+
+
+def test_a_missing_ca_file_is_one_clear_line(
+    escale: RunEscale, webdavs_server: RelayServer, tmp_path: Path
+) -> None:
+    missing = tmp_path / "no-such-ca.pem"
+    run = sync_once(
+        escale, tmp_path, webdavs_server.url("x"), 'password = "p"', f'verify = "{missing}"'
+    )
+    assert run.returncode == 1 and "Traceback" not in run.stderr and len(run.error_lines) == 1
+    assert f"verify: no CA file or folder {missing}" in run.stderr

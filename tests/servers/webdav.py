@@ -1,59 +1,88 @@
-"""A WsgiDAV server as a separate process (fixtures ``webdav_server``, ``webdav_server_own``)."""
+"""WsgiDAV servers as separate processes: fixtures ``webdav_server`` (one per session),
+``webdav_server_own`` (private, for tests that kill and restart it) and ``webdavs_server``
+(HTTPS with a self-signed certificate)."""
 
 from __future__ import annotations
 
+import datetime
 import importlib.util
 import json
 import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, Optional
 
 import pytest
 
 from . import RelayServer, ServerProcess, free_port
 
 USER, PASSWORD = "relay", "dav-secret-123"
+#: Repositories live under this folder of the server (url_prefix ends with it).
+BASE = "repos"
 
 
-def start_webdav(root: Path, base: Path, port: int = 0) -> RelayServer:
-    """Start WsgiDAV serving ``root`` to ``relay``/PASSWORD (basic auth)."""
+def wsgidav_command(config: Path) -> list[str]:
+    """The ``wsgidav`` command line (the venv's script, else the module)."""
     if importlib.util.find_spec("wsgidav") is None or importlib.util.find_spec("webdav4") is None:
         pytest.skip("wsgidav or webdav4 is not installed (pip install -e '.[test]')")
-    port = port or free_port()
-    config = base / "wsgidav.json"
-    config.write_text(
-        json.dumps(
-            {
-                "host": "127.0.0.1",
-                "port": port,
-                "provider_mapping": {"/": str(root)},
-                "simple_dc": {"user_mapping": {"*": {USER: {"password": PASSWORD}}}},
-                "http_authenticator": {
-                    "accept_basic": True,
-                    "accept_digest": False,
-                    "default_to_digest": False,
-                },
-                "dir_browser": {"enable": False},
-                "verbose": 1,
-                "logging": {"enable": False},
-            }
-        )
-    )
-    command = [shutil.which("wsgidav") or "wsgidav", "-c", str(config)]
-    if not shutil.which("wsgidav"):
-        command = [sys.executable, "-m", "wsgidav.server.server_cli", "-c", str(config)]
-    server = ServerProcess(command, port, base / "wsgidav.log").start()
+    script = Path(sys.executable).with_name("wsgidav")
+    if script.exists():
+        return [str(script), "-c", str(config)]
+    found = shutil.which("wsgidav")
+    if found:
+        return [found, "-c", str(config)]
+    return [sys.executable, "-m", "wsgidav.server.server_cli", "-c", str(config)]
+
+
+def start_webdav(root: Path, base: Path, *, tls: Optional[tuple[Path, Path]] = None) -> RelayServer:
+    """Start WsgiDAV serving ``root`` to USER/PASSWORD (basic auth) on a free port.
+
+    :param root: the folder served (repositories end up in ``root/BASE``).
+    :param base: where the configuration and the log go.
+    :param tls: (certificate, private key) to serve HTTPS (``webdavs://``).
+    """
+    (root / BASE).mkdir(parents=True, exist_ok=True)
+    for attempt in range(3):  # a free port may be taken before the server binds it
+        port = free_port()
+        config: dict[str, Any] = {
+            "host": "127.0.0.1",
+            "port": port,
+            "provider_mapping": {"/": str(root)},
+            "simple_dc": {"user_mapping": {"*": {USER: {"password": PASSWORD}}}},
+            "http_authenticator": {
+                "accept_basic": True,
+                "accept_digest": True,  # for relay_options auth = "digest"
+                "default_to_digest": True,  # challenge with digest; basic is sent unasked
+            },
+            "dir_browser": {"enable": False},
+            "verbose": 1,
+            "logging": {"enable": False},
+        }
+        if tls is not None:
+            config.update(ssl_certificate=str(tls[0]), ssl_private_key=str(tls[1]))
+        path = base / "wsgidav.json"
+        path.write_text(json.dumps(config), encoding="utf-8")
+        try:
+            server = ServerProcess(wsgidav_command(path), port, base / "wsgidav.log").start()
+            break
+        except RuntimeError:
+            if attempt == 2:
+                raise
+    scheme = "webdavs" if tls else "webdav"
     return RelayServer(
-        "webdav", server, f"webdav://{USER}@127.0.0.1:{port}", config=f'password = "{PASSWORD}"'
+        scheme,
+        server,
+        f"{scheme}://{USER}@127.0.0.1:{port}/{BASE}",
+        config=f'password = "{PASSWORD}"',
+        relay_options={"verify": str(tls[0])} if tls else {},
     )
 
 
 @pytest.fixture(scope="session")
 def webdav_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RelayServer]:
-    """One WebDAV server for the session."""
+    """One WebDAV server for the session; ``server.url(folder)`` is a repository folder."""
     base = tmp_path_factory.mktemp("webdav")
-    (base / "root").mkdir()
     server = start_webdav(base / "root", base)
     yield server
     server.server.stop()
@@ -61,8 +90,59 @@ def webdav_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RelaySer
 
 @pytest.fixture
 def webdav_server_own(tmp_path: Path) -> Iterator[RelayServer]:
-    """A private WebDAV server that a test may kill and restart."""
-    (tmp_path / "dav-root").mkdir()
-    server = start_webdav(tmp_path / "dav-root", tmp_path)
+    """A private WebDAV server that a test may kill and restart (same port, same folder).
+    Its served folder is ``tmp_path / "dav-root"``."""
+    base = tmp_path / "dav-server"
+    base.mkdir()
+    server = start_webdav(tmp_path / "dav-root", base)
     yield server
     server.server.stop()
+
+
+@pytest.fixture(scope="session")
+def webdavs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RelayServer]:
+    """A WebDAV server over HTTPS with a self-signed certificate for 127.0.0.1;
+    ``relay_options`` holds ``verify`` = the certificate (the client's CA bundle)."""
+    base = tmp_path_factory.mktemp("webdavs")
+    server = start_webdav(base / "root", base, tls=self_signed(base))
+    yield server
+    server.server.stop()
+
+
+def self_signed(folder: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and its key (PEM files in ``folder``)."""
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
