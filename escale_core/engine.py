@@ -6,10 +6,12 @@ only shared act is deleting an update that enough pullers acknowledged, which is
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import time
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -84,7 +86,13 @@ class RoundReport:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready."""
-        return {**asdict(self), "in_sync": self.in_sync}
+        data = {k: list(v) if isinstance(v, list) else v for k, v in vars(self).items()}
+        return {**data, "in_sync": self.in_sync}
+
+    def counts(self) -> dict[str, Any]:
+        """JSON-ready, with the number of paths instead of the paths (errors in full)."""
+        data = {k: len(v) if isinstance(v, list) else v for k, v in vars(self).items()}
+        return {**data, "errors": list(self.errors), "in_sync": self.in_sync}
 
 
 @dataclass
@@ -138,7 +146,8 @@ class Engine:
         report = RoundReport()
         root = self.options.root
         root.mkdir(parents=True, exist_ok=True)
-        remove_temp_files(root)
+        if self.options.mode == "download":  # otherwise the push's scan removes them
+            remove_temp_files(root)
         # Client states first, then the listing: an update published in between is then in
         # the listing, so its data is never taken for an orphan.
         states = self._client_states(report)
@@ -167,7 +176,7 @@ class Engine:
             self.repo.write_client(self.me, mine)
         states[self.me] = mine
         report.collected = self._collect(listing, states)
-        self.state.set_meta("last_round", {"time": time.time(), **report.as_dict()})
+        self.state.set_meta("last_round", {"time": time.time(), **report.counts()})
         return report
 
     def _client_states(self, report: RoundReport) -> dict[str, ClientState]:
@@ -199,7 +208,11 @@ class Engine:
         self, listing: Listing, states: dict[str, ClientState], last_seq: int, report: RoundReport
     ) -> int:
         options, files = self.options, self.state.files
-        local = scan(options.root, options.filters)
+        leftovers: list[str] = []  # temporary files of a killed run
+        local = scan(options.root, options.filters, leftovers)
+        for path in leftovers:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
         readable = self._readable()
         changed = []
         for path, info in sorted(local.items()):
@@ -251,7 +264,7 @@ class Engine:
             int(n[len(prefix) :]): size for n, size in listing.sizes.items() if n.startswith(prefix)
         }
         pusher.resume_from(self.state.get_meta("pending_push"), stored)
-        result = pusher.run(PushPlan(changed, deleted, requesters))
+        result = pusher.run(PushPlan(changed, deleted, requesters, local))
         report.pushed, report.deleted_remote = result.pushed, result.deleted
         report.over_quota, report.bytes_up = result.over_quota, result.bytes
         report.bytes_resumed = result.resumed

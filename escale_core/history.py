@@ -12,17 +12,15 @@ import json
 import math
 import sqlite3
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 from .local import FileStat
 from .state import open_state
 
 
-@dataclass
-class FileRecord:
-    """One row of the ``files`` table."""
+class FileRecord(NamedTuple):
+    """One row of the ``files`` table (a named tuple: 100,000 of them load in a blink)."""
 
     size: int
     mtime_ns: int
@@ -33,7 +31,7 @@ class FileRecord:
 
     def matches(self, info: FileStat) -> bool:
         """Whether ``info`` shows the file unchanged since this record (checksum still valid)."""
-        return (self.size, self.mtime_ns, self.inode) == (info.size, info.mtime_ns, info.inode)
+        return self[:3] == info
 
 
 class LocalState:
@@ -45,8 +43,9 @@ class LocalState:
 
     def __init__(self, section: str, directory: Path) -> None:
         self.db: sqlite3.Connection = open_state(section, directory)
+        make = FileRecord._make
         self.files: dict[str, FileRecord] = {
-            row[0]: FileRecord(*row[1:]) for row in self.db.execute("SELECT * FROM files")
+            row[0]: make(row[1:]) for row in self.db.execute("SELECT * FROM files")
         }
         self._dirty: set[str] = set()
 
@@ -64,7 +63,8 @@ class LocalState:
         """Write staged changes in one transaction."""
         if not self._dirty:
             return
-        rows = [(p, *vars(self.files[p]).values()) for p in self._dirty if p in self.files]
+        files = self.files
+        rows = [(p, *files[p]) for p in self._dirty if p in files]
         gone = [(p,) for p in self._dirty if p not in self.files]
         with self.db:
             self.db.execute("BEGIN")

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional, Union
+from typing import Callable, NamedTuple, Optional, Union
 
 from .checksum import Hasher
 from .errors import IntegrityError
@@ -24,9 +24,12 @@ TEMP_PREFIX = ".escale-tmp-"
 READ_BLOCK = 1 << 20
 
 
-@dataclass(frozen=True)
-class FileStat:
-    """What a scan records of a file: enough to tell whether it changed."""
+class FileStat(NamedTuple):
+    """What a scan records of a file: enough to tell whether it changed.
+
+    A named tuple, not a dataclass: a scan makes one per file, and an idle round over 100,000
+    files is dominated by such per-file costs.
+    """
 
     size: int
     mtime_ns: int
@@ -66,6 +69,17 @@ class Filters:
             )
         return True
 
+    @property
+    def accepts_all(self) -> bool:
+        """No pattern and no type: every non-hidden name is synced."""
+        return not (
+            self.file_types
+            or self.include
+            or self.exclude
+            or self.include_directories
+            or self.exclude_directories
+        )
+
     def accepts_file(self, relpath: str) -> bool:
         """Whether file ``relpath`` is synced (its folders being accepted)."""
         name = relpath.rsplit("/", 1)[-1]
@@ -81,15 +95,25 @@ class Filters:
 
     def accepts_path(self, relpath: str) -> bool:
         """Whether a file path (with its folders) is synced."""
+        if self.accepts_all:
+            return not relpath.startswith(".") and "/." not in relpath
         parts = relpath.split("/")
         return all(
             self.accepts_dir("/".join(parts[: i + 1])) for i in range(len(parts) - 1)
         ) and self.accepts_file(relpath)
 
 
-def scan(root: Path, filters: Filters) -> dict[str, FileStat]:
-    """Regular files under ``root`` that pass ``filters``; symlinks are not followed."""
+def scan(
+    root: Path, filters: Filters, temp_files: Optional[list[str]] = None
+) -> dict[str, FileStat]:
+    """Regular files under ``root`` that pass ``filters``; symlinks are not followed.
+
+    :param temp_files: if given, the absolute paths of escale's own temporary files (left by a
+        killed run) are appended to it, so no second walk is needed to find them.
+    """
     found: dict[str, FileStat] = {}
+    accept_dir = None if filters.accepts_all else filters.accepts_dir
+    accept_file = None if filters.accepts_all else filters.accepts_file
     pending = [("", str(root))]
     while pending:
         prefix, folder = pending.pop()
@@ -98,17 +122,26 @@ def scan(root: Path, filters: Filters) -> dict[str, FileStat]:
         except (FileNotFoundError, NotADirectoryError, PermissionError):
             continue
         for entry in entries:
-            rel = prefix + entry.name
+            name = entry.name
+            if name[0] == ".":  # hidden names are never synced
+                if (
+                    temp_files is not None
+                    and name.startswith(TEMP_PREFIX)
+                    and entry.is_file(follow_symlinks=False)
+                ):
+                    temp_files.append(entry.path)
+                continue
+            rel = prefix + name
             if entry.is_dir(follow_symlinks=False):
-                if filters.accepts_dir(rel):
+                if accept_dir is None or accept_dir(rel):
                     pending.append((rel + "/", entry.path))
-            elif entry.is_file(follow_symlinks=False) and filters.accepts_file(rel):
+            elif entry.is_file(follow_symlinks=False) and (accept_file is None or accept_file(rel)):
                 info = entry.stat(follow_symlinks=False)
                 found[rel] = FileStat(info.st_size, info.st_mtime_ns, info.st_ino)
     return found
 
 
-def stat_file(path: Path) -> Optional[FileStat]:
+def stat_file(path: Union[str, Path]) -> Optional[FileStat]:
     """The :class:`FileStat` of a regular file, or ``None`` (missing, symlink, folder)."""
     try:
         info = os.lstat(path)
@@ -119,7 +152,7 @@ def stat_file(path: Path) -> Optional[FileStat]:
     return FileStat(info.st_size, info.st_mtime_ns, info.st_ino)
 
 
-def hash_file(path: Path, factory: Callable[[], Hasher]) -> str:
+def hash_file(path: Union[str, Path], factory: Callable[[], Hasher]) -> str:
     """Hex checksum of a file, read in 1 MiB blocks."""
     hasher = factory()
     buffer = bytearray(READ_BLOCK)
@@ -161,13 +194,27 @@ class StagedWrites:
 
     One ``syncfs`` per batch instead of one ``fsync`` per file keeps the guarantee (nothing is
     renamed into place before its data is on disk) at a fraction of the cost for small files.
+    Folders are checked (``lstat``: no symlink, no file) once per batch, not once per file.
     """
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.pending: list[tuple[Path, Path, str, str]] = []
+        self._root = str(root)
+        # temporary file, final path, path relative to root, checksum, stat after writing
+        self.pending: list[tuple[str, str, str, str, FileStat]] = []
         self.created: list[Path] = []  # folders made for staged files, removed on abort
         self.size = 0
+        self._folders: dict[str, str] = {"": self._root}  # checked folders, relative → absolute
+        self._token = uuid.uuid4().hex[:12]  # with a counter, unique temporary names
+
+    def folder(self, relpath: str) -> str:
+        """The absolute folder that will hold ``relpath``, created if needed (cached)."""
+        parent = relpath.rpartition("/")[0]
+        known = self._folders.get(parent)
+        if known is None:
+            known = str(target_folder(self.root, relpath, self.created))
+            self._folders[parent] = known
+        return known
 
     def stage(
         self,
@@ -185,42 +232,48 @@ class StagedWrites:
             the target's folder is reached through a symlink.
         """
         destination = target or relpath
-        folder = target_folder(self.root, destination, self.created)
-        temp = folder / f"{TEMP_PREFIX}{uuid.uuid4().hex}"
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        folder = self.folder(destination)
+        temp = f"{folder}/{TEMP_PREFIX}{self._token}{len(self.pending):x}"
+        fd = os.open(temp, _CREATE_FLAGS, 0o644)
         try:
             hasher = factory()
-            with os.fdopen(fd, "wb") as out:
-                for chunk in chunks:
-                    hasher.update(chunk)
-                    out.write(chunk)
-                    self.size += len(chunk)
+            for chunk in chunks:
+                hasher.update(chunk)
+                _write_all(fd, chunk)
+                self.size += len(chunk)
             if hasher.hexdigest() != checksum:
                 raise IntegrityError(f"content of {relpath} does not match its checksum")
             if mtime_ns is not None:
-                os.utime(temp, ns=(mtime_ns, mtime_ns))
+                os.utime(fd if _UTIME_FD else temp, ns=(mtime_ns, mtime_ns))
+            info = os.fstat(fd)  # a rename keeps size, mtime and inode
         except BaseException:
-            temp.unlink(missing_ok=True)
+            os.close(fd)
+            os.unlink(temp)
             raise
-        self.pending.append((temp, folder / destination.rsplit("/", 1)[-1], destination, checksum))
+        os.close(fd)
+        final = f"{folder}/{destination.rpartition('/')[2]}"
+        stat_ = FileStat(info.st_size, info.st_mtime_ns, info.st_ino)
+        self.pending.append((temp, final, destination, checksum, stat_))
 
     def commit(self) -> list[tuple[str, FileStat, str]]:
         """Sync the staged files to disk, rename them into place; return (path, stat,
         checksum) of each."""
         if not self.pending:
             return []
-        _sync([temp for temp, _, _, _ in self.pending])
+        _sync([temp for temp, *_ in self.pending])
         done = []
         try:
-            for temp, final, destination, checksum in self.pending:
-                if os.path.isdir(final) and not os.path.islink(final):
-                    raise IntegrityError(f"refusing to write {destination}: a folder has that name")
-                os.replace(temp, final)
-                info = os.lstat(final)
-                stat_ = FileStat(info.st_size, info.st_mtime_ns, info.st_ino)
+            for temp, final, destination, checksum, stat_ in self.pending:
+                try:
+                    os.replace(temp, final)
+                except IsADirectoryError:
+                    raise IntegrityError(
+                        f"refusing to write {destination}: a folder has that name"
+                    ) from None
                 done.append((destination, stat_, checksum))
             self.created = []
         finally:
+            self.pending = self.pending[len(done) :]  # renamed files are not temporary any more
             self.abort()
         return done
 
@@ -228,14 +281,32 @@ class StagedWrites:
         """Forget what is staged, deleting temporary files that were not renamed and the
         folders made for them that stayed empty."""
         for temp, *_ in self.pending:
-            temp.unlink(missing_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp)
         for folder in reversed(self.created):
             with contextlib.suppress(OSError):
                 folder.rmdir()
         self.pending, self.created, self.size = [], [], 0
+        self._folders = {"": self._root}
 
 
-def _sync(files: list[Path]) -> None:
+_CREATE_FLAGS = (
+    os.O_WRONLY
+    | os.O_CREAT
+    | os.O_EXCL
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+)
+_UTIME_FD = os.utime in os.supports_fd
+
+
+def _write_all(fd: int, data: Union[bytes, memoryview]) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _sync(files: list[str]) -> None:
     """Make ``files`` durable: one syncfs(2) of their filesystem where available."""
     if len(files) > 1 and _syncfs is not None:
         fd = os.open(files[0], os.O_RDONLY)

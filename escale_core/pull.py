@@ -79,6 +79,7 @@ class Puller:
         names: dict[str, str],
     ) -> None:
         self.repo, self.state, self.root, self.me, self.my_name = repo, state, root, me, my_name
+        self._root = str(root)  # string paths: pathlib costs more than the syscalls here
         self.options, self.hasher, self.names = options, hasher, names
         self.result = PullResult()
         self.progress: Optional[Callable[[int], None]] = None
@@ -88,7 +89,8 @@ class Puller:
     def _local_checksum(
         self, path: str, algorithm: str
     ) -> tuple[Optional[FileStat], Optional[str]]:
-        info = stat_file(self.root / path)
+        local_path = f"{self._root}/{path}"
+        info = stat_file(local_path)
         if info is None:
             return None, None
         record = self.state.files.get(path)
@@ -99,7 +101,7 @@ class Puller:
             and record.checksum
         ):
             return info, record.checksum
-        checksum = hash_file(self.root / path, self.hasher(algorithm))
+        checksum = hash_file(local_path, self.hasher(algorithm))
         synced = record.synced if record else None
         self.state.set(
             path,

@@ -7,10 +7,12 @@ the manifest last, so a puller never sees a half-written update.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from stat import S_ISREG
 from typing import Any, Callable, Optional
 
 import zstandard
@@ -42,6 +44,8 @@ class PushPlan:
     changed: list[str]
     deleted: list[str]
     snapshot_for: list[str] = field(default_factory=list)
+    #: what the scan saw of each file (sizes order the push; files are stat'ed again on open)
+    scanned: dict[str, FileStat] = field(default_factory=dict)
 
 
 @dataclass
@@ -75,6 +79,7 @@ class Pusher:
         snapshot: bool = False,
     ) -> None:
         self.repo, self.state, self.root, self.cid, self.seq = repo, state, root, cid, seq
+        self._root = str(root)
         self.page_size, self.pullers, self.hasher = page_size, pullers, hasher
         self.budget = budget  # bytes the quota still allows, or None
         self.snapshot = snapshot  # send unchanged files too (a client asked for everything)
@@ -107,7 +112,13 @@ class Pusher:
         self.manifest.snapshot_for = plan.snapshot_for
         # Big files first, in path order: their chunks then get the same object indices when
         # an interrupted push is tried again, so stored chunks can be reused.
-        for path in sorted(plan.changed, key=lambda p: (not self._is_big(p), p)):
+        scanned, big = plan.scanned, self.page_size
+
+        def big_first(path: str) -> tuple[bool, str]:
+            info = scanned.get(path) or stat_file(f"{self._root}/{path}")
+            return (info is None or info.size < big, path)
+
+        for path in sorted(plan.changed, key=big_first):
             self._add(path)
         self._flush_pack()
         for path in plan.deleted:
@@ -138,10 +149,6 @@ class Pusher:
         self.state.commit()
         return self.result
 
-    def _is_big(self, path: str) -> bool:
-        info = stat_file(self.root / path)
-        return info is not None and info.size >= self.page_size
-
     def _fits(self, size: int) -> bool:
         return (
             self.budget is None
@@ -149,22 +156,28 @@ class Pusher:
         )
 
     def _add(self, path: str) -> None:
-        source = self.root / path
-        info = stat_file(source)
-        if info is None:
-            return  # vanished since the scan: the next round sees the deletion
-        record = self.state.files.get(path)
-        if not self._fits(info.size):
-            self.result.over_quota.append(path)
-            return
-        if info.size >= self.page_size:
-            self._add_big(path, source, info, record)
-            return
+        source = f"{self._root}/{path}"
         try:
-            with open(source, "rb") as f:
-                data = f.read()
+            fd = os.open(source, _READ_FLAGS)
+        except OSError:
+            return  # vanished (or replaced by a symlink) since the scan: the next round sees it
+        try:
+            st = os.fstat(fd)
+            if not S_ISREG(st.st_mode):
+                return
+            info = FileStat(st.st_size, st.st_mtime_ns, st.st_ino)
+            record = self.state.files.get(path)
+            if not self._fits(info.size):
+                self.result.over_quota.append(path)
+                return
+            if info.size >= self.page_size:
+                self._add_big(path, Path(source), info, record)
+                return
+            data = _read_all(fd, info.size)
         except OSError:
             return
+        finally:
+            os.close(fd)
         digest = self.hasher()
         digest.update(data)
         checksum = digest.hexdigest()
@@ -268,6 +281,23 @@ class Pusher:
             return  # changed while being read: the next round sends the new version
         self.manifest.files.append(entry)
         self._done.append((entry, info))
+
+
+# O_NONBLOCK: a file swapped for a FIFO since the scan must not hang the round
+_READ_FLAGS = (
+    os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+)
+
+
+def _read_all(fd: int, size: int) -> bytes:
+    """The whole content of an open file expected to hold ``size`` bytes (it may have grown)."""
+    data = os.read(fd, size + 1)
+    if len(data) <= size:  # a short read of a regular file: end of file
+        return data
+    parts = [data]
+    while block := os.read(fd, 1 << 20):
+        parts.append(block)
+    return b"".join(parts)
 
 
 def _chunk_key_matches(record: list[Any], key: list[Any]) -> bool:

@@ -56,8 +56,8 @@ def run_rounds(
             continue
         all_ok &= report.in_sync
         moved |= report.transferred
-        results[name] = report.as_dict()
         if as_json:
+            results[name] = report.as_dict()
             continue
         for error in report.errors:
             log.error("[%s] %s", name, error)
