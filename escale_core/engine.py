@@ -18,7 +18,7 @@ from typing import Any, Callable, Optional
 from .checksum import Hasher, checksum_factory
 from .errors import EscaleError, IntegrityError, RelayNotFoundError
 from .history import LocalState
-from .local import Filters, remove_temp_files, scan
+from .local import BackgroundScan, FileStat, Filters, remove_temp_files, scan
 from .manifest import ClientState, Manifest
 from .pull import Puller, PullOptions
 from .push import Pusher, PushPlan
@@ -126,10 +126,17 @@ class Engine:
     """Runs rounds for one section."""
 
     def __init__(
-        self, repo: Repository, state: LocalState, options: SyncOptions, checksums: Registry
+        self,
+        repo: Repository,
+        state: LocalState,
+        options: SyncOptions,
+        checksums: Registry,
+        prescan: Optional[BackgroundScan] = None,
     ) -> None:
+        """:param prescan: the local folder's scan, started early (the push scans otherwise)."""
         self.repo, self.state, self.options, self.checksums = repo, state, options, checksums
         self.me = repo.client_id(options.client)
+        self.prescan = prescan
 
     def hasher(self, algorithm: str) -> Callable[[], Hasher]:
         """The checksum factory of ``algorithm``.
@@ -168,7 +175,7 @@ class Engine:
             if self.options.mode != "upload":
                 self._pull(listing, states, acks, want_full, report)
         finally:
-            self.state.commit()
+            self.state.save_snapshot()
             self.state.set_meta("acks", acks)
             self.state.set_meta("want_full", want_full)
             self.state.set_meta("last_seq", last_seq)
@@ -207,12 +214,15 @@ class Engine:
     def _push(
         self, listing: Listing, states: dict[str, ClientState], last_seq: int, report: RoundReport
     ) -> int:
-        options, files = self.options, self.state.files
-        leftovers: list[str] = []  # temporary files of a killed run
-        local = scan(options.root, options.filters, leftovers)
-        for path in leftovers:
+        options = self.options
+        local, leftovers = self._scan()
+        for path in leftovers:  # temporary files of a killed run
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
+        requesters = self._snapshot_requests(states)
+        if not requesters and options.checksum_cache and self.state.unchanged(local):
+            return last_seq  # every file is as the last round left it: nothing to push
+        files = self.state.files
         readable = self._readable()
         changed = []
         for path, info in sorted(local.items()):
@@ -242,7 +252,6 @@ class Engine:
                 "not propagated; run 'escale sync --force' if this is intended"
             )
             deleted = []
-        requesters = self._snapshot_requests(states)
         if requesters:
             changed = sorted(p for p in local if readable(p))
         budget = None if options.quota is None else max(0, options.quota - listing.usage)
@@ -279,6 +288,14 @@ class Engine:
             served.update({cid: result.seq for cid in requesters})
             self.state.set_meta("served", served)
         return result.seq
+
+    def _scan(self) -> tuple[dict[str, FileStat], list[str]]:
+        """The local files and escale's temporary files, from the prescan if there is one."""
+        if self.prescan is not None:
+            prescan, self.prescan = self.prescan, None  # used once: later rounds scan anew
+            return prescan.result(), prescan.temp_files
+        leftovers: list[str] = []
+        return scan(self.options.root, self.options.filters, leftovers), leftovers
 
     def _snapshot_requests(self, states: dict[str, ClientState]) -> list[str]:
         served = self.state.get_meta("served", {})

@@ -239,13 +239,42 @@ class Puller:
                 yield cache[index][offset : offset + length]
                 if self.progress is not None:
                     self.progress(length)
-            else:
+            elif ref.compressed:
                 # a view, not a copy: a chunk is as big as max_page_size
                 yield memoryview(self._load(manifest, index, ref, KIND_CHUNK))[
                     offset : offset + length
                 ]
                 if self.progress is not None:
                     self.progress(length)
+            else:
+                yield from self._stream_chunk(manifest, index, ref, offset, length)
+
+    def _stream_chunk(
+        self, manifest: Manifest, index: int, ref: ObjectRef, offset: int, length: int
+    ) -> Iterator[bytes]:
+        """Bytes ``offset`` to ``offset + length`` of an uncompressed chunk, one verified
+        segment at a time (a big file never holds a whole chunk in memory). The chunk is read
+        to its end, so truncation and a wrong size are caught before the file is kept."""
+        name = data_name(manifest.client, manifest.seq, index)
+        end, position = offset + length, 0
+        try:
+            for segment in self.repo.open_data(KIND_CHUNK, manifest.client, manifest.seq, index):
+                start, stop = position, position + len(segment)
+                position = stop
+                if stop <= offset or start >= end:
+                    continue
+                if start >= offset and stop <= end:
+                    yield segment
+                else:
+                    yield segment[max(offset - start, 0) : min(end, stop) - start]
+                if self.progress is not None:
+                    self.progress(len(segment))
+                if position > ref.size:
+                    break
+        except IntegrityError as exc:  # name the object that failed, not only its update
+            raise type(exc)(f"{name}: {exc}") from None
+        if position != ref.size:
+            raise IntegrityError(f"{name} has the wrong size")
 
     def _load(self, manifest: Manifest, index: int, ref: ObjectRef, kind: int) -> bytes:
         if ref.size > MAX_OBJECT:

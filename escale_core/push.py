@@ -19,6 +19,7 @@ import zstandard
 
 from .checksum import Hasher
 from .crypto import KIND_CHUNK, KIND_PACK
+from .errors import IntegrityError, RelayError
 from .history import FileRecord, LocalState
 from .local import FileStat, hash_file, stat_file
 from .manifest import Deletion, FileEntry, Manifest, ObjectRef
@@ -132,7 +133,9 @@ class Pusher:
         # Reserve the number before publishing: a crash after the manifest is written must
         # never let this client publish the same number again.
         self.state.set_meta("last_seq", self.seq)
+        self.repo.relay.sync()  # the data is durable before the manifest that names it
         self.repo.write_manifest(self.manifest)
+        self.repo.relay.sync()
         self.state.set_meta("pending_push", None)
         self.result.seq = self.seq
         for entry, info in self._done:
@@ -235,7 +238,7 @@ class Pusher:
         """Store one chunk (unless an interrupted attempt already did); return whether it is
         compressed."""
         previous = self._resume.get(index)
-        if previous is not None and _chunk_key_matches(previous, key):
+        if previous is not None and _chunk_key_matches(previous, key) and self._intact(index):
             self.result.resumed += len(block)
             return bool(previous[6])
         body, compressed = compress(block)
@@ -243,6 +246,19 @@ class Pusher:
         self._pending[str(index)] = [*key, sealed, compressed]
         self.state.set_meta("pending_push", {"seq": self.seq, "chunks": self._pending})
         return compressed
+
+    def _intact(self, index: int) -> bool:
+        """Whether a chunk stored by an interrupted attempt can be reused: on a relay that
+        syncs lazily, a crash may have left it torn, so it is read and authenticated first
+        (cheaper than sealing and writing it again)."""
+        if not self.repo.relay.deferred_sync:
+            return True
+        try:
+            for _ in self.repo.open_data(KIND_CHUNK, self.cid, self.seq, index):
+                pass
+        except (IntegrityError, RelayError):
+            return False
+        return True
 
     def _add_big(
         self, path: str, source: Path, info: FileStat, record: Optional[FileRecord]

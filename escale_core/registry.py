@@ -43,6 +43,7 @@ class Entry:
     requires: tuple[str, ...] = ()
     install_hint: str = ""
     options: dict[str, Any] = field(default_factory=dict)
+    _loaded: bool = field(default=False, repr=False, compare=False)
 
     def missing(self) -> list[str]:
         """Return the required modules that cannot be found (without importing them)."""
@@ -67,10 +68,13 @@ class Entry:
         :raises MissingDependencyError: a required package is not installed.
         :raises PluginError: the lazy target cannot be imported.
         """
+        if self._loaded:  # requirements checked once: sync calls this per file
+            return self.target
         absent = self.missing()
         if absent:
             raise MissingDependencyError(self._missing_message(", ".join(absent)))
         if not isinstance(self.target, str):
+            self._loaded = True
             return self.target
         module_name, _, attr = self.target.partition(":")
         try:
@@ -84,7 +88,7 @@ class Entry:
                 f"{self.kind} '{self.name}' of plugin '{self.plugin}' cannot be loaded from "
                 f"'{self.target}': {exc}"
             ) from exc
-        self.target = obj
+        self.target, self._loaded = obj, True
         return obj
 
     def _missing_message(self, what: str) -> str:

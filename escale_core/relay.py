@@ -38,6 +38,9 @@ class Relay(ABC):
     capabilities = Capabilities()
     #: extra error codes (errno, HTTP status, FTP reply) meaning "wait and retry"
     wait_on_error: frozenset[int] = frozenset()
+    #: whether a written object may not be durable until :meth:`sync` (local folders: one
+    #: filesystem sync per update instead of one per object)
+    deferred_sync = False
 
     def __init__(self, address: RelayAddress, **options: Any) -> None:
         self.address = address
@@ -81,6 +84,9 @@ class Relay(ABC):
             return False
         self.write_bytes(name, data)
         return True
+
+    def sync(self) -> None:  # noqa: B027 - a no-op where every write is durable
+        """Make every object written so far durable (where :attr:`deferred_sync`)."""
 
     def modified(self, name: str) -> Optional[float]:
         """The relay's modification time of ``name`` (POSIX seconds), if the backend says."""

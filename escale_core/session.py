@@ -16,7 +16,7 @@ from .config import Config, SectionConfig
 from .engine import Engine, RoundReport, SyncOptions
 from .errors import EscaleError
 from .history import LocalState
-from .local import Filters
+from .local import BackgroundScan, Filters
 from .plugins import Plugins
 from .relay import Relay, open_relay
 from .repository import Repository, open_repository
@@ -170,14 +170,15 @@ def sync_section(
     """Run one round for ``section``."""
     folder = directory or section_state_dir(config)
     with section_lock(section.name, folder):
+        options = options_for(section, force, progress)
+        pushes = options.mode != "download"
+        prescan = BackgroundScan(options.root, options.filters) if pushes else None
         relay = open_section_relay(section, plugins)
         try:
             repo = open_section_repository(section, relay, plugins)
             state = LocalState(section.name, folder)
             try:
-                engine = Engine(
-                    repo, state, options_for(section, force, progress), plugins.checksums
-                )
+                engine = Engine(repo, state, options, plugins.checksums, prescan)
                 return engine.run_round()
             finally:
                 state.close()

@@ -21,7 +21,7 @@ from typing import Callable, Optional
 from .errors import StateError
 
 #: Schema version written in ``PRAGMA user_version``; bump it with a migration below.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {}
 
@@ -43,7 +43,13 @@ def _schema_v1(db: sqlite3.Connection) -> None:
     )
 
 
+def _schema_v2(db: sqlite3.Connection) -> None:
+    # the stat snapshot of LocalState: at most one row, deleted whenever a file row changes
+    db.execute("CREATE TABLE IF NOT EXISTS snapshot (format TEXT NOT NULL, data BLOB NOT NULL)")
+
+
 _MIGRATIONS[1] = _schema_v1
+_MIGRATIONS[2] = _schema_v2
 
 
 def state_dir(configured: Optional[Path] = None) -> Path:

@@ -6,6 +6,14 @@ are imported only when a section uses them, with an install hint when they are m
 
 from __future__ import annotations
 
+import ast
+import importlib
+import importlib.util
+import sys
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Optional
+
 from escale_core import hookimpl
 from escale_core.hookspecs import RegisterRelay
 
@@ -55,12 +63,9 @@ MULTIPATH = {"file", "local", "gdrive", "dropbox", "box", "onedrive"}
 @hookimpl
 def register_relays(register: RegisterRelay) -> None:
     """Register one relay per fsspec protocol, plus webdavs and ftps."""
-    from fsspec.registry import known_implementations, registry
-
-    classes = {name: spec["class"] for name, spec in known_implementations.items()}
-    hints = {name: spec.get("err", "") for name, spec in known_implementations.items()}
-    for name, cls in registry.items():
-        classes.setdefault(name, f"{cls.__module__}.{cls.__name__}")
+    table = fsspec_protocols()
+    classes = {name: spec["class"] for name, spec in table.items()}
+    hints = {name: spec.get("err", "") for name, spec in table.items()}
     for variant, base in VARIANTS.items():
         if base in classes:
             classes[variant], hints[variant] = classes[base], hints.get(base, "")
@@ -79,3 +84,45 @@ def register_relays(register: RegisterRelay) -> None:
             multipath=scheme in MULTIPATH,
             needs_host=scheme in NEEDS_HOST,
         )
+
+
+def fsspec_protocols() -> dict[str, dict[str, str]]:
+    """fsspec's protocols: ``{name: {"class": "pkg.mod.Class", "err": install hint}}``.
+
+    Read from fsspec's source when fsspec is not imported yet: importing it costs about 50 ms
+    at every escale start, and sections on local folders never use it. Any surprise in that
+    source falls back to importing fsspec.
+    """
+    module = sys.modules.get("fsspec.registry")
+    if module is None:
+        try:
+            return _read_fsspec_table()
+        except Exception:  # another fsspec layout: ask fsspec itself
+            module = importlib.import_module("fsspec.registry")
+    table = {name: dict(spec) for name, spec in module.known_implementations.items()}
+    for name, cls in module.registry.items():
+        table.setdefault(name, {"class": f"{cls.__module__}.{cls.__name__}"})
+    return table
+
+
+def _read_fsspec_table() -> dict[str, dict[str, str]]:
+    """``known_implementations`` of ``fsspec/registry.py`` (a dict literal), plus what the
+    ``fsspec.specs`` entry points add, as fsspec's ``process_entries`` does at import."""
+    spec = importlib.util.find_spec("fsspec")
+    if spec is None or spec.origin is None:
+        raise LookupError("fsspec is not installed")
+    source = Path(spec.origin).with_name("registry.py").read_text(encoding="utf-8")
+    table: Optional[dict[str, dict[str, str]]] = None
+    for node in ast.parse(source).body:
+        target = node.targets[0] if isinstance(node, ast.Assign) else getattr(node, "target", None)
+        if isinstance(target, ast.Name) and target.id == "known_implementations":
+            value = node.value if isinstance(node, (ast.Assign, ast.AnnAssign)) else None
+            table = ast.literal_eval(value) if value is not None else None
+    if not isinstance(table, dict):
+        raise LookupError("fsspec/registry.py has no known_implementations literal")
+    for entry in entry_points(group="fsspec.specs"):
+        table[entry.name] = {
+            "class": entry.value.replace(":", "."),
+            "err": f"Unable to load filesystem from {entry}",
+        }
+    return table

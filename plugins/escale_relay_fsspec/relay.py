@@ -16,11 +16,12 @@ import uuid
 from collections.abc import Iterable, Iterator
 from typing import Any, Callable, Optional, TypeVar
 
-import fsspec
-
 from escale_core.address import RelayAddress
 from escale_core.errors import RelayError, RelayNotFoundError, RelayUnavailableError
+from escale_core.local import WRITEBACK_EVERY, start_writeback, sync_filesystem
 from escale_core.relay import Capabilities, Relay, mapped_errors
+
+from .localfs import LocalFileSystem
 
 #: Schemes whose first URL component is a bucket (part of the path), not a host to connect to.
 BUCKET_SCHEMES = {"s3", "s3a", "gs", "gcs", "az", "abfs", "memory", "gdrive", "oss", "oci"}
@@ -45,15 +46,18 @@ class FsspecRelay(Relay):
         self.root = root.rstrip("/") or "/"
         if self.local:
             self.capabilities = Capabilities(atomic_rename=True, exclusive_create=True)
+            self.deferred_sync = True
 
     # -- hooks for backend plugins ---------------------------------------------------------
 
     def connect(self, address: RelayAddress, options: dict[str, Any]) -> tuple[Any, str]:
         """The fsspec filesystem and the repository's root path on it."""
         if address.mount is not None:  # a locally mounted storage: a plain folder
-            return fsspec.filesystem("file"), posixpath.join(address.mount, address.path)
+            return LocalFileSystem(), posixpath.join(address.mount, address.path)
         if address.scheme in LOCAL_SCHEMES:
-            return fsspec.filesystem("file"), address.path
+            return LocalFileSystem(), address.path
+        import fsspec  # only here: local relays never pay for importing it
+
         if address.scheme in BUCKET_SCHEMES:
             return fsspec.filesystem(
                 address.scheme, **options
@@ -178,15 +182,20 @@ class FsspecRelay(Relay):
             self.makedirs(posixpath.dirname(path))
             try:
                 with self.fs.open(temp, "wb") as out:
-                    for chunk in chunks:
-                        out.write(chunk)
                     if self.local:
-                        out.flush()
-                        os.fsync(out.fileno())
+                        _write_local(out, chunks)
+                    else:
+                        for chunk in chunks:
+                            out.write(chunk)
                 self.publish(temp, path)
             except BaseException:
                 self._discard(temp)
                 raise
+
+    def sync(self) -> None:
+        if self.local:
+            with self.errors(f"syncing {self.root}"):
+                sync_filesystem(self.root)
 
     def modified(self, name: str) -> Optional[float]:
         with self.errors(f"reading the time of {name}"):
@@ -243,6 +252,22 @@ class FsspecRelay(Relay):
     def _discard(self, temp: str) -> None:
         with contextlib.suppress(Exception):
             self.fs.rm_file(temp)
+
+
+def _write_local(out: Any, chunks: Iterable[bytes]) -> None:
+    """Write to a local file, starting the disk writes every few MiB (see
+    :func:`escale_core.local.start_writeback`) so that :meth:`FsspecRelay.sync` finds little
+    left to do."""
+    unflushed = 0
+    for chunk in chunks:
+        out.write(chunk)
+        unflushed += len(chunk)
+        if unflushed >= WRITEBACK_EVERY:
+            out.flush()
+            start_writeback(out.fileno())
+            unflushed = 0
+    out.flush()
+    start_writeback(out.fileno())
 
 
 def _connection_options(address: RelayAddress) -> dict[str, Any]:

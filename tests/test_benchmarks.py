@@ -1,0 +1,75 @@
+"""The benchmark runs end to end (``--quick``, once); timings are reported, never asserted."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+RUN = ROOT / "benchmarks" / "run.py"
+
+sys.path.insert(0, str(RUN.parent))
+from _measure import BenchmarkError  # noqa: E402
+from _tools import verify  # noqa: E402
+
+
+def table_rows(markdown: str) -> dict[tuple[str, str], list[str]]:
+    """``(workload key, tool) -> cells`` of the results table."""
+    rows = {}
+    for line in markdown.splitlines():
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        if len(cells) == 6 and cells[0][:1] == "W" and cells[0][1:2].isdigit():
+            rows[(cells[0].split(":")[0], cells[1])] = cells
+    return rows
+
+
+@pytest.mark.slow
+def test_quick_benchmark_syncs_every_workload_and_reports_each_tool(tmp_path: Path) -> None:
+    output = tmp_path / "results.md"
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(RUN),
+            "--quick",
+            "--repeat",
+            "1",
+            "--workdir",
+            str(tmp_path),
+            "--output",
+            str(output),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    rows = table_rows(done.stdout)
+    for key in ("W1", "W2", "W3", "W6"):
+        assert (key, "cp") in rows and (key, "escale") in rows, key
+        assert float(rows[(key, "escale")][2]) > 0
+        assert rows[(key, "escale")][5].split("×")[0].replace(".", "").isdigit()
+    assert ("W4", "find") in rows and ("W4", "escale") in rows
+    network = [tool for key, tool in rows if key == "W5"]
+    assert any(tool.startswith("escale ") for tool in network) or "W5 " in done.stdout
+    for tool, binary in (("rclone", "rclone"), ("restic", "restic")):
+        ran = ("W1", tool) in rows
+        assert ran or f"{tool}: not installed" in done.stdout, binary
+    assert output.read_text() == done.stdout
+    assert not any(tmp_path.glob("escale-bench-*")), "the work folder was not removed"
+
+
+def test_a_run_whose_copy_differs_from_the_source_is_an_error(tmp_path: Path) -> None:
+    a, b = tmp_path / "A", tmp_path / "B"
+    for root in (a, b):
+        (root / "sub").mkdir(parents=True)
+        (root / "sub" / "f").write_bytes(b"same")
+    verify(a, b)
+    (b / "sub" / "f").write_bytes(b"other")
+    with pytest.raises(BenchmarkError, match="differs"):
+        verify(a, b)
+    (b / "sub" / "f").unlink()
+    with pytest.raises(BenchmarkError, match="differs"):
+        verify(a, b)
