@@ -183,6 +183,8 @@ class Puller:
         cache: dict[int, bytes] = {}
         staged = StagedWrites(self.root)
         renames: list[tuple[str, str]] = []
+        factory = self.hasher(manifest.algorithm)
+        mtimes = self.options.restore_mtime
         try:
             for entry, conflict in sorted(
                 plan, key=lambda p: p[0].pieces[0][0] if p[0].pieces else -1
@@ -196,9 +198,9 @@ class Puller:
                     entry.path,
                     self._content(manifest, entry, cache),
                     target=target,
-                    mtime_ns=entry.mtime_ns if self.options.restore_mtime else None,
+                    mtime_ns=entry.mtime_ns if mtimes else None,
                     checksum=entry.checksum,
-                    factory=self.hasher(manifest.algorithm),
+                    factory=factory,
                 )
                 self.result.bytes += entry.size
             # every object of the update is verified: only now does the folder change (a

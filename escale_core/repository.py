@@ -131,10 +131,11 @@ def open_repository(
     :raises IntegrityError: wrong passphrase, tampered header.
     :raises UnsupportedFormatError: a repository of a newer format.
     """
+    created: Optional[bytes] = None  # the master key, when this call created the repository
     try:
         header = _parse_header(relay.read_bytes(HEADER))
     except RelayNotFoundError:
-        header = _create(relay, ciphers, passphrase, create_cipher, create_checksum)
+        header, created = _create(relay, ciphers, passphrase, create_cipher, create_checksum)
     if header["cipher"] not in ciphers:
         raise UnsupportedFormatError(
             f"relay object {HEADER}: unknown cipher {header['cipher']!r} "
@@ -160,8 +161,11 @@ def open_repository(
         try:
             if not isinstance(header.get("kdf"), dict) or not isinstance(header.get("key"), str):
                 raise IntegrityError("repository header: missing KDF parameters or wrapped key")
-            kek = derive_key(passphrase, header["kdf"])
-            master = unwrap_key(kek, header["key"], _header_aad(header))
+            if created is not None:
+                master = created  # the key derivation costs 40 ms: not twice
+            else:
+                kek = derive_key(passphrase, header["kdf"])
+                master = unwrap_key(kek, header["key"], _header_aad(header))
         except IntegrityError as exc:
             raise type(exc)(f"relay object {HEADER}: {exc}") from None
         except ValueError as exc:  # undecodable base64
@@ -197,7 +201,9 @@ def _parse_header(blob: bytes) -> dict[str, Any]:
 
 def _create(
     relay: Relay, ciphers: Registry, passphrase: Optional[bytes], cipher: str, checksum: str
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], Optional[bytes]]:
+    """Write a new repository header; return the header in force and, if it is the one
+    written here, its master key (another client may have created the repository first)."""
     header: dict[str, Any] = {
         "format": "escale-repository",
         "version": FORMAT_VERSION,
@@ -208,23 +214,25 @@ def _create(
         "kdf": None,
         "key": None,
     }
+    master = None
     if ciphers.get(cipher).load().key_size:
         if passphrase is None:
             raise IntegrityError(f"cipher {cipher} needs a passphrase")
         header["kdf"] = new_kdf()
         kek = derive_key(passphrase, header["kdf"])
-        header["key"] = wrap_key(kek, os.urandom(32), _header_aad(header))
+        master = os.urandom(32)
+        header["key"] = wrap_key(kek, master, _header_aad(header))
     blob = json.dumps(header, indent=1).encode()
     if relay.capabilities.exclusive_create:
         if relay.create_exclusive(HEADER, blob):
-            return header
+            return header, master
         # another client created the repository at the same moment: use theirs
-        return _parse_header(relay.read_bytes(HEADER))
+        return _parse_header(relay.read_bytes(HEADER)), None
     # No atomic create-if-absent: two first clients would both write a header with different
     # keys. Under the lock, only the first one writes it.
     with RelayLock(relay, "init", timeout=120, wait=120):
         try:
-            return _parse_header(relay.read_bytes(HEADER))
+            return _parse_header(relay.read_bytes(HEADER)), None
         except RelayNotFoundError:
             relay.write_bytes(HEADER, blob)
-            return header
+            return header, master

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -90,3 +92,39 @@ def test_wait_on_error_codes_are_retried_others_are_not(plugins: Plugins) -> Non
     attempts.clear()
     assert relay.retry("probing", flaky) == "done"  # type: ignore[attr-defined]
     assert len(attempts) == 2
+
+
+def test_fsspec_protocols_are_read_without_importing_fsspec() -> None:
+    code = (
+        "import sys, importlib, escale_relay_fsspec as p\n"
+        "table = p.fsspec_protocols()\n"
+        "assert 'fsspec' not in sys.modules, 'fsspec was imported'\n"
+        "r = importlib.import_module('fsspec.registry')\n"
+        "assert table == {k: dict(v) for k, v in r.known_implementations.items()}\n"
+        "assert p.fsspec_protocols() == table  # the imported table, now fsspec is loaded\n"
+        "print(len(table))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout) > 20
+
+
+def test_a_sync_through_a_local_relay_never_imports_fsspec(tmp_path: Path) -> None:
+    (tmp_path / "A").mkdir()
+    (tmp_path / "A" / "f").write_bytes(b"x")
+    config = tmp_path / "escale.toml"
+    config.write_text(
+        f'state_dir = "{tmp_path}/state"\n[s]\npath = "{tmp_path}/A"\n'
+        f'relay = "{tmp_path}/R"\nencryption = "plain"\n'
+    )
+    code = (
+        "import sys, runpy\n"
+        f"sys.argv = ['escale', '-c', {str(config)!r}, '-q', 'sync', 's']\n"
+        "try:\n"
+        "    runpy.run_module('escale_core', run_name='__main__')\n"
+        "finally:\n"
+        "    print('fsspec' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert (tmp_path / "R" / "escale.json").exists(), done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "False"

@@ -1,0 +1,84 @@
+"""The local folder: the scan, the background scan, and writes started early."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from escale_core.local import TEMP_PREFIX, BackgroundScan, Filters, scan, start_writeback
+
+NO_FILTERS = Filters([], [], [], [], [])
+
+
+def test_scan_lists_regular_files_with_their_size_mtime_and_inode(tmp_path: Path) -> None:
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "a" / "b" / "f").write_bytes(b"12345")
+    (tmp_path / "top").write_bytes(b"")
+    found = scan(tmp_path, NO_FILTERS)
+    assert set(found) == {"a/b/f", "top"}
+    info = os.lstat(tmp_path / "a" / "b" / "f")
+    assert found["a/b/f"] == (5, info.st_mtime_ns, info.st_ino)
+    assert found["a/b/f"].size == 5
+
+
+def test_scan_follows_a_symlinked_root_but_no_symlink_inside(tmp_path: Path) -> None:
+    real, outside = tmp_path / "real", tmp_path / "outside"
+    (real / "sub").mkdir(parents=True)
+    outside.mkdir()
+    (real / "sub" / "f").write_bytes(b"x")
+    (outside / "secret").write_bytes(b"s")
+    (real / "linked-folder").symlink_to(outside)
+    (real / "linked-file").symlink_to(outside / "secret")
+    (tmp_path / "root").symlink_to(real)
+    assert set(scan(tmp_path / "root", NO_FILTERS)) == {"sub/f"}
+
+
+def test_scan_skips_hidden_names_and_reports_escale_temporary_files(tmp_path: Path) -> None:
+    (tmp_path / ".hidden").mkdir()
+    (tmp_path / ".hidden" / "f").write_bytes(b"x")
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / f"{TEMP_PREFIX}abc").write_bytes(b"partial")
+    (tmp_path / "d" / ".other").write_bytes(b"x")
+    temp: list[str] = []
+    assert scan(tmp_path, NO_FILTERS, temp) == {}
+    assert temp == [f"{tmp_path}/d/{TEMP_PREFIX}abc"]
+
+
+def test_scan_of_a_missing_folder_is_empty(tmp_path: Path) -> None:
+    assert scan(tmp_path / "missing", NO_FILTERS) == {}
+
+
+def test_background_scan_gives_what_scan_gives(tmp_path: Path) -> None:
+    for i in range(50):
+        (tmp_path / f"d{i % 5}").mkdir(exist_ok=True)
+        (tmp_path / f"d{i % 5}" / f"f{i}").write_bytes(bytes(i))
+    (tmp_path / f"{TEMP_PREFIX}x").write_bytes(b"")
+    background = BackgroundScan(tmp_path, NO_FILTERS)
+    assert background.result() == scan(tmp_path, NO_FILTERS)
+    assert background.temp_files == [f"{tmp_path}/{TEMP_PREFIX}x"]
+
+
+def test_background_scan_raises_its_error_in_the_caller(tmp_path: Path) -> None:
+    filters = Filters([], [], [], [], [])
+
+    def broken(relpath: str) -> bool:
+        raise RuntimeError("filter failed")
+
+    filters.accepts_file = broken  # type: ignore[method-assign]
+    filters.include = [object()]  # type: ignore[list-item]  # not accepts_all: filters apply
+    (tmp_path / "f").write_bytes(b"x")
+    with pytest.raises(RuntimeError, match="filter failed"):
+        BackgroundScan(tmp_path, filters).result()
+
+
+def test_writeback_keeps_the_content(tmp_path: Path) -> None:
+    path = tmp_path / "f"
+    data = os.urandom(3 << 20)
+    with open(path, "wb") as out:
+        out.write(data)
+        out.flush()
+        start_writeback(out.fileno())
+        out.write(b"tail")
+    assert path.read_bytes() == data + b"tail"
