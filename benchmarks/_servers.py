@@ -12,8 +12,10 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-from _tools import RunDirs, Tool, escale_through, toml_value
+from _measure import Sample, measure
+from _tools import RCLONE, RunDirs, Tool, crypt_env, escale_through, rclone_obscured, toml_value
 
 ROOT = Path(__file__).resolve().parent.parent
 BACKENDS = ("webdav", "sftp")
@@ -51,11 +53,59 @@ def escale_tool(backend: str, server: Any) -> Tool:
     return Tool(f"escale {backend}", transfer=escale_through(relay, section_extra(server)))
 
 
+def rclone_remote(backend: str, server: Any) -> dict[str, str]:
+    """Environment defining the rclone remote ``benchnet:`` as the same server escale uses."""
+    url = urlsplit(server.url_prefix)
+    prefix = "RCLONE_CONFIG_BENCHNET_"
+    if backend == "webdav":
+        from tests.servers.webdav import PASSWORD
+
+        return {
+            f"{prefix}TYPE": "webdav",
+            f"{prefix}URL": f"http://{url.hostname}:{url.port}{url.path}",
+            f"{prefix}VENDOR": "other",
+            f"{prefix}USER": str(url.username),
+            f"{prefix}PASS": rclone_obscured(PASSWORD),
+        }
+    from tests.servers.sftp import PASSWORD as SFTP_PASSWORD
+
+    keys = server.relay_options.get("client_keys") or []
+    auth = (
+        {f"{prefix}KEY_FILE": str(keys[0])}
+        if keys
+        else {f"{prefix}PASS": rclone_obscured(SFTP_PASSWORD)}
+    )
+    return {
+        f"{prefix}TYPE": "sftp",
+        f"{prefix}HOST": str(url.hostname),
+        f"{prefix}PORT": str(url.port),
+        f"{prefix}USER": str(url.username),
+        **auth,
+    }
+
+
+def rclone_crypt_tool(backend: str, server: Any) -> Tool:
+    """rclone copy A → crypt remote over the server → B, a fresh folder per run."""
+    path = urlsplit(server.url_prefix).path if backend == "sftp" else ""
+
+    def transfer(dirs: RunDirs) -> Sample:
+        folder = f"bench-rclone-{dirs.work.name}-{uuid.uuid4().hex[:8]}"
+        env = {
+            **crypt_env(f"benchnet:{path}/{folder}".replace("//", "/")),
+            **rclone_remote(backend, server),
+        }
+        first = measure([*RCLONE, "copy", dirs.a, "benchcrypt:"], env=env)
+        return first + measure([*RCLONE, "copy", "benchcrypt:", dirs.b], env=env)
+
+    return Tool(f"rclone-crypt {backend}", "rclone", transfer=transfer)
+
+
 @contextlib.contextmanager
-def network_tools(base: Path, notes: list[str]) -> Iterator[list[Tool]]:
+def network_tools(base: Path, notes: list[str], rclone: bool) -> Iterator[list[Tool]]:
     """Start every backend that can start; yield their escale tools; stop them at the end.
 
     A server that cannot start (missing package or daemon) adds a note instead of a tool.
+    With ``rclone``, rclone through a crypt remote over the same server runs beside escale.
     """
     servers: list[Any] = []
     tools: list[Tool] = []
@@ -71,6 +121,8 @@ def network_tools(base: Path, notes: list[str]) -> Iterator[list[Tool]]:
                 continue
             servers.append(server)
             tools.append(escale_tool(backend, server))
+            if rclone:
+                tools.append(rclone_crypt_tool(backend, server))
         yield tools
     finally:
         for server in servers:

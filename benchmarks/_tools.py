@@ -14,7 +14,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Union
 
 from _measure import BenchmarkError, Sample, measure, run_untimed
 
@@ -99,7 +99,7 @@ def rclone_obscured(password: str) -> str:
     return run_untimed([*RCLONE, "obscure", password]).strip()
 
 
-def crypt_env(relay: Path) -> dict[str, str]:
+def crypt_env(relay: Union[Path, str]) -> dict[str, str]:
     """Environment defining the remote ``benchcrypt:`` as a crypt remote over ``relay``."""
     return {
         **os.environ,

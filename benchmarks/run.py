@@ -137,15 +137,17 @@ def rows(workload: Workload, samples: dict[str, list[Sample]]) -> list[str]:
 def workload_tools(
     workload: Workload, tools: list[Tool], base: Path, notes: list[str]
 ) -> Iterator[list[Tool]]:
-    """The tools that apply to a workload (W5: cp and escale through each started server)."""
+    """The tools that apply to a workload (W5: cp, then escale and rclone crypt through each
+    started server)."""
     if workload.kind == NETWORK:
         baseline = [tool for tool in tools if tool.name == "cp"]
         if not any(tool.name == "escale" for tool in tools):
             yield baseline
             return
         servers = base / "W5-servers"
+        rclone = any(tool.name == "rclone-crypt" for tool in tools)
         try:
-            with network_tools(servers, notes) as remote:
+            with network_tools(servers, notes, rclone) as remote:
                 yield baseline + remote
         finally:
             shutil.rmtree(servers, ignore_errors=True)

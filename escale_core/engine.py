@@ -6,8 +6,6 @@ only shared act is deleting an update that enough pullers acknowledged, which is
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
 import time
 from collections import defaultdict
@@ -18,7 +16,7 @@ from typing import Any, Callable, Optional
 from .checksum import Hasher, checksum_factory
 from .errors import EscaleError, IntegrityError, RelayNotFoundError
 from .history import LocalState
-from .local import BackgroundScan, FileStat, Filters, remove_temp_files, scan
+from .local import BackgroundScan, FileStat, Filters, remove_temp, remove_temp_files, scan
 from .manifest import ClientState, Manifest
 from .pull import Puller, PullOptions
 from .push import Pusher, PushPlan
@@ -216,9 +214,8 @@ class Engine:
     ) -> int:
         options = self.options
         local, leftovers = self._scan()
-        for path in leftovers:  # temporary files of a killed run
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
+        for path in leftovers:  # temporary files and folders of a killed run
+            remove_temp(path)
         requesters = self._snapshot_requests(states)
         if not requesters and options.checksum_cache and self.state.unchanged(local):
             return last_seq  # every file is as the last round left it: nothing to push

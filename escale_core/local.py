@@ -1,24 +1,18 @@
-"""The local folder: scanning with filters, hashing, and safe atomic writes.
-
-Writes never follow a symlink and never leave the folder: every parent is checked with
-``lstat``, the temporary file is created ``O_EXCL | O_NOFOLLOW`` in the target's own folder,
-verified against the expected checksum, fsynced, given its mtime, then renamed into place.
-"""
+"""The local folder: scanning with filters, hashing, disk writes started early, and escale's
+temporary files (the writes themselves are staged by :mod:`escale_core.staging`)."""
 
 from __future__ import annotations
 
-import contextlib
 import os
+import shutil
 import stat
 import threading
 import uuid
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, NamedTuple, Optional, Union
 
 from .checksum import Hasher
-from .errors import IntegrityError
 from .patterns import Pattern, matches_any
 
 TEMP_PREFIX = ".escale-tmp-"
@@ -112,8 +106,9 @@ def scan(
     Each folder is listed through an open descriptor, so every ``stat`` is relative to it
     (``fstatat``) instead of walking the whole path again: about 10% off an idle round.
 
-    :param temp_files: if given, the absolute paths of escale's own temporary files (left by a
-        killed run) are appended to it, so no second walk is needed to find them.
+    :param temp_files: if given, the absolute paths of escale's own temporary files and
+        folders (left by a killed run) are appended to it, so no second walk is needed to find
+        them (:func:`remove_temp` deletes them).
     """
     found: dict[str, FileStat] = {}
     accept_dir = None if filters.accepts_all else filters.accepts_dir
@@ -134,9 +129,9 @@ def scan(
                         if (
                             temp_files is not None
                             and name.startswith(TEMP_PREFIX)
-                            and entry.is_file(follow_symlinks=False)
+                            and not entry.is_symlink()
                         ):
-                            temp_files.append(f"{folder}/{name}")
+                            temp_files.append(f"{folder}/{name}")  # a file or a new folder
                         continue
                     rel = prefix + name
                     if entry.is_dir(follow_symlinks=False):
@@ -211,154 +206,6 @@ def hash_file(path: Union[str, Path], factory: Callable[[], Hasher]) -> str:
             hasher.update(view[:count])
 
 
-def target_folder(root: Path, relpath: str, created: Optional[list[Path]] = None) -> Path:
-    """The folder that will hold ``relpath``, created if needed, never through a symlink.
-
-    :param created: the folders this call creates are appended to it.
-    :raises IntegrityError: a parent is a symlink or a file.
-    """
-    folder = root
-    for part in relpath.split("/")[:-1]:
-        folder = folder / part
-        try:
-            info = os.lstat(folder)
-        except FileNotFoundError:
-            os.mkdir(folder)
-            if created is not None:
-                created.append(folder)
-            continue
-        if stat.S_ISLNK(info.st_mode):
-            raise IntegrityError(f"refusing to write {relpath}: {folder} is a symlink")
-        if not stat.S_ISDIR(info.st_mode):
-            raise IntegrityError(f"refusing to write {relpath}: {folder} is not a folder")
-    return folder
-
-
-class StagedWrites:
-    """Complete, verified files written to temporary names, made durable with one filesystem
-    sync for the whole batch, then renamed into place.
-
-    One ``syncfs`` per batch instead of one ``fsync`` per file keeps the guarantee (nothing is
-    renamed into place before its data is on disk) at a fraction of the cost for small files.
-    Folders are checked (``lstat``: no symlink, no file) once per batch, not once per file.
-    """
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self._root = str(root)
-        # temporary file, final path, path relative to root, checksum, stat after writing
-        self.pending: list[tuple[str, str, str, str, FileStat]] = []
-        self.created: list[Path] = []  # folders made for staged files, removed on abort
-        self.size = 0
-        self._folders: dict[str, str] = {"": self._root}  # checked folders, relative → absolute
-        self._token = uuid.uuid4().hex[:12]  # with a counter, unique temporary names
-
-    def folder(self, relpath: str) -> str:
-        """The absolute folder that will hold ``relpath``, created if needed (cached)."""
-        parent = relpath.rpartition("/")[0]
-        known = self._folders.get(parent)
-        if known is None:
-            known = str(target_folder(self.root, relpath, self.created))
-            self._folders[parent] = known
-        return known
-
-    def stage(
-        self,
-        relpath: str,
-        chunks: Iterable[Union[bytes, memoryview]],
-        *,
-        mtime_ns: Optional[int],
-        checksum: str,
-        factory: Callable[[], Hasher],
-        target: Optional[str] = None,
-    ) -> None:
-        """Write ``chunks`` to a temporary file beside ``target`` (default ``relpath``).
-
-        :raises IntegrityError: the content does not match ``checksum`` (nothing is kept), or
-            the target's folder is reached through a symlink.
-        """
-        destination = target or relpath
-        folder = self.folder(destination)
-        temp = f"{folder}/{TEMP_PREFIX}{self._token}{len(self.pending):x}"
-        fd = os.open(temp, _CREATE_FLAGS, 0o644)
-        try:
-            hasher = factory()
-            written = 0
-            for chunk in chunks:
-                hasher.update(chunk)
-                _write_all(fd, chunk)
-                written += len(chunk)
-                if written % WRITEBACK_EVERY < len(chunk):  # crossed another 8 MiB
-                    start_writeback(fd)
-            self.size += written
-            if hasher.hexdigest() != checksum:
-                raise IntegrityError(f"content of {relpath} does not match its checksum")
-            if mtime_ns is not None:
-                os.utime(fd if _UTIME_FD else temp, ns=(mtime_ns, mtime_ns))
-            info = os.fstat(fd)  # a rename keeps size, mtime and inode
-        except BaseException:
-            os.close(fd)
-            os.unlink(temp)
-            raise
-        os.close(fd)
-        final = f"{folder}/{destination.rpartition('/')[2]}"
-        stat_ = FileStat(info.st_size, info.st_mtime_ns, info.st_ino)
-        self.pending.append((temp, final, destination, checksum, stat_))
-
-    def commit(self) -> list[tuple[str, FileStat, str]]:
-        """Sync the staged files to disk, rename them into place; return (path, stat,
-        checksum) of each."""
-        if not self.pending:
-            return []
-        _sync([temp for temp, *_ in self.pending])
-        done = []
-        try:
-            for temp, final, destination, checksum, stat_ in self.pending:
-                try:
-                    os.replace(temp, final)
-                except IsADirectoryError:
-                    raise IntegrityError(
-                        f"refusing to write {destination}: a folder has that name"
-                    ) from None
-                done.append((destination, stat_, checksum))
-            self.created = []
-        finally:
-            self.pending = self.pending[len(done) :]  # renamed files are not temporary any more
-            self.abort()
-        return done
-
-    def abort(self) -> None:
-        """Forget what is staged, deleting temporary files that were not renamed and the
-        folders made for them that stayed empty."""
-        for temp, *_ in self.pending:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temp)
-        for folder in reversed(self.created):
-            with contextlib.suppress(OSError):
-                folder.rmdir()
-        self.pending, self.created, self.size = [], [], 0
-        self._folders = {"": self._root}
-
-
-_CREATE_FLAGS = (
-    os.O_WRONLY
-    | os.O_CREAT
-    | os.O_EXCL
-    | getattr(os, "O_NOFOLLOW", 0)
-    | getattr(os, "O_CLOEXEC", 0)
-)
-_UTIME_FD = os.utime in os.supports_fd
-
-
-def _write_all(fd: int, data: Union[bytes, memoryview]) -> None:
-    written = os.write(fd, data)
-    if written == len(data):  # a regular file takes it all at once
-        return
-    view = memoryview(data)[written:]
-    while view:
-        view = view[os.write(fd, view) :]
-
-
 #: Bytes written between two :func:`start_writeback` calls.
 WRITEBACK_EVERY = 8 << 20
 
@@ -389,23 +236,6 @@ def sync_filesystem(path: str) -> None:
     os.sync()
 
 
-def _sync(files: list[str]) -> None:
-    """Make ``files`` durable: one syncfs(2) of their filesystem where available."""
-    if len(files) > 1 and _syncfs is not None:
-        fd = os.open(files[0], os.O_RDONLY)
-        try:
-            if _syncfs(fd) == 0:
-                return
-        finally:
-            os.close(fd)
-    for path in files:
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 def _load_syncfs() -> Optional[Callable[[int], int]]:
     try:
         import ctypes
@@ -420,32 +250,25 @@ def _load_syncfs() -> Optional[Callable[[int], int]]:
 _syncfs = _load_syncfs()
 
 
-def write_atomic(
-    root: Path,
-    relpath: str,
-    chunks: Iterable[Union[bytes, memoryview]],
-    *,
-    mtime_ns: Optional[int],
-    checksum: str,
-    factory: Callable[[], Hasher],
-    target: Optional[str] = None,
-) -> FileStat:
-    """Write one complete, verified file at ``target`` (default ``relpath``) under ``root``."""
-    staged = StagedWrites(root)
-    staged.stage(
-        relpath, chunks, mtime_ns=mtime_ns, checksum=checksum, factory=factory, target=target
-    )
-    return staged.commit()[0][1]
+def remove_temp(path: str) -> None:
+    """Delete one temporary file or folder of escale's (a missing one is no error)."""
+    try:
+        if stat.S_ISDIR(os.lstat(path).st_mode):
+            shutil.rmtree(path)  # never follows a symlink inside it
+        else:
+            os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 def remove_temp_files(root: Path) -> int:
-    """Delete temporary files a killed escale left behind; return how many."""
+    """Delete the temporary files and folders a killed escale left behind; return how many."""
     count = 0
-    for folder, _, files in os.walk(root):
-        for name in files:
-            if name.startswith(TEMP_PREFIX):
-                os.unlink(os.path.join(folder, name))
-                count += 1
+    for folder, folders, files in os.walk(root):
+        for name in [n for n in folders + files if n.startswith(TEMP_PREFIX)]:
+            remove_temp(os.path.join(folder, name))
+            count += 1
+        folders[:] = [n for n in folders if not n.startswith(TEMP_PREFIX)]
     return count
 
 

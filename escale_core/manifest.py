@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, NoReturn, Optional
 
 import zstandard
 
@@ -28,6 +28,18 @@ def safe_path(path: Any) -> str:
     :raises IntegrityError: absolute, ``..``, ``.``, empty or hidden component, NUL, backslash,
         drive letter, or not a string.
     """
+    if type(path) is str and path and _UNSAFE.search(path) is None:  # one regex per path
+        return path
+    _refuse_path(path)
+
+
+#: A leading slash, NUL, backslash, a drive letter, or a component that is empty or starts with
+#: a dot (".", "..", hidden names): any match makes a manifest path unsafe.
+_UNSAFE = re.compile(r"[\x00\\]|^[A-Za-z]:|(?:^|/)(?:\.|/|$)")
+
+
+def _refuse_path(path: Any) -> NoReturn:
+    """Raise the error that says what is wrong with the unsafe ``path``."""
     if not isinstance(path, str) or not path:
         raise IntegrityError(f"manifest path {path!r} is not a non-empty string")
     if "\x00" in path or "\\" in path or path.startswith("/") or _DRIVE.match(path):
@@ -35,7 +47,7 @@ def safe_path(path: Any) -> str:
     for part in path.split("/"):
         if part in ("", ".", "..") or part.startswith("."):
             raise IntegrityError(f"manifest path {path!r} has a forbidden component {part!r}")
-    return path
+    raise IntegrityError(f"manifest path {path!r} is unsafe")  # pragma: no cover
 
 
 @dataclass
@@ -138,17 +150,20 @@ class Manifest:
                 objects=objects,
                 snapshot_for=[_str(c) for c in data["snapshot_for"]],
             )
+            append = manifest.files.append
             for path, size, mtime, checksum, base, pieces in data["files"]:
-                entry = FileEntry(
-                    safe_path(path),
-                    _nat(size),
-                    int(mtime),
-                    _str(checksum),
-                    None if base is None else _str(base),
-                    [(_nat(i), _nat(o), _nat(n)) for i, o, n in pieces],
+                path = safe_path(path)
+                size = _nat(size)
+                append(
+                    FileEntry(
+                        path,
+                        size,
+                        int(mtime),
+                        _str(checksum),
+                        None if base is None else _str(base),
+                        _pieces(pieces, size, path, objects),
+                    )
                 )
-                _check_pieces(entry, objects)
-                manifest.files.append(entry)
             manifest.deletions = [
                 Deletion(safe_path(d[0]), _str(d[1]), bool(d[2]) if len(d) > 2 else False)
                 for d in data["deletions"]
@@ -231,7 +246,7 @@ def _load(blob: bytes, fmt: str, version: int, compressed: bool = True) -> dict[
 
 
 def _nat(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    if type(value) is not int or value < 0:  # not a bool either
         raise ValueError(f"{value!r} is not a natural number")
     return value
 
@@ -248,11 +263,18 @@ def _choice(value: Any, choices: tuple[str, ...]) -> str:
     return str(value)
 
 
-def _check_pieces(entry: FileEntry, objects: list[ObjectRef]) -> None:
-    total = 0
-    for index, offset, length in entry.pieces:
-        if index >= len(objects) or offset + length > objects[index].size:
-            raise IntegrityError(f"manifest entry {entry.path!r} points outside its data")
+def _pieces(raw: Any, size: int, path: str, objects: list[ObjectRef]) -> list[tuple[int, int, int]]:
+    """A file's validated ``(object index, offset, length)`` triples: natural numbers, inside
+    their objects, adding up to the file's size."""
+    pieces, total, count = [], 0, len(objects)
+    for index, offset, length in raw:
+        natural = type(index) is type(offset) is type(length) is int  # bools are not
+        if not natural or min(index, offset, length) < 0:
+            raise ValueError(f"piece {[index, offset, length]!r} is not three natural numbers")
+        if index >= count or offset + length > objects[index].size:
+            raise IntegrityError(f"manifest entry {path!r} points outside its data")
         total += length
-    if total != entry.size:
-        raise IntegrityError(f"manifest entry {entry.path!r}: pieces do not add up to its size")
+        pieces.append((index, offset, length))
+    if total != size:
+        raise IntegrityError(f"manifest entry {path!r}: pieces do not add up to its size")
+    return pieces

@@ -22,9 +22,10 @@ from .checksum import Hasher
 from .crypto import KIND_CHUNK, KIND_PACK
 from .errors import IntegrityError
 from .history import FileRecord, LocalState
-from .local import FileStat, Filters, StagedWrites, hash_file, stat_file, target_folder
+from .local import FileStat, Filters, hash_file, stat_file
 from .manifest import FileEntry, Manifest, ObjectRef
 from .repository import Repository, data_name
+from .staging import StagedWrites, target_folder
 
 MAX_OBJECT = 256 << 20  # larger declared objects are refused (decompression bombs)
 

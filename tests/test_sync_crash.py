@@ -36,8 +36,8 @@ class Versions:
             if not path.is_file():
                 continue
             rel = path.relative_to(root).as_posix()
-            if path.name.startswith(TEMP_PREFIX):
-                continue  # removed by the next round (checked there)
+            if any(part.startswith(TEMP_PREFIX) for part in rel.split("/")):
+                continue  # a temporary file or folder: removed by the next round (checked there)
             digest = hashlib.sha256(path.read_bytes()).hexdigest()
             assert digest in self.seen[rel], f"{rel}: content that was never written"
 

@@ -1,0 +1,266 @@
+"""Staged local writes: complete, verified files that appear in the folder only together.
+
+Every file is written where nobody looks for it, hashed while written and compared with its
+expected checksum, given its mtime, then the whole batch is made durable with one filesystem
+sync, and only then moved into place:
+
+* a file whose folder exists is written to a hidden temporary name beside its target
+  (``O_CREAT | O_EXCL | O_NOFOLLOW``) and renamed onto it;
+* a file whose folder is missing is written under its own name inside a new hidden folder
+  (``.escale-tmp-…``) that stands for the highest missing folder, and that folder is renamed
+  into place as a whole: one rename for a new folder of thousands of files instead of one per
+  file (if the folder appeared meanwhile, its files are moved one by one instead).
+
+Folders are checked once per batch (``lstat``: no symlink, no file on the way).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import stat
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Callable, Optional, Union
+
+from .checksum import Hasher
+from .errors import IntegrityError
+from .local import TEMP_PREFIX, WRITEBACK_EVERY, FileStat, start_writeback, sync_filesystem
+
+
+class StagedWrites:
+    """One batch of staged files under ``root``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._root = str(root)
+        # where the file is now, where a rename puts it (None: its staged folder moves), the
+        # path relative to root, its checksum, its stat after writing (a rename keeps it)
+        self.pending: list[tuple[str, Optional[str], str, str, FileStat]] = []
+        # new folders: (temporary folder, final folder, relative path)
+        self.new_folders: list[tuple[str, str, str]] = []
+        self.size = 0
+        self._folders: dict[str, str] = {"": self._root}  # relative folder → where to write
+        self._inside: set[str] = set()  # relative folders that are inside a new folder
+        self._token = uuid.uuid4().hex[:12]  # with a counter, unique temporary names
+
+    def folder(self, relpath: str) -> str:
+        """The absolute folder where the file ``relpath`` is written (created if needed)."""
+        parent = relpath.rpartition("/")[0]
+        known = self._folders.get(parent)
+        return known if known is not None else self._folder(parent, relpath)
+
+    def _folder(self, rel: str, relpath: str) -> str:
+        known = self._folders.get(rel)
+        if known is not None:
+            return known
+        above, _, name = rel.rpartition("/")
+        base = self._folder(above, relpath)
+        path = f"{base}/{name}"
+        if above in self._inside:  # inside a folder of ours: nobody else writes there
+            os.mkdir(path)
+            self._inside.add(rel)
+        else:
+            try:
+                info = os.lstat(path)
+            except FileNotFoundError:
+                temp = f"{base}/{TEMP_PREFIX}{self._token}d{len(self.new_folders):x}"
+                os.mkdir(temp)
+                self.new_folders.append((temp, path, rel))
+                self._inside.add(rel)
+                path = temp
+            else:
+                if stat.S_ISLNK(info.st_mode):
+                    raise IntegrityError(f"refusing to write {relpath}: {path} is a symlink")
+                if not stat.S_ISDIR(info.st_mode):
+                    raise IntegrityError(f"refusing to write {relpath}: {path} is not a folder")
+        self._folders[rel] = path
+        return path
+
+    def stage(
+        self,
+        relpath: str,
+        chunks: Iterable[Union[bytes, memoryview]],
+        *,
+        mtime_ns: Optional[int],
+        checksum: str,
+        factory: Callable[[], Hasher],
+        target: Optional[str] = None,
+    ) -> None:
+        """Write ``chunks`` as the future ``target`` (default ``relpath``).
+
+        :raises IntegrityError: the content does not match ``checksum`` (nothing is kept), or
+            the target's folder is reached through a symlink.
+        """
+        destination = target or relpath
+        folder = self.folder(destination)
+        parent, _, name = destination.rpartition("/")
+        final: Optional[str] = None
+        if parent in self._inside:
+            path = f"{folder}/{name}"  # its folder is moved into place with it
+        else:
+            path = f"{folder}/{TEMP_PREFIX}{self._token}{len(self.pending):x}"
+            final = f"{folder}/{name}"
+        try:
+            fd = os.open(path, _CREATE_FLAGS, 0o644)
+        except FileExistsError:  # the same name twice in one batch (only a new folder says so)
+            raise IntegrityError(f"refusing to write {destination} twice") from None
+        try:
+            hasher = factory()
+            written = 0
+            for chunk in chunks:
+                hasher.update(chunk)
+                _write_all(fd, chunk)
+                written += len(chunk)
+                if written % WRITEBACK_EVERY < len(chunk):  # crossed another 8 MiB
+                    start_writeback(fd)
+            self.size += written
+            if hasher.hexdigest() != checksum:
+                raise IntegrityError(f"content of {relpath} does not match its checksum")
+            if mtime_ns is not None:
+                os.utime(fd if _UTIME_FD else path, ns=(mtime_ns, mtime_ns))
+            info = os.fstat(fd)  # a rename keeps size, mtime and inode
+        except BaseException:
+            os.close(fd)
+            os.unlink(path)
+            raise
+        os.close(fd)
+        stat_ = FileStat(info.st_size, info.st_mtime_ns, info.st_ino)
+        self.pending.append((path, final, destination, checksum, stat_))
+
+    def commit(self) -> list[tuple[str, FileStat, str]]:
+        """Sync the staged files to disk, move them into place; return (path, stat,
+        checksum) of each."""
+        if not self.pending:
+            self.abort()
+            return []
+        _sync([path for path, *_ in self.pending])
+        done: list[tuple[str, FileStat, str]] = []
+        placed: set[str] = set()  # staged paths now in place
+        try:
+            for path, final, destination, checksum, stat_ in self.pending:
+                if final is not None:
+                    _replace(path, final, destination)
+                    placed.add(path)
+                    done.append((destination, stat_, checksum))
+            for temp, final_folder, rel in self.new_folders:
+                self._place_folder(temp, final_folder, rel, placed, done)
+        finally:
+            self.pending = [p for p in self.pending if p[0] not in placed]
+            self.abort()
+        return done
+
+    def _place_folder(
+        self,
+        temp: str,
+        final: str,
+        rel: str,
+        placed: set[str],
+        done: list[tuple[str, FileStat, str]],
+    ) -> None:
+        """Rename a new folder into place, or move its files one by one if a folder of that
+        name appeared meanwhile (a file there is refused, as a symlink is)."""
+        prefix = temp + "/"
+        inside = [p for p in self.pending if p[0].startswith(prefix)]
+        try:
+            os.rename(temp, final)  # fails unless final is missing (or an empty folder)
+        except OSError:
+            for path, _, destination, checksum, stat_ in inside:
+                target = f"{target_folder(self.root, destination)}/{destination.rpartition('/')[2]}"
+                _replace(path, target, destination)
+                placed.add(path)
+                done.append((destination, stat_, checksum))
+            return
+        for path, _, destination, checksum, stat_ in inside:
+            placed.add(path)
+            done.append((destination, stat_, checksum))
+
+    def abort(self) -> None:
+        """Forget what is staged, deleting the temporary files and folders not yet placed."""
+        for path, final, *_ in self.pending:
+            if final is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+        for temp, *_ in self.new_folders:
+            shutil.rmtree(temp, ignore_errors=True)  # gone once renamed into place
+        self.pending, self.new_folders, self.size = [], [], 0
+        self._folders, self._inside = {"": self._root}, set()
+
+
+def target_folder(root: Path, relpath: str) -> Path:
+    """The folder that will hold ``relpath``, created if needed, never through a symlink.
+
+    :raises IntegrityError: a parent is a symlink or a file.
+    """
+    folder = root
+    for part in relpath.split("/")[:-1]:
+        folder = folder / part
+        try:
+            info = os.lstat(folder)
+        except FileNotFoundError:
+            os.mkdir(folder)
+            continue
+        if stat.S_ISLNK(info.st_mode):
+            raise IntegrityError(f"refusing to write {relpath}: {folder} is a symlink")
+        if not stat.S_ISDIR(info.st_mode):
+            raise IntegrityError(f"refusing to write {relpath}: {folder} is not a folder")
+    return folder
+
+
+def write_atomic(
+    root: Path,
+    relpath: str,
+    chunks: Iterable[Union[bytes, memoryview]],
+    *,
+    mtime_ns: Optional[int],
+    checksum: str,
+    factory: Callable[[], Hasher],
+    target: Optional[str] = None,
+) -> FileStat:
+    """Write one complete, verified file at ``target`` (default ``relpath``) under ``root``."""
+    staged = StagedWrites(root)
+    staged.stage(
+        relpath, chunks, mtime_ns=mtime_ns, checksum=checksum, factory=factory, target=target
+    )
+    return staged.commit()[0][1]
+
+
+def _replace(path: str, final: str, destination: str) -> None:
+    try:
+        os.replace(path, final)
+    except IsADirectoryError:
+        raise IntegrityError(f"refusing to write {destination}: a folder has that name") from None
+
+
+_CREATE_FLAGS = (
+    os.O_WRONLY
+    | os.O_CREAT
+    | os.O_EXCL
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+)
+_UTIME_FD = os.utime in os.supports_fd
+
+
+def _write_all(fd: int, data: Union[bytes, memoryview]) -> None:
+    written = os.write(fd, data)
+    if written == len(data):  # a regular file takes it all at once
+        return
+    view = memoryview(data)[written:]
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _sync(files: list[str]) -> None:
+    """Make ``files`` durable: one filesystem sync for a batch, an fsync for a single file."""
+    if len(files) > 1:
+        sync_filesystem(files[0])
+        return
+    for path in files:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
