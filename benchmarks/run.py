@@ -46,6 +46,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--workdir", type=Path, default=None, help="parent of the work folder")
     parser.add_argument("--output", type=Path, default=None, help="also write the markdown here")
     parser.add_argument(
+        "--network-rclone",
+        action="store_true",
+        help="W5: also rclone through a crypt remote over each server (slow: one request per "
+        "file, about 30 ms each on these servers)",
+    )
+    parser.add_argument(
         "--settle",
         type=float,
         default=None,
@@ -135,7 +141,7 @@ def rows(workload: Workload, samples: dict[str, list[Sample]]) -> list[str]:
 
 @contextlib.contextmanager
 def workload_tools(
-    workload: Workload, tools: list[Tool], base: Path, notes: list[str]
+    workload: Workload, tools: list[Tool], base: Path, notes: list[str], network_rclone: bool
 ) -> Iterator[list[Tool]]:
     """The tools that apply to a workload (W5: cp, then escale and rclone crypt through each
     started server)."""
@@ -145,7 +151,7 @@ def workload_tools(
             yield baseline
             return
         servers = base / "W5-servers"
-        rclone = any(tool.name == "rclone-crypt" for tool in tools)
+        rclone = network_rclone and any(tool.name == "rclone-crypt" for tool in tools)
         try:
             with network_tools(servers, notes, rclone) as remote:
                 yield baseline + remote
@@ -201,7 +207,7 @@ def benchmark(args: argparse.Namespace, argv: list[str], base: Path, doc: list[s
     made: dict[str, Path] = {}
     for index, workload in enumerate(plan):
         source = source_tree(workload.tree, base, made)
-        with workload_tools(workload, tools, base, notes) as chosen:
+        with workload_tools(workload, tools, base, notes, args.network_rclone) as chosen:
             samples = measure_workload(workload, chosen, source, base, args.repeat)
         emit(rows(workload, samples), doc)
         if args.settle and index + 1 < len(plan):

@@ -43,7 +43,9 @@ class StagedWrites:
         self.new_folders: list[tuple[str, str, str]] = []
         self.size = 0
         self._folders: dict[str, str] = {"": self._root}  # relative folder → where to write
-        self._inside: set[str] = set()  # relative folders that are inside a new folder
+        # relative folders inside a new folder → that new folder's temporary path
+        self._inside: dict[str, str] = {}
+        self._members: dict[str, list[int]] = {}  # new folder → its files (pending indices)
         self._token = uuid.uuid4().hex[:12]  # with a counter, unique temporary names
 
     def folder(self, relpath: str) -> str:
@@ -61,7 +63,7 @@ class StagedWrites:
         path = f"{base}/{name}"
         if above in self._inside:  # inside a folder of ours: nobody else writes there
             os.mkdir(path)
-            self._inside.add(rel)
+            self._inside[rel] = self._inside[above]
         else:
             try:
                 info = os.lstat(path)
@@ -69,7 +71,8 @@ class StagedWrites:
                 temp = f"{base}/{TEMP_PREFIX}{self._token}d{len(self.new_folders):x}"
                 os.mkdir(temp)
                 self.new_folders.append((temp, path, rel))
-                self._inside.add(rel)
+                self._inside[rel] = temp
+                self._members[temp] = []
                 path = temp
             else:
                 if stat.S_ISLNK(info.st_mode):
@@ -98,7 +101,8 @@ class StagedWrites:
         folder = self.folder(destination)
         parent, _, name = destination.rpartition("/")
         final: Optional[str] = None
-        if parent in self._inside:
+        owner = self._inside.get(parent)
+        if owner is not None:
             path = f"{folder}/{name}"  # its folder is moved into place with it
         else:
             path = f"{folder}/{TEMP_PREFIX}{self._token}{len(self.pending):x}"
@@ -128,6 +132,8 @@ class StagedWrites:
             raise
         os.close(fd)
         stat_ = FileStat(info.st_size, info.st_mtime_ns, info.st_ino)
+        if owner is not None:
+            self._members[owner].append(len(self.pending))
         self.pending.append((path, final, destination, checksum, stat_))
 
     def commit(self) -> list[tuple[str, FileStat, str]]:
@@ -162,8 +168,7 @@ class StagedWrites:
     ) -> None:
         """Rename a new folder into place, or move its files one by one if a folder of that
         name appeared meanwhile (a file there is refused, as a symlink is)."""
-        prefix = temp + "/"
-        inside = [p for p in self.pending if p[0].startswith(prefix)]
+        inside = [self.pending[i] for i in self._members[temp]]
         try:
             os.rename(temp, final)  # fails unless final is missing (or an empty folder)
         except OSError:
@@ -186,7 +191,7 @@ class StagedWrites:
         for temp, *_ in self.new_folders:
             shutil.rmtree(temp, ignore_errors=True)  # gone once renamed into place
         self.pending, self.new_folders, self.size = [], [], 0
-        self._folders, self._inside = {"": self._root}, set()
+        self._folders, self._inside, self._members = {"": self._root}, {}, {}
 
 
 def target_folder(root: Path, relpath: str) -> Path:

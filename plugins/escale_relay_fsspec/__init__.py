@@ -6,7 +6,6 @@ are imported only when a section uses them, with an install hint when they are m
 
 from __future__ import annotations
 
-import ast
 import importlib
 import importlib.util
 import sys
@@ -108,6 +107,8 @@ def fsspec_protocols() -> dict[str, dict[str, str]]:
 def _read_fsspec_table() -> dict[str, dict[str, str]]:
     """``known_implementations`` of ``fsspec/registry.py`` (a dict literal), plus what the
     ``fsspec.specs`` entry points add, as fsspec's ``process_entries`` does at import."""
+    import ast  # only here: a plugin's import is paid at every escale start
+
     spec = importlib.util.find_spec("fsspec")
     if spec is None or spec.origin is None:
         raise LookupError("fsspec is not installed")
