@@ -214,24 +214,6 @@ def target_folder(root: Path, relpath: str) -> Path:
     return folder
 
 
-def write_atomic(
-    root: Path,
-    relpath: str,
-    chunks: Iterable[Union[bytes, memoryview]],
-    *,
-    mtime_ns: Optional[int],
-    checksum: str,
-    factory: Callable[[], Hasher],
-    target: Optional[str] = None,
-) -> FileStat:
-    """Write one complete, verified file at ``target`` (default ``relpath``) under ``root``."""
-    staged = StagedWrites(root)
-    staged.stage(
-        relpath, chunks, mtime_ns=mtime_ns, checksum=checksum, factory=factory, target=target
-    )
-    return staged.commit()[0][1]
-
-
 def _replace(path: str, final: str, destination: str) -> None:
     try:
         os.replace(path, final)

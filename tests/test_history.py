@@ -6,6 +6,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from escale_core.history import FileRecord, LocalState
 from escale_core.local import FileStat, Filters, scan
 from escale_core.state import state_file
@@ -83,21 +85,16 @@ def test_no_snapshot_while_a_file_is_not_settled(tmp_path: Path) -> None:
     assert not state.unchanged(files)  # f1 changed since it was synced: it must be pushed
 
 
-def test_a_snapshot_written_by_another_python_is_ignored(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "change",
+    ["format = 'marshal-0-py2.7'", "data = x'00ff'"],
+    ids=["written by another python", "corrupt"],
+)
+def test_a_snapshot_this_escale_cannot_read_is_ignored(tmp_path: Path, change: str) -> None:
     files = folder_with_files(tmp_path / "A")
     state_with(tmp_path, files).close()
     db = sqlite3.connect(state_file("s", tmp_path / "state"))
-    db.execute("UPDATE snapshot SET format = 'marshal-0-py2.7'")
-    db.commit()
-    db.close()
-    assert not LocalState("s", tmp_path / "state").unchanged(files)
-
-
-def test_a_corrupt_snapshot_is_ignored(tmp_path: Path) -> None:
-    files = folder_with_files(tmp_path / "A")
-    state_with(tmp_path, files).close()
-    db = sqlite3.connect(state_file("s", tmp_path / "state"))
-    db.execute("UPDATE snapshot SET data = x'00ff'")
+    db.execute(f"UPDATE snapshot SET {change}")
     db.commit()
     db.close()
     assert not LocalState("s", tmp_path / "state").unchanged(files)
