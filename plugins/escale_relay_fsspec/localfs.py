@@ -29,7 +29,7 @@ class LocalFileSystem:
             folder = pending.pop()
             with os.scandir(folder) as entries:
                 for entry in entries:
-                    if entry.is_dir():
+                    if entry.is_dir(follow_symlinks=False):  # escale writes no links: no loops
                         pending.append(entry.path)
                         continue
                     try:
