@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pluggy
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 #: Marker for plugin hook implementations: ``@hookimpl def register_relays(register): ...``
 hookimpl = pluggy.HookimplMarker("escale")

@@ -15,13 +15,14 @@ from typing import Any, Callable, Optional
 
 from .checksum import Hasher, checksum_factory
 from .errors import EscaleError, IntegrityError, RelayNotFoundError
-from .history import LocalState
+from .history import FileRecord, LocalState
 from .local import BackgroundScan, FileStat, Filters, remove_temp, remove_temp_files, scan
 from .manifest import ClientState, Manifest
 from .pull import Puller, PullOptions
-from .push import Pusher, PushPlan
+from .push import Pusher, PushPlan, PushResult
 from .registry import Registry
 from .repository import Repository, client_name, update_name
+from .versions import VersionPolicy, clean_versions
 
 _UPDATE = re.compile(r"^updates/([0-9a-f]{32})/([0-9]{10})$")
 _DATA = re.compile(r"^data/([0-9a-f]{32})/([0-9]{10})/[0-9]{6}$")
@@ -49,6 +50,12 @@ class SyncOptions:
     checksum_cache: bool = True
     #: called with a number of bytes as data moves (progress bars)
     progress: Optional[Callable[[int], None]] = None
+    #: what is kept of files that pulls replace or delete (``.escale/versions``)
+    versions: VersionPolicy = field(default_factory=VersionPolicy)
+    #: a tombstone every known client has seen is forgotten once it is this old (seconds):
+    #: until then an update older than the deletion that is still on the relay (waiting for
+    #: more pullers) cannot bring the file back to a client that joins later
+    tombstone_age: float = 30 * 86400
 
 
 @dataclass
@@ -65,6 +72,10 @@ class RoundReport:
     errors: list[str] = field(default_factory=list)
     mass_deletion: int = 0
     waiting: list[str] = field(default_factory=list)
+    #: files changed locally while a pull wanted to replace them: pushed, then pulled again
+    deferred: list[str] = field(default_factory=list)
+    #: previous versions kept under .escale/versions this round
+    versioned: int = 0
     bytes_up: int = 0
     bytes_resumed: int = 0
     bytes_down: int = 0
@@ -74,8 +85,10 @@ class RoundReport:
 
     @property
     def in_sync(self) -> bool:
-        """No error, nothing waiting for quota, no deletion waiting for --force."""
-        return not (self.errors or self.over_quota or self.mass_deletion or self.waiting)
+        """No error, nothing waiting for quota, a full update, a retry or --force."""
+        return not (
+            self.errors or self.over_quota or self.mass_deletion or self.waiting or self.deferred
+        )
 
     @property
     def transferred(self) -> bool:
@@ -151,6 +164,7 @@ class Engine:
         report = RoundReport()
         root = self.options.root
         root.mkdir(parents=True, exist_ok=True)
+        self._check_repository()
         if self.options.mode == "download":  # otherwise the push's scan removes them
             remove_temp_files(root)
         # Client states first, then the listing: an update published in between is then in
@@ -160,29 +174,89 @@ class Engine:
         report.relay_usage = listing.usage
         mine = states.get(self.me) or ClientState(self.options.client)
         # Acks come from the local state only: a client whose state was lost starts afresh
-        # (gaps then make it ask for full snapshots) instead of trusting what it once applied.
+        # (gaps then make it ask for full updates) instead of trusting what it once applied.
         acks: dict[str, int] = self.state.get_meta("acks", {})
         want_full: dict[str, int] = self.state.get_meta("want_full", mine.want_full)
-        last_seq = max(
-            [self.state.get_meta("last_seq", 0), mine.last_seq, *listing.updates.get(self.me, [])]
-        )
-        self._remove_orphans(listing, states, last_seq + 1)
+        last_seq = self._last_seq(listing, states, mine, want_full)
+        self._remove_orphans(listing, acks, last_seq + 1)
+        # A client whose local state was lost pulls first: its files then meet the versions
+        # they are (merged, nothing sent again) before anything of them is pushed as new.
+        rejoin = bool(self.state.get_meta("rejoin")) and self.options.mode != "upload"
         try:
+            scanned = None
+            if rejoin:
+                self._pull(listing, states, acks, want_full, report, None, rejoin=True)
+                self.state.set_meta("rejoin", None)
             if self.options.mode != "download":
-                last_seq = self._push(listing, states, last_seq, report)
-            if self.options.mode != "upload":
-                self._pull(listing, states, acks, want_full, report)
+                last_seq, scanned = self._push(listing, states, last_seq, report)
+            if self.options.mode != "upload" and not rejoin:
+                self._pull(listing, states, acks, want_full, report, scanned)
         finally:
-            self.state.save_snapshot()
-            self.state.set_meta("acks", acks)
-            self.state.set_meta("want_full", want_full)
-            self.state.set_meta("last_seq", last_seq)
-            mine = ClientState(self.options.client, last_seq, acks, want_full, time.time())
-            self.repo.write_client(self.me, mine)
+            mine = self._publish_state(acks, want_full, last_seq)
         states[self.me] = mine
+        self._forget_stable_tombstones(listing, states, report)
         report.collected = self._collect(listing, states)
+        self._clean_versions(report)
         self.state.set_meta("last_round", {"time": time.time(), **report.counts()})
         return report
+
+    def _check_repository(self) -> None:
+        """A section whose relay now holds another repository starts its history afresh."""
+        known = self.state.get_meta("repository")
+        if known != self.repo.id:
+            if known is not None:
+                self.state.reset_history()
+            self.state.set_meta("repository", self.repo.id)
+
+    def _last_seq(
+        self,
+        listing: Listing,
+        states: dict[str, ClientState],
+        mine: ClientState,
+        want_full: dict[str, int],
+    ) -> int:
+        """The highest sequence number this client may have used.
+
+        A fresh local state (lost, or a new client) must never reuse a number that another
+        client acknowledged, even if the relay replays an old client state of ours: it takes
+        the highest number any object mentions, and at least the current Unix time (numbers
+        are otherwise consecutive, so they stay far below it) when the relay knows this
+        client at all. Such a client also asks every other client for a full update: what it
+        published before lives on only in the others' indexes."""
+        seen = [mine.last_seq, *listing.updates.get(self.me, [])]
+        for cid, state in states.items():
+            if cid != self.me:
+                seen += [state.acks.get(self.me, 0), state.want_full.get(self.me, 0)]
+        floor = max(seen)
+        stored = self.state.get_meta("last_seq")
+        if stored is None:
+            self.state.set_meta("prev_seq", floor)  # readers behind it ask for a full update
+            self.state.set_meta("published_seq", floor)
+            # a client the relay has never heard of starts at 1; one it knows (its local
+            # state was lost) cannot tell what it published that the relay no longer shows
+            known = bool(floor) or self.me in states
+            stored = max(floor, int(time.time())) if known else 0
+            self.state.set_meta("last_seq", stored)
+            self.state.set_meta("rejoin", known)
+            for cid, state in states.items():
+                if known and cid != self.me:  # (served once it pushes: not in download mode)
+                    want_full.setdefault(cid, state.last_seq)
+        return max(int(stored), floor)
+
+    def _publish_state(
+        self, acks: dict[str, int], want_full: dict[str, int], last_seq: int
+    ) -> ClientState:
+        """Save acknowledgements locally, then publish this client's state."""
+        self.state.save_snapshot()
+        self.state.set_meta("acks", acks)
+        self.state.set_meta("want_full", want_full)
+        self.state.set_meta("last_seq", last_seq)
+        # others read the last number actually published (a reserved one may never be)
+        published = int(self.state.get_meta("published_seq", last_seq))
+        pushes = self.options.mode != "download"
+        mine = ClientState(self.options.client, published, acks, want_full, time.time(), pushes)
+        self.repo.write_client(self.me, mine)
+        return mine
 
     def _client_states(self, report: RoundReport) -> dict[str, ClientState]:
         states = {}
@@ -194,16 +268,18 @@ class Engine:
                 report.errors.append(f"relay object {client_name(cid)}: {exc}")
         return states
 
-    def _remove_orphans(
-        self, listing: Listing, states: dict[str, ClientState], next_seq: int
-    ) -> None:
-        """Data without a manifest: our own crash leftovers, or others' past their last update.
-        The data of our next update is kept: an interrupted push resumes from it."""
+    def _remove_orphans(self, listing: Listing, acks: dict[str, int], next_seq: int) -> None:
+        """Data without a manifest: our own crash leftovers (except the data of our next
+        update: an interrupted push resumes from it), or leftovers of an interrupted garbage
+        collection of an update this client has read. Never the data of an update this client
+        has not read: its manifest may only be withheld, or not listed yet."""
+        pending = (self.state.get_meta("pending_push") or {}).get("seq")
         for (cid, seq), names in listing.data.items():
-            if seq in listing.updates.get(cid, []) or (cid == self.me and seq == next_seq):
+            if seq in listing.updates.get(cid, []) or (
+                cid == self.me and seq in (next_seq, pending)
+            ):
                 continue
-            published = states[cid].last_seq if cid in states else 0
-            if cid == self.me or seq <= published:
+            if cid == self.me or seq <= acks.get(cid, 0):
                 for name in names:
                     self.repo.relay.delete(name)
 
@@ -211,27 +287,61 @@ class Engine:
 
     def _push(
         self, listing: Listing, states: dict[str, ClientState], last_seq: int, report: RoundReport
-    ) -> int:
-        options = self.options
+    ) -> tuple[int, dict[str, FileStat]]:
+        """Push local changes (the whole index for a full update); return the last sequence
+        number and what the scan saw."""
         local, leftovers = self._scan()
         for path in leftovers:  # temporary files and folders of a killed run
             remove_temp(path)
         requesters = self._snapshot_requests(states)
-        if not requesters and options.checksum_cache and self.state.unchanged(local):
-            return last_seq  # every file is as the last round left it: nothing to push
+        announce = set(self.state.get_meta("announce", []))
+        if (
+            not requesters
+            and not announce
+            and self.options.checksum_cache
+            and self.state.unchanged(local)
+        ):
+            return last_seq, local  # every file is as the last round left it: nothing to push
+        changed, deleted = self._local_changes(local, requesters, report)
+        if announce:
+            readable = self._readable()
+            extra = announce.difference(changed)
+            changed += sorted(p for p in extra if p in local and readable(p))
+        plan = PushPlan(changed, deleted, requesters, local)
+        result = self._build_update(listing, last_seq, plan, announce)
+        report.pushed, report.deleted_remote = result.pushed, result.deleted
+        report.over_quota, report.bytes_up = result.over_quota, result.bytes
+        report.bytes_resumed = result.resumed
+        if result.seq is None:
+            return last_seq, local
+        self.state.set_meta("announce", [])
+        report.seq = result.seq
+        self.state.set_meta("prev_seq", None)  # from now on: the previous number
+        known = self.state.get_meta("known", {})
+        known[f"{self.me}/{result.seq}"] = [self.options.pullers, requesters]
+        self.state.set_meta("known", known)
+        if not result.over_quota:  # a full update cut short by the quota is sent again
+            served = self.state.get_meta("served", {})
+            served.update({cid: result.seq for cid in requesters})
+            self.state.set_meta("served", served)
+        return result.seq, local
+
+    def _local_changes(
+        self, local: dict[str, FileStat], requesters: list[str], report: RoundReport
+    ) -> tuple[list[str], list[str]]:
+        """(files to read and send, synced files deleted locally), after the mass-deletion
+        guard; a full update sends every readable file."""
+        options = self.options
         files = self.state.files
         readable = self._readable()
-        changed = []
-        for path, info in sorted(local.items()):
-            record = files.get(path)
-            unchanged = (  # without the checksum cache every file is re-read
-                options.checksum_cache
-                and record is not None
-                and record.matches(info)
-                and record.checksum == record.synced
-            )
-            if not unchanged and readable(path):
-                changed.append(path)
+        if requesters:
+            changed = sorted(p for p in local if readable(p))
+        else:
+            changed = [
+                path
+                for path, info in sorted(local.items())
+                if readable(path) and not self._settled(files.get(path), info)
+            ]
         missing = [
             p
             for p, r in files.items()
@@ -249,42 +359,54 @@ class Engine:
                 "not propagated; run 'escale sync --force' if this is intended"
             )
             deleted = []
-        if requesters:
-            changed = sorted(p for p in local if readable(p))
+        return changed, deleted
+
+    def _settled(self, record: Optional[FileRecord], info: FileStat) -> bool:
+        """Whether a scanned file is known unchanged since it was synced (without reading it;
+        without the checksum cache every file is re-read)."""
+        return (
+            self.options.checksum_cache
+            and record is not None
+            and record.matches(info)
+            and record.checksum == record.synced
+        )
+
+    def _build_update(
+        self, listing: Listing, last_seq: int, plan: PushPlan, announce: set[str]
+    ) -> PushResult:
+        options = self.options
+        seq = last_seq + 1
         budget = None if options.quota is None else max(0, options.quota - listing.usage)
         pusher = Pusher(
             self.repo,
             self.state,
             options.root,
             self.me,
-            last_seq + 1,
+            seq,
             page_size=options.page_size,
             pullers=options.pullers,
             hasher=self.hasher(self.repo.checksum),
             budget=budget,
-            snapshot=bool(requesters),
+            snapshot=bool(plan.snapshot_for),
+            name=options.client,
+            prev=self._prev_seq(last_seq),
         )
         pusher.progress = options.progress
-        prefix = f"data/{self.me}/{last_seq + 1:010d}/"
+        pusher.announce = announce
+        prefix = f"data/{self.me}/{seq:010d}/"
         stored = {
             int(n[len(prefix) :]): size for n, size in listing.sizes.items() if n.startswith(prefix)
         }
         pusher.resume_from(self.state.get_meta("pending_push"), stored)
-        result = pusher.run(PushPlan(changed, deleted, requesters, local))
-        report.pushed, report.deleted_remote = result.pushed, result.deleted
-        report.over_quota, report.bytes_up = result.over_quota, result.bytes
-        report.bytes_resumed = result.resumed
-        if result.seq is None:
-            return last_seq
-        report.seq = result.seq
-        known = self.state.get_meta("known", {})
-        known[f"{self.me}/{result.seq}"] = [options.pullers, requesters]
-        self.state.set_meta("known", known)
-        if not result.over_quota:  # a snapshot cut short by the quota is sent again
-            served = self.state.get_meta("served", {})
-            served.update({cid: result.seq for cid in requesters})
-            self.state.set_meta("served", served)
-        return result.seq
+        return pusher.run(plan)
+
+    def _prev_seq(self, last_seq: int) -> int:
+        """What the next update names as its predecessor: the last number this client may
+        have published (an upper bound: a reader acknowledged below it asks for a full
+        update). A fresh local state names the highest number others know of instead of the
+        clock-seeded one, so readers who saw everything do not ask."""
+        fresh = self.state.get_meta("prev_seq")
+        return last_seq if fresh is None else int(fresh)
 
     def _scan(self) -> tuple[dict[str, FileStat], list[str]]:
         """The local files and escale's temporary files, from the prescan if there is one."""
@@ -321,7 +443,73 @@ class Engine:
         acks: dict[str, int],
         want_full: dict[str, int],
         report: RoundReport,
+        scanned: Optional[dict[str, FileStat]],
+        rejoin: bool = False,
     ) -> None:
+        """Apply the others' updates, in publication order across clients (and, for a client
+        whose local state was lost, first its own updates still on the relay: what it
+        published before)."""
+        names = {cid: s.name for cid, s in states.items()}
+        puller = self._puller(scanned)
+        if rejoin:
+            puller.own = True
+            for seq in listing.updates.get(self.me, []):
+                try:
+                    own = self.repo.read_manifest(self.me, seq)
+                except RelayNotFoundError:
+                    continue
+                except IntegrityError as exc:
+                    report.errors.append(f"relay object {update_name(self.me, seq)}: {exc}")
+                    continue
+                self._apply(puller, own, names, report)
+            puller.own = False
+        pending = self._pending_updates(listing, states, acks, want_full)
+        # Knowledge (acks) only grows through an unbroken run of a client's updates, or a
+        # full update; updates after a gap are applied (vectors make that safe) but not acked.
+        contiguous = {cid: cid not in want_full for cid in pending}
+        known = self.state.get_meta("known", {})
+        heads: dict[str, Manifest] = {}
+        while True:
+            self._read_heads(pending, heads, names, want_full, contiguous, report)
+            if not heads:
+                break
+            cid = min(heads, key=lambda c: (heads[c].time, c))
+            manifest = heads.pop(cid)
+            if not manifest.full and manifest.prev > acks.get(cid, 0):
+                contiguous[cid] = False  # missed updates: ask for everything
+                want_full[cid] = max(want_full.get(cid, 0), manifest.seq)
+            applied = self._apply(puller, manifest, names, report)
+            if applied is None:  # its data is gone: a gap, filled by a full update
+                contiguous[cid] = False
+                want_full[cid] = max(want_full.get(cid, 0), manifest.seq)
+                continue
+            if not applied:
+                pending[cid].clear()  # a later update must not overtake this one
+                continue
+            known[f"{cid}/{manifest.seq}"] = [manifest.pullers, manifest.snapshot_for]
+            if manifest.full:
+                contiguous[cid] = True
+                want_full.pop(cid, None)
+            if contiguous[cid]:
+                acks[cid] = manifest.seq
+            self.state.set_meta("acks", acks)
+        self.state.set_meta("known", known)
+        report.waiting = sorted(  # a client in download mode serves nothing: not waited for
+            names.get(cid, cid[:8]) for cid in want_full if cid not in states or states[cid].pushes
+        )
+        result = puller.result
+        report.pulled, report.deleted_local = result.written, result.deleted
+        report.conflicts, report.kept, report.bytes_down = (
+            result.conflicts,
+            result.kept,
+            result.bytes,
+        )
+        report.deferred, report.versioned = result.deferred, result.versioned
+        if result.copies:  # pushed next round, as they are
+            announce = set(self.state.get_meta("announce", [])) | set(result.copies)
+            self.state.set_meta("announce", sorted(announce))
+
+    def _puller(self, scanned: Optional[dict[str, FileStat]]) -> Puller:
         options = PullOptions(
             self.options.mode,
             self.options.filters,
@@ -329,8 +517,8 @@ class Engine:
             self.options.restore_mtime,
             self._writable(),
             self.options.checksum_cache,
+            self.options.versions,
         )
-        names = {cid: s.name for cid, s in states.items()}
         puller = Puller(
             self.repo,
             self.state,
@@ -339,10 +527,20 @@ class Engine:
             self.options.client,
             options,
             self.hasher,
-            names,
+            scanned,
         )
         puller.progress = self.options.progress
-        known = self.state.get_meta("known", {})
+        return puller
+
+    def _pending_updates(
+        self,
+        listing: Listing,
+        states: dict[str, ClientState],
+        acks: dict[str, int],
+        want_full: dict[str, int],
+    ) -> dict[str, list[int]]:
+        """Each other client's updates not yet acknowledged; a client whose updates were
+        collected before this one read them is asked for a full update."""
         pending: dict[str, list[int]] = {}
         for cid in sorted((set(listing.updates) | set(states)) - {self.me}):
             ack = acks.get(cid, 0)
@@ -351,65 +549,92 @@ class Engine:
             if not available and published > ack:
                 # published after our listing, or collected before we got it: look again
                 available = [s for s in self._updates_of(cid) if s > ack]
-            if (available and available[0] > ack + 1) or (not available and published > ack):
-                want_full[cid] = max([published, *available])  # missed updates: ask for all
+                if not available:
+                    want_full[cid] = max(want_full.get(cid, 0), published)
             pending[cid] = available
-        # Apply in publication order across clients, each client's own updates in sequence: a
-        # change built on another client's change must never be applied before it (it would
-        # look like a conflict). One manifest per client is held at a time.
-        heads: dict[str, Manifest] = {}
-        while True:
-            for cid, seqs in pending.items():
-                while seqs and cid not in heads:
-                    seq = seqs.pop(0)
-                    try:
-                        heads[cid] = self.repo.read_manifest(cid, seq)
-                    except RelayNotFoundError:
-                        want_full[cid] = max(want_full.get(cid, 0), seq)  # collected meanwhile
-                        acks[cid] = seq
-                        self.state.set_meta("acks", acks)
-                    except IntegrityError as exc:
-                        report.errors.append(
-                            f"relay object {update_name(cid, seq)} from {names.get(cid, cid[:8])}: "
-                            f"{exc}"
-                        )
-                        seqs.clear()
-            if not heads:
-                break
-            cid = min(heads, key=lambda c: (heads[c].time, c))
-            manifest = heads.pop(cid)
-            seq = manifest.seq
-            try:
-                puller.apply(manifest)
-            except RelayNotFoundError:
-                want_full[cid] = max(want_full.get(cid, 0), seq)  # collected meanwhile
-            except IntegrityError as exc:
-                report.errors.append(
-                    f"relay object {update_name(cid, seq)} from {names.get(cid, cid[:8])}: {exc}"
-                )
-                pending[cid].clear()
-                continue
-            else:
-                known[f"{cid}/{seq}"] = [manifest.pullers, manifest.snapshot_for]
-                if self.me in manifest.snapshot_for:
-                    want_full.pop(cid, None)
-            acks[cid] = seq
-            self.state.commit()
-            self.state.set_meta("acks", acks)
-        self.state.set_meta("known", known)
-        report.waiting = sorted(names.get(cid, cid[:8]) for cid in want_full)
-        result = puller.result
-        report.pulled, report.deleted_local = result.written, result.deleted
-        report.conflicts, report.kept, report.bytes_down = (
-            result.conflicts,
-            result.kept,
-            result.bytes,
-        )
+        return pending
+
+    def _read_heads(
+        self,
+        pending: dict[str, list[int]],
+        heads: dict[str, Manifest],
+        names: dict[str, str],
+        want_full: dict[str, int],
+        contiguous: dict[str, bool],
+        report: RoundReport,
+    ) -> None:
+        """Read the next manifest of every client that has none waiting (one per client is
+        held at a time)."""
+        for cid, seqs in pending.items():
+            while seqs and cid not in heads:
+                seq = seqs.pop(0)
+                try:
+                    heads[cid] = self.repo.read_manifest(cid, seq)
+                except RelayNotFoundError:  # collected meanwhile: a gap
+                    want_full[cid] = max(want_full.get(cid, 0), seq)
+                    contiguous[cid] = False
+                except IntegrityError as exc:
+                    report.errors.append(
+                        f"relay object {update_name(cid, seq)} from {names.get(cid, cid[:8])}: "
+                        f"{exc}"
+                    )
+                    seqs.clear()
+
+    def _apply(
+        self, puller: Puller, manifest: Manifest, names: dict[str, str], report: RoundReport
+    ) -> Optional[bool]:
+        """Apply one update; False if it must be tried again (a local change, an error),
+        None if its data is gone (collected meanwhile)."""
+        cid, seq = manifest.client, manifest.seq
+        try:
+            done = puller.apply(manifest)
+        except RelayNotFoundError:
+            return None
+        except IntegrityError as exc:
+            report.errors.append(
+                f"relay object {update_name(cid, seq)} from {names.get(cid, cid[:8])}: {exc}"
+            )
+            return False
+        self.state.commit()
+        return done
 
     def _updates_of(self, cid: str) -> list[int]:
         """The update numbers of client ``cid``, listed now."""
         names = self.repo.relay.list(f"updates/{cid}")
         return sorted(int(m.group(2)) for n in names if (m := _UPDATE.match(n)))
+
+    # -- forgetting --------------------------------------------------------------------
+
+    def _forget_stable_tombstones(
+        self, listing: Listing, states: dict[str, ClientState], report: RoundReport
+    ) -> None:
+        """Drop the tombstones every known client has seen: no client can bring the file
+        back any more (a client that knows of a deletion never re-sends what it deleted)."""
+        if not self.state.tombstones:
+            return
+        clients = listing.clients | set(listing.updates) | {self.me}
+        if any(cid not in states for cid in clients):
+            return  # a client whose knowledge cannot be read may still hold the file
+        announced = set(self.state.get_meta("announce", []))
+        oldest = (time.time() - self.options.tombstone_age) * 1e9
+        for path, mark in list(self.state.tombstones.items()):
+            if path in announced or mark.mtime_ns > oldest:
+                continue  # still to be pushed (a decided conflict), or too recent
+            event = mark.dot
+            if all(
+                cid == mark.author or states[cid].acks.get(mark.author, 0) >= event
+                for cid in clients
+            ):
+                self.state.drop_tombstone(path)
+        self.state.commit()
+
+    def _clean_versions(self, report: RoundReport) -> None:
+        """Apply the versions policy after a round that kept versions, and hourly."""
+        last = float(self.state.get_meta("versions_cleaned", 0))
+        now = time.time()
+        if report.versioned or now - last > 3600:
+            clean_versions(self.options.root, self.options.versions, now)
+            self.state.set_meta("versions_cleaned", now)
 
     # -- garbage collection ------------------------------------------------------------
 

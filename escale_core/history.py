@@ -23,7 +23,15 @@ from .state import open_state
 
 
 class FileRecord(NamedTuple):
-    """One row of the ``files`` table (a named tuple: 100,000 of them load in a blink)."""
+    """One row of the ``files`` table (a named tuple: 100,000 of them load in a blink).
+
+    ``(size, mtime_ns, inode, checksum)`` is the checksum cache; ``synced`` the checksum of
+    the version last agreed with the relay (``None``: never synced); ``version`` what that
+    version has seen (its vector, JSON, :mod:`escale_core.vectors`), ``author`` the client id
+    that made its content in its update ``dot``, ``origin`` that client's name and ``vmtime``
+    its recorded mtime (the one in the manifest, which orders conflicts the same way on every
+    client).
+    """
 
     size: int
     mtime_ns: int
@@ -31,10 +39,27 @@ class FileRecord(NamedTuple):
     checksum: Optional[str]
     synced: Optional[str]
     origin: Optional[str]
+    version: Optional[str] = None
+    author: Optional[str] = None
+    vmtime: Optional[int] = None
+    dot: Optional[int] = None
+    gen: Optional[int] = None
 
     def matches(self, info: FileStat) -> bool:
         """Whether ``info`` shows the file unchanged since this record (checksum still valid)."""
         return self[:3] == info
+
+
+class Tombstone(NamedTuple):
+    """A deleted file's version (a row of ``tombstones``): kept, and sent in full updates,
+    until every known client has seen the deletion, so nobody brings the file back."""
+
+    version: str
+    author: str
+    origin: str
+    mtime_ns: int
+    dot: int
+    gen: int
 
 
 class LocalState:
@@ -52,15 +77,58 @@ class LocalState:
         self.db: sqlite3.Connection = open_state(section, directory)
         self._files: Optional[dict[str, FileRecord]] = None
         self._dirty: set[str] = set()
+        self._tombstones: Optional[dict[str, Tombstone]] = None
+        self._dirty_tombstones: set[str] = set()
 
     @property
     def files(self) -> dict[str, FileRecord]:
         """Every known file's record, by path (loaded from the database on first use)."""
         if self._files is None:
             new = tuple.__new__  # without FileRecord's Python-level __new__: 2x faster
-            rows = self.db.execute("SELECT * FROM files")
-            self._files = {p: new(FileRecord, (s, m, i, c, y, o)) for p, s, m, i, c, y, o in rows}
+            rows = self.db.execute(
+                "SELECT path, size, mtime_ns, inode, checksum, synced, origin, version, author, "
+                "vmtime, dot, gen FROM files"
+            )
+            self._files = {row[0]: new(FileRecord, row[1:]) for row in rows}
         return self._files
+
+    @property
+    def tombstones(self) -> dict[str, Tombstone]:
+        """Every kept tombstone, by path (loaded on first use)."""
+        if self._tombstones is None:
+            rows = self.db.execute(
+                "SELECT path, version, author, origin, mtime_ns, dot, gen FROM tombstones"
+            )
+            self._tombstones = {row[0]: Tombstone(*row[1:]) for row in rows}
+        return self._tombstones
+
+    def set_tombstone(self, path: str, tombstone: Tombstone) -> None:
+        """Stage a tombstone for ``path``."""
+        self.tombstones[path] = tombstone
+        self._dirty_tombstones.add(path)
+
+    def drop_tombstone(self, path: str) -> None:
+        """Stage the removal of the tombstone of ``path`` (if any)."""
+        if self.tombstones.pop(path, None) is not None:
+            self._dirty_tombstones.add(path)
+
+    def reset_history(self) -> None:
+        """Forget what was synced (versions, tombstones, acknowledgements), keeping the
+        checksum cache: for a section whose relay holds another repository now. Every file is
+        then new to this client; versions equal elsewhere merge without a transfer."""
+        self.commit()
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.execute(
+                "UPDATE files SET synced = NULL, version = NULL, author = NULL, vmtime = NULL, "
+                "dot = NULL, gen = NULL"
+            )
+            self.db.execute("DELETE FROM tombstones")
+            self.db.execute("DELETE FROM snapshot")
+            for key in ("acks", "want_full", "last_seq", "known", "served", "pending_push"):
+                self.db.execute("DELETE FROM meta WHERE key = ?", (key,))
+        self._files = None
+        self._tombstones = None
 
     def set(self, path: str, record: FileRecord) -> None:
         """Stage ``record`` for ``path``."""
@@ -73,18 +141,35 @@ class LocalState:
         self._dirty.add(path)
 
     def commit(self) -> None:
-        """Write staged changes in one transaction (dropping the stat snapshot)."""
-        if not self._dirty:
+        """Write staged changes in one transaction (dropping the stat snapshot if a file row
+        changed)."""
+        if not self._dirty and not self._dirty_tombstones:
             return
-        files = self.files
+        files = self.files if self._dirty else {}
         rows = [(p, *files[p]) for p in self._dirty if p in files]
         gone = [(p,) for p in self._dirty if p not in files]
+        marks = self.tombstones if self._dirty_tombstones else {}
+        kept = [(p, *marks[p]) for p in self._dirty_tombstones if p in marks]
+        dropped = [(p,) for p in self._dirty_tombstones if p not in marks]
         with self.db:
             self.db.execute("BEGIN")
-            self.db.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+            self.db.executemany(
+                "INSERT OR REPLACE INTO files (path, size, mtime_ns, inode, checksum, synced, "
+                "origin, version, author, vmtime, dot, gen) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
             self.db.executemany("DELETE FROM files WHERE path = ?", gone)
-            self.db.execute("DELETE FROM snapshot")
+            self.db.executemany(
+                "INSERT OR REPLACE INTO tombstones (path, version, author, origin, mtime_ns, dot, "
+                "gen) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                kept,
+            )
+            self.db.executemany("DELETE FROM tombstones WHERE path = ?", dropped)
+            if self._dirty:
+                self.db.execute("DELETE FROM snapshot")
         self._dirty.clear()
+        self._dirty_tombstones.clear()
 
     # -- the stat snapshot -------------------------------------------------------------
 

@@ -156,14 +156,11 @@ class ChecksumCache:
         value = hash_file(root / relpath, self.factory)
         self.state.set(
             relpath,
-            FileRecord(
-                info.size,
-                info.mtime_ns,
-                info.inode,
-                value,
-                record.synced if record else None,
-                record.origin if record else None,
-            ),
+            record._replace(
+                size=info.size, mtime_ns=info.mtime_ns, inode=info.inode, checksum=value
+            )
+            if record is not None  # the sync history (version, author...) stays
+            else FileRecord(info.size, info.mtime_ns, info.inode, value, None, None),
         )
         return value
 

@@ -10,14 +10,17 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any, NoReturn, Optional
+from typing import Any, NoReturn
 
 import zstandard
 
 from .errors import IntegrityError, UnsupportedFormatError
+from .vectors import Vector
 
-MANIFEST_VERSION = 1
-CLIENT_VERSION = 1
+MANIFEST_VERSION = 2
+CLIENT_VERSION = 2
+#: Modification times are refused beyond about 146 years from 1970 either way.
+MAX_MTIME_NS = 1 << 62
 MAX_MANIFEST = 1 << 30
 _DRIVE = re.compile(r"^[A-Za-z]:")
 
@@ -58,8 +61,12 @@ class FileEntry:
     :param size: bytes.
     :param mtime_ns: modification time in nanoseconds.
     :param checksum: hex digest of the content (algorithm in the manifest).
-    :param base: the checksum of the version this one replaces, as the pusher last synced it
-        (``None``: a new file); a puller whose file differs from ``base`` has a conflict.
+    :param version: what the version has seen: its version vector (client id → sequence
+        number), the history of the path it descends from.
+    :param author: client id of the client that made this content.
+    :param dot: the sequence number of the author's update that made it: ``(author, dot)`` is
+        the event that made this content (``version[author] >= dot``).
+    :param gen: its generation: one more than the version it replaced (1 for a new file).
     :param pieces: ``(object index, offset, length)`` triples whose bytes, in order, are the file.
     """
 
@@ -67,17 +74,25 @@ class FileEntry:
     size: int
     mtime_ns: int
     checksum: str
-    base: Optional[str]
+    version: Vector
+    author: str
+    dot: int
+    gen: int
     pieces: list[tuple[int, int, int]] = field(default_factory=list)
 
 
 @dataclass
 class Deletion:
-    """A tombstone: ``path`` was deleted where its content was ``base``; ``prune``: its folder
-    is gone too at the sender, so folders the deletion leaves empty are removed."""
+    """A tombstone: ``path`` was deleted by ``author`` in its update ``dot``, at ``mtime_ns``,
+    having seen ``version``, replacing a version of generation ``gen - 1``; ``prune``: its
+    folder is gone too at the sender, so folders the deletion leaves empty are removed."""
 
     path: str
-    base: str
+    version: Vector
+    author: str
+    dot: int
+    gen: int
+    mtime_ns: int
     prune: bool = False
 
 
@@ -93,7 +108,15 @@ class ObjectRef:
 
 @dataclass
 class Manifest:
-    """One update of one client."""
+    """One update of one client.
+
+    :param prev: the sequence number this client used before this one (0 for its first): a
+        reader whose acknowledgement is below ``prev`` missed updates.
+    :param full: the update lists the sender's whole index (every file and every tombstone it
+        keeps), so a reader that missed updates catches up from it alone.
+    :param names: client names by client id, for every author in the update (conflict copies
+        are named after the author of the losing version).
+    """
 
     repo: str
     client: str
@@ -101,28 +124,51 @@ class Manifest:
     algorithm: str
     pullers: int
     time: float
+    prev: int = 0
+    full: bool = False
     files: list[FileEntry] = field(default_factory=list)
     deletions: list[Deletion] = field(default_factory=list)
     objects: list[ObjectRef] = field(default_factory=list)
     snapshot_for: list[str] = field(default_factory=list)
+    names: dict[str, str] = field(default_factory=dict)
 
     def encode(self) -> bytes:
-        """Compressed JSON."""
+        """Compressed JSON. Client ids are listed once (``ids``); vectors are flat lists of
+        ``[id index, seq, id index, seq, ...]`` and authors id indexes."""
+        ids: dict[str, int] = {}
+
+        def index(cid: str) -> int:
+            return ids.setdefault(cid, len(ids))
+
+        def flat(vector: Vector) -> list[int]:
+            return [x for cid, seq in sorted(vector.items()) for x in (index(cid), seq)]
+
+        files = [
+            [f.path, f.size, f.mtime_ns, f.checksum, flat(f.version), index(f.author), f.dot,
+             f.gen, f.pieces]
+            for f in self.files
+        ]  # fmt: skip
+        deletions = [
+            [d.path, flat(d.version), index(d.author), d.dot, d.gen, d.mtime_ns, d.prune]
+            for d in self.deletions
+        ]
         data = {
             "format": "escale-manifest",
             "version": MANIFEST_VERSION,
             "repo": self.repo,
             "client": self.client,
             "seq": self.seq,
+            "prev": self.prev,
+            "full": self.full,
             "algorithm": self.algorithm,
             "pullers": self.pullers,
             "time": self.time,
             "snapshot_for": self.snapshot_for,
+            "ids": list(ids),
+            "names": [self.names.get(cid, "") for cid in ids],
             "objects": [[o.kind, o.size, o.compressed] for o in self.objects],
-            "files": [
-                [f.path, f.size, f.mtime_ns, f.checksum, f.base, f.pieces] for f in self.files
-            ],
-            "deletions": [[d.path, d.base, d.prune] for d in self.deletions],
+            "files": files,
+            "deletions": deletions,
         }
         return zstandard.ZstdCompressor(level=3).compress(json.dumps(data).encode())
 
@@ -136,10 +182,19 @@ class Manifest:
         try:
             if (data["repo"], data["client"], data["seq"]) != (repo, client, seq):
                 raise IntegrityError("manifest names another repository, client or sequence")
+            ids = [_cid(c) for c in data["ids"]]
+            if len(set(ids)) != len(ids):
+                raise ValueError("a client id is listed twice")
+            names = [_name(n) for n in data["names"]]
+            if len(names) != len(ids):
+                raise ValueError("'names' and 'ids' differ in length")
             objects = [
                 ObjectRef(_choice(k, ("pack", "chunk")), _nat(s), bool(z))
                 for k, s, z in data["objects"]
             ]
+            prev = _nat(data["prev"])
+            if prev >= seq:
+                raise ValueError(f"'prev' {prev} is not below the update's number {seq}")
             manifest = cls(
                 repo,
                 client,
@@ -147,27 +202,37 @@ class Manifest:
                 _str(data["algorithm"]),
                 _nat(data["pullers"]),
                 float(data["time"]),
+                prev=prev,
+                full=_bool(data["full"]),
                 objects=objects,
-                snapshot_for=[_str(c) for c in data["snapshot_for"]],
+                snapshot_for=[_cid(c) for c in data["snapshot_for"]],
+                names=dict(zip(ids, names)),
             )
             append = manifest.files.append
-            for path, size, mtime, checksum, base, pieces in data["files"]:
+            for path, size, mtime, checksum, version, author, dot, gen, pieces in data["files"]:
                 path = safe_path(path)
                 size = _nat(size)
                 append(
                     FileEntry(
                         path,
                         size,
-                        int(mtime),
+                        _mtime(mtime),
                         _str(checksum),
-                        None if base is None else _str(base),
+                        *_version(version, author, dot, ids),
+                        _gen(gen),
                         _pieces(pieces, size, path, objects),
                     )
                 )
-            manifest.deletions = [
-                Deletion(safe_path(d[0]), _str(d[1]), bool(d[2]) if len(d) > 2 else False)
-                for d in data["deletions"]
-            ]
+            for path, version, author, dot, gen, mtime, prune in data["deletions"]:
+                vector, who, dot = _version(version, author, dot, ids)
+                manifest.deletions.append(
+                    Deletion(
+                        safe_path(path), vector, who, dot, _gen(gen), _mtime(mtime), _bool(prune)
+                    )
+                )
+            authors = {f.author for f in manifest.files} | {d.author for d in manifest.deletions}
+            if not all(manifest.names[cid] for cid in authors):
+                raise ValueError("an author has no name")
         except IntegrityError:
             raise
         except (KeyError, TypeError, ValueError) as exc:
@@ -184,9 +249,14 @@ class ClientState:
 
     :param name: the client's name (encrypted with everything else).
     :param last_seq: its highest update sequence number.
-    :param acks: for each other client id, the highest sequence applied.
+    :param acks: for each other client id, the highest sequence ``n`` such that this client
+        has seen every update of that client up to ``n`` (applied, or caught up through a
+        full update): its knowledge, which decides garbage collection and when tombstones
+        may be forgotten.
     :param want_full: client ids from which a full snapshot is requested (after a gap).
     :param time: when it was written.
+    :param pushes: whether it publishes updates (not in ``download`` mode): only such a client
+        can serve a full update.
     """
 
     name: str
@@ -194,6 +264,7 @@ class ClientState:
     acks: dict[str, int] = field(default_factory=dict)
     want_full: dict[str, int] = field(default_factory=dict)
     time: float = 0.0
+    pushes: bool = True
 
     def encode(self) -> bytes:
         """JSON."""
@@ -206,6 +277,7 @@ class ClientState:
                 "acks": self.acks,
                 "want_full": self.want_full,
                 "time": self.time,
+                "pushes": self.pushes,
             }
         ).encode()
 
@@ -223,6 +295,7 @@ class ClientState:
                 {_str(k): _nat(v) for k, v in data["acks"].items()},
                 {_str(k): _nat(v) for k, v in data["want_full"].items()},
                 float(data["time"]),
+                _bool(data["pushes"]),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise IntegrityError(f"malformed client state ({exc})") from None
@@ -249,6 +322,61 @@ def _nat(value: Any) -> int:
     if type(value) is not int or value < 0:  # not a bool either
         raise ValueError(f"{value!r} is not a natural number")
     return value
+
+
+def _bool(value: Any) -> bool:
+    if type(value) is not bool:
+        raise ValueError(f"{value!r} is not true or false")
+    return value
+
+
+_CID = re.compile(r"^[0-9a-f]{32}$")
+
+
+def _cid(value: Any) -> str:
+    if not isinstance(value, str) or _CID.match(value) is None:
+        raise ValueError(f"{value!r} is not a client id")
+    return value
+
+
+def _gen(value: Any) -> int:
+    if type(value) is not int or not 0 < value < 1 << 62:
+        raise ValueError(f"generation {value!r} is out of range")
+    return value
+
+
+def _name(value: Any) -> str:
+    """A client name: empty only for a client that authored nothing in the update."""
+    if not isinstance(value, str) or len(value) > 4096:
+        raise ValueError(f"{value!r} is not a client name")
+    return value
+
+
+def _mtime(value: Any) -> int:
+    if type(value) is not int or not -MAX_MTIME_NS < value < MAX_MTIME_NS:
+        raise ValueError(f"modification time {value!r} is out of range")
+    return value
+
+
+def _version(raw: Any, author: Any, dot: Any, ids: list[str]) -> tuple[Vector, str, int]:
+    """A validated ``(vector, author, dot)`` from a flat ``[index, seq, ...]`` list, an id
+    index and a sequence number. The vector must have seen the author's dot (the event that
+    made the version)."""
+    if not isinstance(raw, list) or len(raw) % 2:
+        raise ValueError(f"version {raw!r} is not a list of pairs")
+    vector: Vector = {}
+    for i in range(0, len(raw), 2):
+        index, seq = raw[i], raw[i + 1]
+        if type(index) is not int or not 0 <= index < len(ids) or type(seq) is not int:
+            raise ValueError(f"version {raw!r} names an unknown client")
+        if seq <= 0 or ids[index] in vector:
+            raise ValueError(f"version {raw!r} has a bad or repeated entry")
+        vector[ids[index]] = seq
+    if type(author) is not int or not 0 <= author < len(ids):
+        raise ValueError(f"author {author!r} is not a listed client")
+    if type(dot) is not int or not 0 < dot <= vector.get(ids[author], 0):
+        raise ValueError(f"dot {dot!r} is not in the version {raw!r}")
+    return vector, ids[author], dot
 
 
 def _str(value: Any) -> str:

@@ -1,16 +1,18 @@
 """Pulling: apply another client's update to the local folder.
 
-For each file of the update the local copy is compared with the version this client last
-synced: unchanged → replaced; already equal → recorded; changed on both sides → a conflict,
-resolved the same way on every client (the later mtime keeps the name, ties broken by client
-id) with the loser kept as ``name.sync-conflict-<YYYYMMDD-HHMMSS>-<client>.ext``. Tombstones
-delete a file only if it is unchanged since the deleted version.
+Each version of the update is compared with this client's index by version vectors
+(:mod:`escale_core.causality`): known versions are ignored, descendants replace the local
+version, concurrent ones are conflicts resolved alike on every client. Nothing of an update
+touches the folder before all of its data was downloaded and verified; then, file by file, the
+target is re-checked right before it is replaced (a user's edit made meanwhile is never
+overwritten: the update is tried again next round, after that edit was pushed), and what is
+replaced or deleted is kept as a previous version (:mod:`escale_core.versions`).
 """
 
 from __future__ import annotations
 
 import os
-import time
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,16 +20,21 @@ from typing import Callable, Optional, Union
 
 import zstandard
 
+from .causality import Outcome, Resolution, Version, conflict_copy, conflict_name, reconcile
 from .checksum import Hasher
 from .crypto import KIND_CHUNK, KIND_PACK
 from .errors import IntegrityError
-from .history import FileRecord, LocalState
+from .history import FileRecord, LocalState, Tombstone
 from .local import FileStat, Filters, hash_file, stat_file
-from .manifest import FileEntry, Manifest, ObjectRef
+from .manifest import Deletion, FileEntry, Manifest, ObjectRef
 from .repository import Repository, data_name
 from .staging import StagedWrites, target_folder
+from .vectors import dominates, dumps, loads
+from .versions import VersionPolicy, keep_version
 
 MAX_OBJECT = 256 << 20  # larger declared objects are refused (decompression bombs)
+
+__all__ = ["MAX_OBJECT", "PullOptions", "PullResult", "Puller", "conflict_name"]
 
 
 @dataclass
@@ -40,6 +47,7 @@ class PullOptions:
     restore_mtime: bool
     writable: Callable[[str], bool]
     trust_cache: bool = True
+    versions: VersionPolicy = field(default_factory=VersionPolicy)
 
 
 @dataclass
@@ -50,19 +58,56 @@ class PullResult:
     deleted: list[str] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
+    #: paths changed locally while a pull wanted to replace them: tried again next round
+    deferred: list[str] = field(default_factory=list)
+    #: previous versions kept under .escale/versions
+    versioned: int = 0
+    #: paths whose concurrent versions were decided here, and the conflict copies made:
+    #: pushed as they are next round, so that a client that saw only one side of the conflict
+    #: (or forgot a tombstone) reaches the same result
+    copies: list[str] = field(default_factory=list)
     bytes: int = 0
 
 
-def conflict_name(path: str, mtime_ns: int, client: str) -> str:
-    """``dir/name.sync-conflict-<YYYYMMDD-HHMMSS>-<client>.ext`` for the losing version."""
-    folder, _, name = path.rpartition("/")
-    stem, dot, ext = name.rpartition(".")
-    if not stem:  # no extension (or a leading-dot name, which is never synced anyway)
-        stem, dot, ext = name, "", ""
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(mtime_ns / 1e9))
-    safe_client = "".join(c if c.isalnum() or c in "-_" else "_" for c in client)[:40]
-    renamed = f"{stem}.sync-conflict-{stamp}-{safe_client}{dot}{ext}"
-    return f"{folder}/{renamed}" if folder else renamed
+@dataclass
+class _Write:
+    """Put an incoming file at ``target``.
+
+    :param expect: what the decision saw at ``target`` (``None``: nothing); anything else
+        there at commit time defers the update.
+    :param copy_to: where the local file goes (a conflict copy) instead of the versions
+        folder, with the copy's version (``None``: left unrecorded).
+    :param record: the version recorded for ``target``; ``None`` leaves it unrecorded (a new
+        local file, pushed by this client).
+    """
+
+    entry: FileEntry
+    target: str
+    expect: Optional[FileStat]
+    record: Optional[Version]
+    copy_to: Optional[tuple[str, Optional[Version]]] = None
+
+
+@dataclass
+class _Delete:
+    """Delete the local file ``path`` (it must still be ``expect``), recording ``version``;
+    its content goes to the conflict copy ``copy_to`` when given, else to the versions."""
+
+    path: str
+    expect: FileStat
+    version: Version
+    prune: bool
+    copy_to: Optional[tuple[str, Version]] = None
+
+
+@dataclass
+class _Plan:
+    """What one update does to the folder and the index."""
+
+    writes: list[_Write] = field(default_factory=list)
+    deletes: list[_Delete] = field(default_factory=list)
+    records: list[Callable[[], None]] = field(default_factory=list)
+    deferred: bool = False
 
 
 class Puller:
@@ -77,23 +122,51 @@ class Puller:
         my_name: str,
         options: PullOptions,
         hasher: Callable[[str], Callable[[], Hasher]],
-        names: dict[str, str],
+        scanned: Optional[dict[str, FileStat]] = None,
     ) -> None:
+        """:param scanned: what this round's push saw of the folder (``None`` if it did not
+        push): a file that differs from its record *and* from the scan was changed during
+        the round, and its pull is deferred instead of resolved."""
         self.repo, self.state, self.root, self.me, self.my_name = repo, state, root, me, my_name
         self._root = str(root)  # string paths: pathlib costs more than the syscalls here
-        self.options, self.hasher, self.names = options, hasher, names
+        self.options, self.hasher = options, hasher
+        self.scanned = scanned
+        #: applying this client's own old updates (after its local state was lost): its
+        #: files, all made later, are never replaced by them
+        self.own = False
+        self._folders_checked: set[str] = set()  # folders of the current update seen safe
         self.result = PullResult()
         self.progress: Optional[Callable[[int], None]] = None
 
-    # -- deciding ------------------------------------------------------------------------
+    # -- the local side ------------------------------------------------------------------
 
-    def _local_checksum(
-        self, path: str, algorithm: str
-    ) -> tuple[Optional[FileStat], Optional[str]]:
-        local_path = f"{self._root}/{path}"
-        info = stat_file(local_path)
-        if info is None:
-            return None, None
+    def _local(self, path: str) -> tuple[Optional[Version], Optional[FileStat], bool]:
+        """(the index's version of ``path``, the file on disk now, whether they agree)."""
+        info = stat_file(f"{self._root}/{path}")
+        record = self.state.files.get(path)
+        if record is not None and record.synced is not None and record.version is not None:
+            version = Version(
+                loads(record.version),
+                record.author or self.me,
+                record.origin or self.my_name,
+                record.vmtime if record.vmtime is not None else record.mtime_ns,
+                record.synced,
+                record.dot or 0,
+                record.gen or 1,
+            )
+            clean = info is not None and self._checksum(path, info) == record.synced
+            return version, info, clean
+        mark = self.state.tombstones.get(path)
+        if mark is not None:
+            version = Version(
+                loads(mark.version), mark.author, mark.origin, mark.mtime_ns, None, mark.dot,
+                mark.gen,
+            )  # fmt: skip
+            return version, info, info is None
+        return None, info, info is None
+
+    def _checksum(self, path: str, info: FileStat) -> str:
+        """The checksum of the local file (from the cache while its stat is unchanged)."""
         record = self.state.files.get(path)
         if (
             self.options.trust_cache
@@ -101,134 +174,427 @@ class Puller:
             and record.matches(info)
             and record.checksum
         ):
-            return info, record.checksum
-        checksum = hash_file(local_path, self.hasher(algorithm))
-        synced = record.synced if record else None
+            return record.checksum
+        checksum = hash_file(f"{self._root}/{path}", self.hasher(self.repo.checksum))
+        if record is not None:
+            self.state.set(
+                path,
+                record._replace(
+                    size=info.size, mtime_ns=info.mtime_ns, inode=info.inode, checksum=checksum
+                ),
+            )
+        return checksum
+
+    def _changed_during_round(self, path: str, info: Optional[FileStat]) -> bool:
+        """Whether the file changed after this round's push looked at it."""
+        return self.scanned is not None and self.scanned.get(path) != info
+
+    # -- deciding ------------------------------------------------------------------------
+
+    def apply(self, manifest: Manifest) -> bool:
+        """Apply one update of another client; return False if some of it was deferred
+        (a local file changed meanwhile): the update is then applied again next round.
+
+        :raises IntegrityError: corrupt data; nothing of the update was placed.
+        """
+        if manifest.algorithm != self.repo.checksum:  # checksums must compare across clients
+            raise IntegrityError(
+                f"the update uses checksum '{manifest.algorithm}', the repository "
+                f"'{self.repo.checksum}'"
+            )
+        plan = _Plan()
+        self._folders_checked = set()
+        names = manifest.names
+        for entry in manifest.files:
+            if self.options.filters.accepts_path(entry.path):
+                incoming = Version(
+                    entry.version, entry.author, names[entry.author], entry.mtime_ns,
+                    entry.checksum, entry.dot, entry.gen,
+                )  # fmt: skip
+                self._decide(plan, entry.path, incoming, entry)
+        if self.options.propagate_deletions:
+            for deletion in manifest.deletions:
+                if self.options.filters.accepts_path(deletion.path):
+                    incoming = Version(
+                        deletion.version, deletion.author, names[deletion.author],
+                        deletion.mtime_ns, None, deletion.dot, deletion.gen,
+                    )  # fmt: skip
+                    self._decide(plan, deletion.path, incoming, deletion)
+        self._execute(manifest, plan)
+        return not plan.deferred
+
+    def _decide(
+        self, plan: _Plan, path: str, incoming: Version, item: Union[FileEntry, Deletion]
+    ) -> None:
+        self._check_folders(path)
+        if isinstance(item, FileEntry) and os.path.isdir(f"{self._root}/{path}"):
+            raise IntegrityError(f"refusing to write {path}: a folder has that name")
+        local, info, clean = self._local(path)
+        if local is not None and dominates(local.vector, incoming.vector):
+            return  # nothing new
+        if not clean:
+            self._decide_unsettled(plan, path, incoming, item, local, info)
+            return
+        resolution = reconcile(local, incoming)
+        if resolution.concurrent:  # pushed next round, as decided
+            self.result.copies.append(path)
+        if resolution.outcome is Outcome.MERGE:
+            plan.records.append(lambda: self._record_merge(path, resolution, info))
+        elif resolution.outcome is Outcome.KEEP_LOCAL:
+            self._keep_local(plan, path, resolution, item, info)
+        elif resolution.outcome is Outcome.TAKE:
+            self._take(plan, path, resolution, item, local, info)
+
+    def _take(
+        self,
+        plan: _Plan,
+        path: str,
+        resolution: Resolution,
+        item: Union[FileEntry, Deletion],
+        local: Optional[Version],
+        info: Optional[FileStat],
+    ) -> None:
+        """The incoming version replaces the local one (a descendant, or a conflict winner)."""
+        incoming = resolution.winner
+        if info is not None and local is not None and local.checksum == incoming.checksum:
+            plan.records.append(lambda: self._record_merge(path, resolution, info))
+            return
+        if info is not None and self._protected(path, local):
+            self.result.kept.append(path)
+            return
+        if resolution.loser is not None:
+            self.result.conflicts.append(path)
+        copy_to = None
+        if resolution.loser is not None and info is not None:
+            copy_path, copy = conflict_copy(path, resolution.loser)
+            if not self._has(copy_path, copy):
+                copy_to = (copy_path, copy)
+        version = incoming
+        if isinstance(item, Deletion):
+            if info is None:
+                plan.records.append(lambda: self._record_tombstone(path, resolution))
+            else:  # a deletion that wins a conflict leaves the local edit as its copy
+                plan.deletes.append(_Delete(path, info, version, item.prune, copy_to))
+            return
+        plan.writes.append(_Write(item, path, info, version, copy_to))
+
+    def _keep_local(
+        self,
+        plan: _Plan,
+        path: str,
+        resolution: Resolution,
+        item: Union[FileEntry, Deletion],
+        info: Optional[FileStat],
+    ) -> None:
+        """A conflict the local version wins: it keeps the path; a losing incoming file goes
+        to its conflict copy."""
+        if self.options.mode == "conservative":
+            self.result.kept.append(path)
+            return
+        plan.records.append(lambda: self._record_merge(path, resolution, info))
+        loser = resolution.loser
+        if loser is None or not isinstance(item, FileEntry):
+            return
+        self.result.conflicts.append(path)
+        self._write_copy(plan, path, item, loser)
+
+    def _decide_unsettled(
+        self,
+        plan: _Plan,
+        path: str,
+        incoming: Version,
+        item: Union[FileEntry, Deletion],
+        local: Optional[Version],
+        info: Optional[FileStat],
+    ) -> None:
+        """The local file differs from the index: a change this client has not published.
+        The index version meets the incoming one as on any client; the unpublished change
+        then stays on top of the result (its push descends from it), and whatever it would
+        hide is kept as a conflict copy."""
+        if self._changed_during_round(path, info):
+            plan.deferred = True  # pushed next round, then resolved like any conflict
+            self.result.deferred.append(path)
+            return
+        now = None if info is None else self._checksum(path, info)
+        if local is None:
+            self._decide_unpublished_file(plan, path, incoming, item, info, now)
+            return
+        resolution = reconcile(local, incoming)
+        if resolution.outcome is Outcome.IGNORE:
+            return
+        if resolution.concurrent:
+            self.result.copies.append(path)
+        if now == incoming.checksum:  # it already has exactly this (or has no file either)
+            adopted = Resolution(Outcome.MERGE, dict(incoming.vector), incoming)
+            if info is None:
+                plan.records.append(lambda: self._record_tombstone(path, adopted))
+            else:
+                plan.records.append(lambda: self._record_merge(path, adopted, info))
+            return
+        if self.options.mode == "conservative" or not self.options.writable(path):
+            self.result.kept.append(path)
+            return
+        if resolution.outcome is not Outcome.TAKE:  # the index version stays
+            if resolution.loser is incoming and isinstance(item, FileEntry):
+                self._write_copy(plan, path, item, incoming)
+            return
+        if info is None:  # deleted here, but the incoming version is not what was deleted
+            if isinstance(item, Deletion):
+                plan.records.append(lambda: self._record_tombstone(path, resolution))
+            else:
+                plan.writes.append(_Write(item, path, None, incoming))
+            return
+        if isinstance(item, Deletion):  # an unpublished edit outlives a deletion
+            plan.records.append(lambda: self._record_unpublished(path, incoming))
+            return
+        self.result.conflicts.append(path)
+        if self.options.mode == "download":
+            # a client that never pushes: the incoming file takes the path, the local edit
+            # is kept beside it (on this client only)
+            copy_path = conflict_name(path, info.mtime_ns, self.my_name)
+            plan.writes.append(_Write(item, path, info, incoming, (copy_path, None)))
+            return
+        # The local edit keeps the path and is pushed on top of the incoming version, which
+        # is kept as its conflict copy.
+        plan.records.append(lambda: self._record_unpublished(path, incoming))
+        self._write_copy(plan, path, item, incoming)
+
+    def _decide_unpublished_file(
+        self,
+        plan: _Plan,
+        path: str,
+        incoming: Version,
+        item: Union[FileEntry, Deletion],
+        info: Optional[FileStat],
+        now: Optional[str],
+    ) -> None:
+        """A file this client never published (new here, or its state was lost) meets a
+        version it has no history with."""
+        adopted = Resolution(Outcome.MERGE, dict(incoming.vector), incoming)
+        if now == incoming.checksum or info is None:
+            plan.records.append(lambda: self._record_merge(path, adopted, info))
+            return
+        if self.own:  # an older version of this client's own: the file replaced it since
+            return
+        if self.options.mode == "conservative" or not self.options.writable(path):
+            self.result.kept.append(path)
+            return
+        if isinstance(item, Deletion):  # the file's first push descends from the deletion
+            plan.records.append(lambda: self._record_tombstone(path, adopted))
+            return
+        self.result.conflicts.append(path)
+        if self._local_loses(info, now, incoming):
+            # as every client will decide when this file is pushed: the later one keeps the
+            # path, the other is kept beside it (this one is pushed as a new file)
+            copy_path = conflict_name(path, info.mtime_ns, self.my_name)
+            plan.writes.append(_Write(item, path, info, incoming, (copy_path, None)))
+            return
+        self._write_copy(plan, path, item, incoming)
+
+    def _write_copy(self, plan: _Plan, path: str, item: FileEntry, loser: Version) -> None:
+        """Write the incoming version as its conflict copy (unless already there)."""
+        copy_path, copy = conflict_copy(path, loser)
+        if not self._has(copy_path, copy):
+            before = stat_file(f"{self._root}/{copy_path}")
+            plan.writes.append(_Write(item, copy_path, before, copy))
+
+    def _check_folders(self, path: str) -> None:
+        """Refuse a path whose folders are reached through a symlink or are files (nothing
+        is ever read, written or deleted outside the folder)."""
+        folder = path.rpartition("/")[0]
+        checked = self._folders_checked
+        while folder and folder not in checked:
+            try:
+                mode: Optional[int] = os.lstat(f"{self._root}/{folder}").st_mode
+            except FileNotFoundError:
+                mode = None
+            if mode is not None and stat.S_ISLNK(mode):
+                raise IntegrityError(f"refusing to write {path}: {folder} is a symlink")
+            if mode is not None and not stat.S_ISDIR(mode):
+                raise IntegrityError(f"refusing to write {path}: {folder} is not a folder")
+            checked.add(folder)
+            folder = folder.rpartition("/")[0]
+
+    def _local_loses(self, info: FileStat, checksum: Optional[str], incoming: Version) -> bool:
+        """Whether an unpublished local file ranks below ``incoming`` as a concurrent version
+        authored here would."""
+        mine = Version({}, self.me, self.my_name, info.mtime_ns, checksum, 0, 1)
+        return incoming.rank() > mine.rank()
+
+    def _protected(self, path: str, local: Optional[Version]) -> bool:
+        """Whether a local file may not be replaced or deleted: not writable, or authored
+        here in ``conservative`` mode."""
+        if not self.options.writable(path):
+            return True
+        return self.options.mode == "conservative" and local is not None and local.author == self.me
+
+    def _has(self, path: str, version: Version) -> bool:
+        """Whether the index already holds ``version`` at ``path`` (or something newer)."""
+        record = self.state.files.get(path)
+        if record is not None and record.version is not None and record.synced is not None:
+            return dominates(loads(record.version), version.vector)
+        mark = self.state.tombstones.get(path)
+        return mark is not None and dominates(loads(mark.version), version.vector)
+
+    # -- recording -------------------------------------------------------------------------
+
+    def _record_merge(self, path: str, resolution: Resolution, info: Optional[FileStat]) -> None:
+        """Same content (or a winning local version): the history grows, nothing moves."""
+        winner = resolution.winner
+        if winner.deleted or info is None:
+            self._record_tombstone(path, resolution)
+            return
+        local_path = f"{self._root}/{path}"
+        if self.options.restore_mtime and info.mtime_ns != winner.mtime_ns:
+            os.utime(local_path, ns=(winner.mtime_ns, winner.mtime_ns))
+            info = stat_file(local_path) or info
+        self._set_record(path, info, winner)
+
+    def _record_tombstone(self, path: str, resolution: Resolution) -> None:
+        self.state.forget(path)
+        self._set_tombstone(path, resolution.winner)
+
+    def _set_tombstone(self, path: str, version: Version) -> None:
+        self.state.set_tombstone(
+            path,
+            Tombstone(
+                dumps(version.vector), version.author, version.name, version.mtime_ns,
+                version.dot, version.gen,
+            ),
+        )  # fmt: skip
+
+    def _record_unpublished(self, path: str, incoming: Version) -> None:
+        """An unpublished local change stays on top of ``incoming``: its next push replaces
+        it (the record keeps an invalid stat, so the push re-reads the file)."""
+        if incoming.deleted:
+            self._set_tombstone(path, incoming)
+            return
+        self.state.drop_tombstone(path)
         self.state.set(
             path,
             FileRecord(
-                info.size,
-                info.mtime_ns,
-                info.inode,
-                checksum,
-                synced,
-                record.origin if record else "local",
+                -1, 0, 0, None, incoming.checksum, incoming.name, dumps(incoming.vector),
+                incoming.author, incoming.mtime_ns, incoming.dot, incoming.gen,
             ),
-        )
-        return info, checksum
+        )  # fmt: skip
 
-    def apply(self, manifest: Manifest) -> None:
-        """Apply one update of another client.
-
-        :raises IntegrityError: corrupt data; files already written from this update were
-            verified one by one, nothing unverified is ever written.
-        """
-        algorithm = manifest.algorithm
-        plan: list[tuple[FileEntry, Optional[str]]] = []  # entry, conflict name for local copy
-        for entry in manifest.files:
-            if not self.options.filters.accepts_path(entry.path):
-                continue
-            resent = entry.base == entry.checksum  # a full re-send of a settled version
-            if resent and self.me not in manifest.snapshot_for:
-                continue  # nothing new for a client that missed none of the sender's updates
-            info, local = self._local_checksum(entry.path, algorithm)
-            record = self.state.files.get(entry.path)
-            if local == entry.checksum:
-                self._record(entry, info, self._sender_name(manifest))
-                continue
-            if not self.options.writable(entry.path):
-                self.result.kept.append(entry.path)
-                continue
-            synced = record.synced if record else None
-            # A fast-forward: the sender built on the version we agreed on and we did not change
-            # it since (or built on exactly what we have). Anything else is concurrent history.
-            forward = (entry.base == synced and local == synced) or local == entry.base
-            if resent and info is not None and record is not None and local == synced:
-                # both hold a settled version, so one of them is stale: the newer one stays
-                if entry.mtime_ns <= info.mtime_ns:
-                    continue
-                forward = True
-            conservative = self.options.mode == "conservative"
-            mine = record is None or record.origin in (None, "local")
-            if info is None or forward:
-                if info is not None and conservative and mine:
-                    self.result.kept.append(entry.path)
-                    continue
-                plan.append((entry, None))
-                continue
-            if conservative:  # never replace a local change, not even by a conflict rename
-                self.result.kept.append(entry.path)
-                continue
-            author = self.my_name if mine or record is None else str(record.origin)
-            plan.append((entry, self._resolve(entry, info, author, self._sender_name(manifest))))
-        self._write_all(manifest, plan)
-        if self.options.propagate_deletions:
-            for deletion in manifest.deletions:
-                self._delete(deletion.path, deletion.base, algorithm, deletion.prune)
-
-    def _resolve(self, entry: FileEntry, info: FileStat, ours: str, theirs: str) -> Optional[str]:
-        """A conflict: return the name for the local copy if it loses, else ``""`` meaning
-        the incoming version goes to a conflict copy.
-
-        Every client decides alike: the later mtime keeps the name, ties go to the greater
-        author name, and the loser is named after its author and mtime.
-        """
-        self.result.conflicts.append(entry.path)
-        if (entry.mtime_ns, theirs) > (info.mtime_ns, ours):
-            return conflict_name(entry.path, info.mtime_ns, ours)
-        return ""
+    def _set_record(self, path: str, info: FileStat, version: Version) -> None:
+        self.state.drop_tombstone(path)
+        self.state.set(
+            path,
+            FileRecord(
+                info.size, info.mtime_ns, info.inode, version.checksum, version.checksum,
+                version.name, dumps(version.vector), version.author, version.mtime_ns,
+                version.dot, version.gen,
+            ),
+        )  # fmt: skip
 
     # -- writing -------------------------------------------------------------------------
 
-    def _write_all(self, manifest: Manifest, plan: list[tuple[FileEntry, Optional[str]]]) -> None:
+    def _execute(self, manifest: Manifest, plan: _Plan) -> None:
+        """Download and verify everything first; then place it, file by file re-checked."""
+        by_target = {w.target: w for w in plan.writes}
         cache: dict[int, bytes] = {}
         staged = StagedWrites(self.root)
-        renames: list[tuple[str, str]] = []
         factory = self.hasher(manifest.algorithm)
         mtimes = self.options.restore_mtime
         try:
-            for entry, conflict in sorted(
-                plan, key=lambda p: p[0].pieces[0][0] if p[0].pieces else -1
-            ):
-                target = entry.path
-                if conflict == "":  # our version stays; theirs becomes the conflict copy
-                    target = conflict_name(entry.path, entry.mtime_ns, self._sender_name(manifest))
-                elif conflict:
-                    renames.append((entry.path, conflict))
+            for write in sorted(plan.writes, key=_first_object):
+                entry = write.entry
                 staged.stage(
                     entry.path,
                     self._content(manifest, entry, cache),
-                    target=target,
+                    target=write.target,
                     mtime_ns=entry.mtime_ns if mtimes else None,
                     checksum=entry.checksum,
                     factory=factory,
                 )
                 self.result.bytes += entry.size
-            # every object of the update is verified: only now does the folder change (a
-            # tampered object anywhere in the update leaves it untouched)
-            for path, new in renames:
-                self._rename_local(path, new)
-            self._commit(staged, self._sender_name(manifest))
+            cache.clear()
+            # every object of the update is verified: only now does the folder change
+            placed = staged.commit(lambda rel, final: self._replaceable(by_target[rel], final))
         finally:
             staged.abort()
+        for target, info, _ in placed:
+            self._placed(by_target.pop(target), info)
+        if by_target:  # a target changed between the decision and its replacement
+            plan.deferred = True
+            self.result.deferred.extend(by_target)
+        for delete in plan.deletes:
+            self._delete(plan, delete)
+        for record in plan.records:
+            record()
+        self.state.commit()
 
-    def _commit(self, staged: StagedWrites, author: str) -> None:
-        for target, info, checksum in staged.commit():
-            self.result.written.append(target)
-            self.state.set(
-                target,
-                FileRecord(info.size, info.mtime_ns, info.inode, checksum, checksum, author),
-            )
+    def _replaceable(self, write: _Write, final: str) -> bool:
+        """Right before ``final`` is replaced: it must be what the decision saw; what it holds
+        goes to its conflict copy or to the versions folder."""
+        if stat_file(final) != write.expect or (
+            write.expect is None and os.path.isdir(final)  # (a symlink is replaced itself)
+        ):
+            return False
+        if write.expect is None:
+            return True
+        if write.copy_to is not None and self._link_copy(final, write.copy_to[0]):
+            return True
+        self._keep(write.target, move=False)
+        return True
 
-    def _sender_name(self, manifest: Manifest) -> str:
-        return self.names.get(manifest.client, manifest.client[:8])
+    def _link_copy(self, final: str, copy_path: str) -> bool:
+        """Keep the file at ``final`` as the conflict copy ``copy_path`` (a hard link, so the
+        path itself is never missing); False when that cannot be done."""
+        try:
+            folder = target_folder(self.root, copy_path)
+            os.link(final, folder / copy_path.rpartition("/")[2], follow_symlinks=False)
+        except (OSError, IntegrityError):
+            return False
+        return True
 
-    def _rename_local(self, path: str, new: str) -> None:
-        folder = target_folder(self.root, new)
-        final = folder / new.rsplit("/", 1)[-1]
-        os.replace(self.root / path, final)
-        # the renamed copy has no record: the next round pushes it as a new file
+    def _keep(self, path: str, *, move: bool) -> None:
+        if keep_version(self.root, path, self.options.versions, move=move) is not None:
+            self.result.versioned += 1
+
+    def _placed(self, write: _Write, info: FileStat) -> None:
+        """Record a file now in place (and the conflict copy of what it replaced)."""
+        self.result.written.append(write.target)
+        copy_path, copy = write.copy_to or ("", None)
+        if copy is not None and write.expect is not None:
+            kept = stat_file(f"{self._root}/{copy_path}")
+            if kept is not None and kept.inode == write.expect.inode:
+                self._set_record(copy_path, kept, copy)
+                self.result.copies.append(copy_path)
+        if write.record is None:
+            self.state.forget(write.target)
+            self.state.drop_tombstone(write.target)
+        else:
+            self._set_record(write.target, info, write.record)
+            if write.target != write.entry.path:  # a conflict copy of the incoming version
+                self.result.copies.append(write.target)
+
+    def _delete(self, plan: _Plan, delete: _Delete) -> None:
+        path, version = delete.path, delete.version
+        local_path = f"{self._root}/{path}"
+        target_folder(self.root, path)  # refuses symlinked parents
+        if stat_file(local_path) != delete.expect:
+            plan.deferred = True
+            self.result.deferred.append(path)
+            return
+        if delete.copy_to is not None and self._link_copy(local_path, delete.copy_to[0]):
+            copy_path, copy = delete.copy_to
+            os.unlink(local_path)
+            self._set_record(copy_path, delete.expect, copy)  # a link keeps the stat
+            self.result.copies.append(copy_path)
+        elif self.options.versions.kind == "none":
+            os.unlink(local_path)
+        else:
+            self._keep(path, move=True)
         self.state.forget(path)
+        self._set_tombstone(path, version)
+        self.result.deleted.append(path)
+        if delete.prune:  # the sender removed the folder too
+            _remove_empty_parents(self.root, path)
+
+    # -- reading data ------------------------------------------------------------------------
 
     def _content(
         self, manifest: Manifest, entry: FileEntry, cache: dict[int, bytes]
@@ -296,41 +662,10 @@ class Puller:
             raise IntegrityError(f"{name} has the wrong size")
         return body
 
-    def _record(self, entry: FileEntry, info: Optional[FileStat], author: str) -> None:
-        path = self.root / entry.path
-        if info is not None and self.options.restore_mtime and info.mtime_ns != entry.mtime_ns:
-            os.utime(path, ns=(entry.mtime_ns, entry.mtime_ns))
-            info = stat_file(path)
-        if info is not None:
-            record = self.state.files.get(entry.path)
-            origin = record.origin if record and record.synced == entry.checksum else author
-            self.state.set(
-                entry.path,
-                FileRecord(
-                    info.size, info.mtime_ns, info.inode, entry.checksum, entry.checksum, origin
-                ),
-            )
 
-    def _delete(self, path: str, base: str, algorithm: str, prune: bool = False) -> None:
-        if not self.options.filters.accepts_path(path) or not self.options.writable(path):
-            return
-        info, local = self._local_checksum(path, algorithm)
-        if info is None:
-            self.state.forget(path)
-            return
-        record = self.state.files.get(path)
-        if local != base or (
-            self.options.mode == "conservative"
-            and (record is None or record.origin in (None, "local"))
-        ):
-            self.result.kept.append(path)  # changed since the deleted version: keep it
-            return
-        target_folder(self.root, path)  # refuses symlinked parents
-        os.unlink(self.root / path)
-        self.state.forget(path)
-        self.result.deleted.append(path)
-        if prune:  # the sender removed the folder too
-            _remove_empty_parents(self.root, path)
+def _first_object(write: _Write) -> int:
+    pieces = write.entry.pieces
+    return pieces[0][0] if pieces else -1
 
 
 def _remove_empty_parents(root: Path, path: str) -> None:

@@ -20,10 +20,11 @@ import zstandard
 from .checksum import Hasher
 from .crypto import KIND_CHUNK, KIND_PACK
 from .errors import IntegrityError, RelayError
-from .history import FileRecord, LocalState
+from .history import FileRecord, LocalState, Tombstone
 from .local import FileStat, hash_file, stat_file
 from .manifest import Deletion, FileEntry, Manifest, ObjectRef
 from .repository import Repository, data_name
+from .vectors import Vector, bump, dumps, loads
 
 #: Sealed size overhead per object, for quota estimates (header + tags).
 OVERHEAD = 64
@@ -40,7 +41,13 @@ def compress(data: bytes) -> tuple[bytes, bool]:
 
 @dataclass
 class PushPlan:
-    """What one round pushes."""
+    """What one round pushes.
+
+    :param changed: files to read and send (every readable file for a full update).
+    :param deleted: synced files deleted locally: tombstones.
+    :param snapshot_for: clients that asked for a full update: the update then lists the whole
+        index, tombstones included.
+    """
 
     changed: list[str]
     deleted: list[str]
@@ -78,18 +85,30 @@ class Pusher:
         hasher: Callable[[], Hasher],
         budget: Optional[int],
         snapshot: bool = False,
+        name: str = "",
+        prev: int = 0,
     ) -> None:
+        """:param name: this client's name (authors are named in manifests).
+        :param prev: the sequence number this client used before ``seq``."""
         self.repo, self.state, self.root, self.cid, self.seq = repo, state, root, cid, seq
         self._root = str(root)
         self.page_size, self.pullers, self.hasher = page_size, pullers, hasher
         self.budget = budget  # bytes the quota still allows, or None
-        self.snapshot = snapshot  # send unchanged files too (a client asked for everything)
-        self.manifest = Manifest(repo.id, cid, seq, repo.checksum, pullers, time.time())
+        self.snapshot = snapshot  # send the whole index (a client asked for everything)
+        #: settled versions to send as they are (conflict copies made by a pull)
+        self.announce: set[str] = set()
+        self.name = name
+        self.manifest = Manifest(
+            repo.id, cid, seq, repo.checksum, pullers, time.time(), prev=prev, full=snapshot
+        )
+        self.manifest.names[cid] = name
         self.result = PushResult()
         self.progress: Optional[Callable[[int], None]] = None
         self._pack = bytearray()
-        self._pack_entries: list[tuple[FileEntry, FileStat]] = []
-        self._done: list[tuple[FileEntry, FileStat]] = []
+        # entry, stat, and whether it is a change of this client (False: a settled version
+        # sent again in a full update)
+        self._pack_entries: list[tuple[FileEntry, FileStat, bool]] = []
+        self._done: list[tuple[FileEntry, FileStat, bool]] = []
         # chunks an interrupted attempt at this same update already stored: index -> record
         self._resume: dict[int, list[Any]] = {}
         self._pending: dict[str, list[Any]] = {}
@@ -122,13 +141,26 @@ class Pusher:
         for path in sorted(plan.changed, key=big_first):
             self._add(path)
         self._flush_pack()
+        now_ns = time.time_ns()
         for path in plan.deleted:
             record = self.state.files.get(path)
             if record is not None and record.synced is not None:
                 folder_gone = "/" in path and not (self.root / path).parent.is_dir()
-                self.manifest.deletions.append(Deletion(path, record.synced, folder_gone))
-        if not self.manifest.files and not self.manifest.deletions:
-            self.state.commit()
+                version = bump(loads(record.version), self.cid, self.seq)
+                gen = (record.gen or 0) + 1
+                self.manifest.deletions.append(
+                    Deletion(path, version, self.cid, self.seq, gen, now_ns, folder_gone)
+                )
+        new_deletions = len(self.manifest.deletions)
+        if self.snapshot:
+            self._add_tombstones()
+            # a full update cut short by the quota is not the whole index: readers must not
+            # take it for one (it is sent again, whole, when the quota allows)
+            self.manifest.full = not self.result.over_quota
+        elif self.announce:
+            self._add_tombstones(self.announce)
+        if not self.manifest.files and not self.manifest.deletions and not self.snapshot:
+            self.state.commit()  # (an empty full update still tells the requesters "all")
             return self.result
         # Reserve the number before publishing: a crash after the manifest is written must
         # never let this client publish the same number again.
@@ -136,21 +168,97 @@ class Pusher:
         self.repo.relay.sync()  # the data is durable before the manifest that names it
         self.repo.write_manifest(self.manifest)
         self.repo.relay.sync()
+        self.state.set_meta("published_seq", self.seq)
         self.state.set_meta("pending_push", None)
         self.result.seq = self.seq
-        for entry, info in self._done:
+        self._record(self.manifest.deletions[:new_deletions])
+        return self.result
+
+    def _record(self, deletions: list[Deletion]) -> None:
+        """The update is published: its changes are now this client's synced versions."""
+        for entry, info, changed in self._done:
+            if not changed:  # a settled version sent again: its record stands (new stat)
+                record = self.state.files.get(entry.path)
+                if record is not None:
+                    self._unchanged(entry.path, info, entry.checksum, record)
+                if self._resend(entry.path):  # uploaded all the same
+                    self.result.pushed.append(entry.path)
+                continue
             self.state.set(
                 entry.path,
                 FileRecord(
-                    info.size, info.mtime_ns, info.inode, entry.checksum, entry.checksum, "local"
+                    info.size,
+                    info.mtime_ns,
+                    info.inode,
+                    entry.checksum,
+                    entry.checksum,
+                    self.name,
+                    dumps(entry.version),
+                    self.cid,
+                    entry.mtime_ns,
+                    entry.dot,
+                    entry.gen,
                 ),
             )
+            self.state.drop_tombstone(entry.path)
             self.result.pushed.append(entry.path)
-        for deletion in self.manifest.deletions:
+        resent = self.manifest.deletions[len(deletions) :]  # kept tombstones sent again
+        self.result.pushed += [d.path for d in resent]
+        for deletion in deletions:
             self.state.forget(deletion.path)
+            self.state.set_tombstone(
+                deletion.path,
+                Tombstone(
+                    dumps(deletion.version),
+                    self.cid,
+                    self.name,
+                    deletion.mtime_ns,
+                    deletion.dot,
+                    deletion.gen,
+                ),
+            )
             self.result.deleted.append(deletion.path)
         self.state.commit()
-        return self.result
+
+    def _add_tombstones(self, only: Optional[set[str]] = None) -> None:
+        """A full update lists every kept tombstone too (an announcement the ones it names):
+        a client that missed the deletion learns it from here, with its history."""
+        listed = {f.path for f in self.manifest.files} | {d.path for d in self.manifest.deletions}
+        for path, mark in sorted(self.state.tombstones.items()):
+            if (
+                path in listed
+                or path in self.state.files
+                or (only is not None and path not in only)
+            ):
+                continue
+            self.manifest.deletions.append(
+                Deletion(path, loads(mark.version), mark.author, mark.dot, mark.gen, mark.mtime_ns)
+            )
+            self.manifest.names.setdefault(mark.author, mark.origin)
+
+    def _version_of(
+        self, record: Optional[FileRecord], path: str, checksum: str, mtime_ns: int
+    ) -> tuple[Vector, str, int, int, int, bool]:
+        """The version an entry carries: (vector, author, dot, generation, mtime, changed).
+        The settled version itself when the content is the synced one (a full update sends it
+        again); otherwise a change of this client, on top of what it had (a synced version or
+        a tombstone)."""
+        if record is not None and record.synced == checksum and record.version and record.dot:
+            author = record.author or self.cid
+            self.manifest.names.setdefault(author, record.origin or self.name)
+            mtime = record.vmtime if record.vmtime is not None else mtime_ns
+            return loads(record.version), author, record.dot, record.gen or 1, mtime, False
+        base, gen = None, 0
+        if record is not None and record.synced and record.version:
+            base, gen = loads(record.version), record.gen or 0
+        elif path in self.state.tombstones:
+            mark = self.state.tombstones[path]
+            base, gen = loads(mark.version), mark.gen
+        return bump(base, self.cid, self.seq), self.cid, self.seq, gen + 1, mtime_ns, True
+
+    def _resend(self, path: str) -> bool:
+        """Whether a settled version is sent again (a full update, or an announced copy)."""
+        return self.snapshot or path in self.announce
 
     def _fits(self, size: int) -> bool:
         return (
@@ -184,28 +292,25 @@ class Pusher:
         digest = self.hasher()
         digest.update(data)
         checksum = digest.hexdigest()
-        if record is not None and checksum == record.synced and not self.snapshot:
+        if record is not None and checksum == record.synced and not self._resend(path):
             self._unchanged(path, info, checksum, record)
             return
         if len(self._pack) + len(data) > self.page_size:
             self._flush_pack()
-        # the object index is known when the pack is flushed
-        entry = FileEntry(
-            path,
-            len(data),
-            info.mtime_ns,
-            checksum,
-            record.synced if record else None,
-            [(-1, len(self._pack), len(data))],
+        version, author, dot, gen, mtime, changed = self._version_of(
+            record, path, checksum, info.mtime_ns
         )
+        # the object index is known when the pack is flushed
+        piece = [(-1, len(self._pack), len(data))]
+        entry = FileEntry(path, len(data), mtime, checksum, version, author, dot, gen, piece)
         self._pack += data
-        self._pack_entries.append((entry, info))
+        self._pack_entries.append((entry, info, changed))
 
     def _unchanged(self, path: str, info: FileStat, checksum: str, record: FileRecord) -> None:
         self.state.set(
             path,
-            FileRecord(
-                info.size, info.mtime_ns, info.inode, checksum, record.synced, record.origin
+            record._replace(
+                size=info.size, mtime_ns=info.mtime_ns, inode=info.inode, checksum=checksum
             ),
         )
         self.result.unchanged.append(path)
@@ -217,10 +322,10 @@ class Pusher:
         index = len(self.manifest.objects)
         self._write_object(KIND_PACK, iter([body]))
         self.manifest.objects.append(ObjectRef("pack", len(self._pack), compressed))
-        for entry, _ in self._pack_entries:
+        for entry, _, _ in self._pack_entries:
             entry.pieces = [(index, offset, length) for _, offset, length in entry.pieces]
         self._done.extend(self._pack_entries)
-        self.manifest.files.extend(e for e, _ in self._pack_entries)
+        self.manifest.files.extend(e for e, _, _ in self._pack_entries)
         self._pack = bytearray()
         self._pack_entries = []
 
@@ -264,7 +369,7 @@ class Pusher:
         self, path: str, source: Path, info: FileStat, record: Optional[FileRecord]
     ) -> None:
         """Chunk a big file, hashing while reading, so it is read once."""
-        if record and record.synced and record.size == info.size and not self.snapshot:
+        if record and record.synced and record.size == info.size and not self._resend(path):
             # probably touched, not changed: one hashing pass is cheaper than a re-upload
             checksum = hash_file(source, self.hasher)
             if checksum == record.synced:
@@ -289,14 +394,16 @@ class Pusher:
         except OSError:
             return
         size = sum(p[2] for p in pieces)
-        entry = FileEntry(
-            path, size, info.mtime_ns, digest.hexdigest(), record.synced if record else None, pieces
+        checksum = digest.hexdigest()
+        version, author, dot, gen, mtime, changed = self._version_of(
+            record, path, checksum, info.mtime_ns
         )
+        entry = FileEntry(path, size, mtime, checksum, version, author, dot, gen, pieces)
         after = stat_file(source)
         if after is None or after.size != size or after.mtime_ns != info.mtime_ns:
             return  # changed while being read: the next round sends the new version
         self.manifest.files.append(entry)
-        self._done.append((entry, info))
+        self._done.append((entry, info, changed))
 
 
 # O_NONBLOCK: a file swapped for a FIFO since the scan must not hang the round

@@ -29,7 +29,8 @@ from .registry import Registry
 from .relay import Relay
 
 HEADER = "escale.json"
-FORMAT_VERSION = 1
+#: 2: version vectors, tombstones and full updates (``docs/protocol.md``); 1: escale 0.1.
+FORMAT_VERSION = 2
 
 
 def update_name(cid: str, seq: int) -> str:
@@ -188,6 +189,13 @@ def _parse_header(blob: bytes) -> dict[str, Any]:
             raise ValueError("not an escale repository header")
     except (ValueError, AttributeError) as exc:
         raise IntegrityError(f"relay object {HEADER}: {exc}") from None
+    if header.get("version") == 1:
+        raise UnsupportedFormatError(
+            f"relay object {HEADER}: this relay folder holds a repository of format 1, written "
+            "by escale 0.1, which decided conflicts by modification times; this escale syncs "
+            "format 2 only: point the section at a new, empty relay folder (every client "
+            "then sends its files again; equal files are not transferred twice)"
+        )
     if header.get("version") != FORMAT_VERSION:
         raise UnsupportedFormatError(
             f"relay object {HEADER}: repository format version {header.get('version')!r} is not "

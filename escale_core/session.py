@@ -51,6 +51,7 @@ def options_for(
         force=force,
         checksum_cache=section.checksum_cache,
         progress=progress,
+        versions=section.versions_policy,
     )
 
 

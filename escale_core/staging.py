@@ -136,23 +136,34 @@ class StagedWrites:
             self._members[owner].append(len(self.pending))
         self.pending.append((path, final, destination, checksum, stat_))
 
-    def commit(self) -> list[tuple[str, FileStat, str]]:
+    def commit(
+        self, check: Optional[Callable[[str, str], bool]] = None
+    ) -> list[tuple[str, FileStat, str]]:
         """Sync the staged files to disk, move them into place; return (path, stat,
-        checksum) of each."""
+        checksum) of each file placed.
+
+        :param check: called as ``check(relpath, final_path)`` right before a file replaces
+            whatever is at its final path (not for files inside a new folder, which nobody
+            else can have touched); it re-checks the target and keeps what it holds, and
+            returns False to leave the target alone (that file is then not placed).
+        """
         if not self.pending:
             self.abort()
             return []
         _sync([path for path, *_ in self.pending])
         done: list[tuple[str, FileStat, str]] = []
-        placed: set[str] = set()  # staged paths now in place
+        placed: set[str] = set()  # staged paths now in place (or given up)
         try:
             for path, final, destination, checksum, stat_ in self.pending:
                 if final is not None:
-                    _replace(path, final, destination)
                     placed.add(path)
-                    done.append((destination, stat_, checksum))
+                    if check is None or check(destination, final):
+                        _replace(path, final, destination)
+                        done.append((destination, stat_, checksum))
+                    else:
+                        os.unlink(path)
             for temp, final_folder, rel in self.new_folders:
-                self._place_folder(temp, final_folder, rel, placed, done)
+                self._place_folder(temp, final_folder, rel, placed, done, check)
         finally:
             self.pending = [p for p in self.pending if p[0] not in placed]
             self.abort()
@@ -165,6 +176,7 @@ class StagedWrites:
         rel: str,
         placed: set[str],
         done: list[tuple[str, FileStat, str]],
+        check: Optional[Callable[[str, str], bool]],
     ) -> None:
         """Rename a new folder into place, or move its files one by one if a folder of that
         name appeared meanwhile (a file there is refused, as a symlink is)."""
@@ -174,9 +186,10 @@ class StagedWrites:
         except OSError:
             for path, _, destination, checksum, stat_ in inside:
                 target = f"{target_folder(self.root, destination)}/{destination.rpartition('/')[2]}"
-                _replace(path, target, destination)
                 placed.add(path)
-                done.append((destination, stat_, checksum))
+                if check is None or check(destination, target):
+                    _replace(path, target, destination)
+                    done.append((destination, stat_, checksum))
             return
         for path, _, destination, checksum, stat_ in inside:
             placed.add(path)

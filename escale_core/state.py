@@ -21,7 +21,7 @@ from typing import Callable, Optional
 from .errors import StateError
 
 #: Schema version written in ``PRAGMA user_version``; bump it with a migration below.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {}
 
@@ -48,8 +48,38 @@ def _schema_v2(db: sqlite3.Connection) -> None:
     db.execute("CREATE TABLE IF NOT EXISTS snapshot (format TEXT NOT NULL, data BLOB NOT NULL)")
 
 
+#: What a history of relay format 1 knew cannot be carried into format 2 (no version
+#: vectors): the upgrade keeps the checksum cache and starts the sync history afresh.
+_FORMAT_1_META = ("acks", "want_full", "last_seq", "known", "served", "pending_push")
+
+
+def _schema_v3(db: sqlite3.Connection) -> None:
+    # version vectors: the synced version's vector, author (client id) and recorded mtime;
+    # tombstones: deleted files' versions, kept until every known client has seen them
+    columns = {row[1] for row in db.execute("PRAGMA table_info(files)")}
+    added = (
+        ("version", "TEXT"),
+        ("author", "TEXT"),
+        ("vmtime", "INTEGER"),
+        ("dot", "INTEGER"),
+        ("gen", "INTEGER"),
+    )
+    for name, kind in added:
+        if name not in columns:
+            db.execute(f"ALTER TABLE files ADD COLUMN {name} {kind}")
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS tombstones (path TEXT PRIMARY KEY, version TEXT NOT NULL, "
+        "author TEXT NOT NULL, origin TEXT NOT NULL, mtime_ns INTEGER NOT NULL, "
+        "dot INTEGER NOT NULL, gen INTEGER NOT NULL)"
+    )
+    db.execute("UPDATE files SET synced = NULL WHERE version IS NULL")
+    db.executemany("DELETE FROM meta WHERE key = ?", [(k,) for k in _FORMAT_1_META])
+    db.execute("DELETE FROM snapshot")
+
+
 _MIGRATIONS[1] = _schema_v1
 _MIGRATIONS[2] = _schema_v2
+_MIGRATIONS[3] = _schema_v3
 
 
 def state_dir(configured: Optional[Path] = None) -> Path:

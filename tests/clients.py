@@ -99,19 +99,34 @@ class Cluster:
         return client
 
 
+#: escale's own local folder (previous versions): never synced, so never compared.
+LOCAL_ONLY = ".escale"
+
+
 def tree(root: Path) -> dict[str, tuple[bytes, int]]:
     """Relative path → (content, mtime_ns) of every file under ``root`` (temp files included,
-    so that a leftover shows up as a difference)."""
+    so that a leftover shows up as a difference; the local-only ``.escale`` folder left out)."""
     out = {}
     for path in sorted(root.rglob("*")):
-        if path.is_file():
-            out[path.relative_to(root).as_posix()] = (path.read_bytes(), path.stat().st_mtime_ns)
+        rel = path.relative_to(root).as_posix()
+        if path.is_file() and rel.split("/")[0] != LOCAL_ONLY:
+            out[rel] = (path.read_bytes(), path.stat().st_mtime_ns)
     return out
 
 
+def versions(root: Path) -> dict[str, bytes]:
+    """The previous versions kept in ``root/.escale/versions``: relative name → content."""
+    base = root / LOCAL_ONLY / "versions"
+    return {
+        p.relative_to(base).as_posix(): p.read_bytes()
+        for p in sorted(base.rglob("*"))
+        if p.is_file()
+    }
+
+
 def same_tree(a: Path, b: Path) -> bool:
-    """Byte-identical trees (names and contents)."""
-    cmp = filecmp.dircmp(a, b)
+    """Byte-identical trees (names and contents; the local-only ``.escale`` folder left out)."""
+    cmp = filecmp.dircmp(a, b, ignore=[LOCAL_ONLY])
     if cmp.left_only or cmp.right_only or cmp.funny_files:
         return False
     _, mismatch, errors = filecmp.cmpfiles(a, b, cmp.common_files, shallow=False)

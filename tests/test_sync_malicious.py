@@ -82,12 +82,23 @@ def forge(
                 len(content),
                 1_600_000_000 * 10**9,
                 hasher.hexdigest(),
-                None,
+                {cid: seq},
+                cid,
+                seq,
+                1,
                 [(0, len(pack), len(content))],
             )
         )
         pack += content
-    manifest.deletions = [Deletion(path, base) for path, base in deletions]
+    manifest.names[cid] = "mallory"
+    # a tombstone that descends from every version it might meet (base is unused: format 2
+    # decides by version vectors)
+    manifest.deletions = [
+        Deletion(
+            path, {cid: seq, **everyone(cluster, repo)}, cid, seq, 10**9, 1_600_000_000 * 10**9
+        )
+        for path, _base in deletions
+    ]
     if files:
         manifest.objects.append(ObjectRef("pack", len(pack), False))
         relay.write_stream(
@@ -96,6 +107,11 @@ def forge(
     repo.write_manifest(manifest)
     relay.close()
     return Forged(update_name(cid, seq), cid)
+
+
+def everyone(cluster: Cluster, repo: object) -> dict[str, int]:
+    """A vector far ahead of every other client's versions."""
+    return {repo.client_id(name): 10**9 for name in cluster.clients}  # type: ignore[attr-defined]
 
 
 def everything(base: Path) -> dict[str, bytes]:

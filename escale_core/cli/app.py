@@ -47,6 +47,7 @@ def build_app() -> typer.Typer:
         relay_cmd,
         status_cmd,
         sync_cmd,
+        versions_cmd,
     )
 
     app = typer.Typer(
@@ -88,6 +89,7 @@ def build_app() -> typer.Typer:
     demo_cmd.register(app)
     relay_cmd.register(app)
     config_cmd.register(app)
+    versions_cmd.register(app)
     pending.register(app)
     get_plugins().register_commands(app)
     return app

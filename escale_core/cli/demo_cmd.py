@@ -32,7 +32,8 @@ def _write(root: Path, files: dict[str, Optional[str]]) -> None:
 
 
 def _trees_equal(a: Path, b: Path) -> bool:
-    cmp = filecmp.dircmp(a, b)
+    # .escale holds each side's own previous versions: never synced, so never compared
+    cmp = filecmp.dircmp(a, b, ignore=[".escale"])
     if cmp.left_only or cmp.right_only or cmp.diff_files or cmp.funny_files:
         return False
     return all(_trees_equal(a / d, b / d) for d in cmp.common_dirs)

@@ -28,6 +28,10 @@ def summary(section: str, report: RoundReport) -> str:
         parts.append(f"{len(report.conflicts)} conflict(s) kept as .sync-conflict copies")
     if report.kept:
         parts.append(f"{len(report.kept)} local file(s) kept")
+    if report.deferred:
+        parts.append(f"{len(report.deferred)} file(s) changed during the pull: next round")
+    if report.versioned:
+        parts.append(f"{report.versioned} previous version(s) kept in .escale/versions")
     if report.over_quota:
         parts.append(f"{len(report.over_quota)} file(s) wait for quota")
     if report.waiting:
@@ -44,5 +48,6 @@ def details(report: RoundReport) -> list[str]:
     lines += [f"  deleted locally  {p}" for p in report.deleted_local]
     lines += [f"  conflict  {p}" for p in report.conflicts]
     lines += [f"  kept (local changes or access)  {p}" for p in report.kept]
+    lines += [f"  changed during the pull, retried next round  {p}" for p in report.deferred]
     lines += [f"  waits for quota  {p}" for p in report.over_quota]
     return lines

@@ -10,6 +10,7 @@ from typing import Any, Optional, Union
 from ..address import RelayAddress
 from ..errors import ConfigError
 from ..patterns import Pattern
+from ..versions import VersionPolicy
 
 _SECRET_WORDS = ("secret", "password", "token", "passphrase", "credential")
 _SECRET_NAMES = {"key", "access_key", "secret_key", "aws_access_key_id", "client_id"}
@@ -56,6 +57,15 @@ class SectionConfig:
     propagate_deletions: bool
     timestamp: Union[bool, str]
     verbosity: int
+    versions: str
+    versions_keep: int
+    versions_max_age: Optional[float]
+
+    @property
+    def versions_policy(self) -> VersionPolicy:
+        """Which previous versions of local files are kept (``versions``, ``versions_keep``,
+        ``versions_max_age``)."""
+        return VersionPolicy(self.versions, self.versions_keep, self.versions_max_age)
 
     def settings(self) -> dict[str, Any]:
         """The section keys and their values, secrets masked, ready for TOML or JSON output."""

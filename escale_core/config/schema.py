@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Optional
 
+from ..versions import KINDS as VERSION_POLICY_KINDS
 from . import values as v
 
 REQUIRED = object()
@@ -53,6 +54,17 @@ MODES = {
 }
 
 LOG_LEVELS = {name: name for name in ("debug", "info", "warning", "error")}
+
+VERSION_KINDS = {name: name for name in VERSION_POLICY_KINDS}
+
+
+def _to_max_age(value: Any, ctx: v.Context) -> Optional[float]:
+    """A duration, or ``false``/``""`` for "not set" (``true`` names no duration here)."""
+    if value is True:
+        raise ValueError('expected a duration like "30d", or false for the default, got true')
+    result: Optional[float] = v.optional(v.to_duration(1.0))(value, ctx)
+    return result
+
 
 SECTION_OPTIONS: tuple[Option, ...] = (
     Option(
@@ -276,6 +288,28 @@ SECTION_OPTIONS: tuple[Option, ...] = (
         "integer >= 0",
         "Log detail: 0 quiet, 1 normal, 2 debug.",
         ("verbosity level",),
+    ),
+    Option(
+        "versions",
+        v.to_choice(VERSION_KINDS),
+        "trash",
+        "trash | simple | staggered | none",
+        "Previous versions of files a pull replaces or deletes, kept in .escale/versions.",
+    ),
+    Option(
+        "versions_keep",
+        v.to_int(1),
+        5,
+        "integer >= 1",
+        'How many versions of each file versions = "simple" keeps.',
+    ),
+    Option(
+        "versions_max_age",
+        _to_max_age,
+        None,
+        "duration",
+        'Versions older than this are deleted ("30d"; default 30 days for trash, '
+        "365 days for staggered, no limit for simple).",
     ),
 )
 

@@ -1,0 +1,96 @@
+"""Version vectors: the causal history of one file version.
+
+A vector maps client ids to sequence numbers. Client X's entry is the sequence number of the
+update of X that last changed the file in this version's history (sequence numbers of one
+client only grow, so they serve as that client's counter). Two versions are either ordered (one
+has seen every change the other has) or concurrent (each has a change the other lacks):
+
+* ``GREATER`` / ``LESSER``: one descends from the other: the greater one replaces the lesser;
+* ``EQUAL``: the same history;
+* ``CONCURRENT``: changed independently: a conflict (unless both hold the same content).
+
+Vectors are exact because every client mints its own counters (Parker et al., 1983); see
+``docs/protocol.md``, "Causality".
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Mapping
+from typing import Optional
+
+Vector = dict[str, int]
+
+
+class Order(enum.Enum):
+    """How two versions are related."""
+
+    EQUAL = "equal"
+    GREATER = "greater"
+    LESSER = "lesser"
+    CONCURRENT = "concurrent"
+
+
+def compare(a: Mapping[str, int], b: Mapping[str, int]) -> Order:
+    """How version ``a`` relates to version ``b``."""
+    a_ahead = b_ahead = False
+    for cid, seq in a.items():
+        other = b.get(cid, 0)
+        if seq > other:
+            a_ahead = True
+        elif seq < other:
+            b_ahead = True
+    for cid, seq in b.items():
+        if cid not in a and seq > 0:
+            b_ahead = True
+    if a_ahead and b_ahead:
+        return Order.CONCURRENT
+    if a_ahead:
+        return Order.GREATER
+    if b_ahead:
+        return Order.LESSER
+    return Order.EQUAL
+
+
+def dominates(a: Mapping[str, int], b: Mapping[str, int]) -> bool:
+    """Whether ``a`` has seen every change of ``b`` (greater or equal)."""
+    return all(a.get(cid, 0) >= seq for cid, seq in b.items())
+
+
+def merge(a: Mapping[str, int], b: Mapping[str, int]) -> Vector:
+    """The element-wise maximum: a version that has seen both."""
+    merged = dict(a)
+    for cid, seq in b.items():
+        if seq > merged.get(cid, 0):
+            merged[cid] = seq
+    return merged
+
+
+def bump(base: Optional[Mapping[str, int]], cid: str, seq: int) -> Vector:
+    """The vector of a change made by client ``cid`` in its update ``seq`` on top of ``base``."""
+    vector = dict(base or {})
+    vector[cid] = max(seq, vector.get(cid, 0) + 1)
+    return vector
+
+
+def dot(vector: Mapping[str, int], author: str) -> Vector:
+    """The single event that made a version: its author's entry alone.
+
+    A conflict copy carries the dot of the version it preserves, so every client that makes
+    the copy gives it the same vector, whatever else it had merged meanwhile.
+    """
+    return {author: vector.get(author, 0)}
+
+
+def dumps(vector: Mapping[str, int]) -> str:
+    """Compact JSON for the local state (keys sorted, so equal vectors are equal text)."""
+    return json.dumps(vector, sort_keys=True, separators=(",", ":"))
+
+
+def loads(text: Optional[str]) -> Vector:
+    """The vector stored by :func:`dumps` (empty for ``None``)."""
+    if not text:
+        return {}
+    value = json.loads(text)
+    return {str(k): int(v) for k, v in value.items()}
