@@ -1,16 +1,11 @@
-"""Version vectors: the causal history of one file version.
+"""Version vectors: what a version of a file has seen of the file's history.
 
-A vector maps client ids to sequence numbers. Client X's entry is the sequence number of the
-update of X that last changed the file in this version's history (sequence numbers of one
-client only grow, so they serve as that client's counter). Two versions are either ordered (one
-has seen every change the other has) or concurrent (each has a change the other lacks):
-
-* ``GREATER`` / ``LESSER``: one descends from the other: the greater one replaces the lesser;
-* ``EQUAL``: the same history;
-* ``CONCURRENT``: changed independently: a conflict (unless both hold the same content).
-
-Vectors are exact because every client mints its own counters (Parker et al., 1983); see
-``docs/protocol.md``, "Causality".
+A vector maps client ids to sequence numbers. Client X's entry is the number of the latest
+update of X whose change of the file this version has seen (numbers of one client only grow,
+so they serve as that client's counter; Parker et al., 1983). Two vectors are ordered (one has
+seen every change the other has) or concurrent (each has a change the other lacks). The sync
+decisions themselves compare a version's vector with the *dot* of the other (the one change
+that made it): :mod:`escale_core.causality`, and ``docs/protocol.md``, "Causality".
 """
 
 from __future__ import annotations
@@ -72,15 +67,6 @@ def bump(base: Optional[Mapping[str, int]], cid: str, seq: int) -> Vector:
     vector = dict(base or {})
     vector[cid] = max(seq, vector.get(cid, 0) + 1)
     return vector
-
-
-def dot(vector: Mapping[str, int], author: str) -> Vector:
-    """The single event that made a version: its author's entry alone.
-
-    A conflict copy carries the dot of the version it preserves, so every client that makes
-    the copy gives it the same vector, whatever else it had merged meanwhile.
-    """
-    return {author: vector.get(author, 0)}
 
 
 def dumps(vector: Mapping[str, int]) -> str:
