@@ -41,11 +41,12 @@ def database_bytes(count: int, writers: int, tombstones: bool) -> int:
         for i in range(count):
             path = path_of(i)
             if tombstones:
-                state.set_tombstone(path, Tombstone(vector, ids[0], "laptop", time.time_ns()))
+                mark = Tombstone(vector, ids[0], "laptop", time.time_ns(), SEQ, 3)
+                state.set_tombstone(path, mark)
             else:
                 record = FileRecord(
                     4096, time.time_ns(), 1000 + i, checksum, checksum, "laptop", vector,
-                    ids[0], time.time_ns(),
+                    ids[0], time.time_ns(), SEQ, 3,
                 )  # fmt: skip
                 state.set(path, record)
         state.commit()
@@ -72,11 +73,13 @@ def manifest_bytes(count: int, writers: int, tombstones: bool) -> tuple[int, int
     manifest.names = {cid: f"client-{n}" for n, cid in enumerate(ids)}
     for i in range(count):
         if tombstones:
-            manifest.deletions.append(Deletion(path_of(i), vector, ids[0], time.time_ns()))
+            manifest.deletions.append(
+                Deletion(path_of(i), vector, ids[0], SEQ, 3, time.time_ns())
+            )
         else:
             entry = FileEntry(
-                path_of(i), 4096, time.time_ns(), os.urandom(32).hex(), vector, ids[0],
-                [(0, 4096 * i, 4096)],
+                path_of(i), 4096, time.time_ns(), os.urandom(32).hex(), vector, ids[0], SEQ,
+                3, [(0, 4096 * i, 4096)],
             )  # fmt: skip
             manifest.files.append(entry)
     packed = manifest.encode()

@@ -73,3 +73,16 @@ def test_a_run_whose_copy_differs_from_the_source_is_an_error(tmp_path: Path) ->
     (b / "sub" / "f").unlink()
     with pytest.raises(BenchmarkError, match="differs"):
         verify(a, b)
+
+
+def test_state_cost_reports_bytes_per_record_for_each_vector_size() -> None:
+    script = ROOT / "benchmarks" / "state_cost.py"
+    run = subprocess.run(
+        [sys.executable, str(script), "--files", "200"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    rows = [line for line in run.stdout.splitlines() if "path +" in line]
+    assert [row.split("|")[1].strip() for row in rows] == ["1", "3", "5"], run.stdout
