@@ -452,20 +452,51 @@ class Engine:
         names = {cid: s.name for cid, s in states.items()}
         puller = self._puller(scanned)
         if rejoin:
-            puller.own = True
-            for seq in listing.updates.get(self.me, []):
-                try:
-                    own = self.repo.read_manifest(self.me, seq)
-                except RelayNotFoundError:
-                    continue
-                except IntegrityError as exc:
-                    report.errors.append(f"relay object {update_name(self.me, seq)}: {exc}")
-                    continue
-                self._apply(puller, own, names, report)
-            puller.own = False
+            self._replay_own(puller, listing, names, report)
         pending = self._pending_updates(listing, states, acks, want_full)
-        # Knowledge (acks) only grows through an unbroken run of a client's updates, or a
-        # full update; updates after a gap are applied (vectors make that safe) but not acked.
+        self._apply_in_order(puller, pending, names, acks, want_full, report)
+        report.waiting = sorted(  # a client in download mode serves nothing: not waited for
+            names.get(cid, cid[:8]) for cid in want_full if cid not in states or states[cid].pushes
+        )
+        result = puller.result
+        report.pulled, report.deleted_local = result.written, result.deleted
+        report.conflicts, report.kept = result.conflicts, result.kept
+        report.bytes_down, report.deferred = result.bytes, result.deferred
+        report.versioned = result.versioned
+        if result.copies:  # pushed next round, as they are
+            announce = set(self.state.get_meta("announce", [])) | set(result.copies)
+            self.state.set_meta("announce", sorted(announce))
+
+    def _replay_own(
+        self, puller: Puller, listing: Listing, names: dict[str, str], report: RoundReport
+    ) -> None:
+        """Apply this client's own updates still on the relay (its local state was lost):
+        what it published before, never over a file it has now."""
+        puller.own = True
+        for seq in listing.updates.get(self.me, []):
+            try:
+                own = self.repo.read_manifest(self.me, seq)
+            except RelayNotFoundError:
+                continue
+            except IntegrityError as exc:
+                report.errors.append(f"relay object {update_name(self.me, seq)}: {exc}")
+                continue
+            self._apply(puller, own, names, report)
+        puller.own = False
+
+    def _apply_in_order(
+        self,
+        puller: Puller,
+        pending: dict[str, list[int]],
+        names: dict[str, str],
+        acks: dict[str, int],
+        want_full: dict[str, int],
+        report: RoundReport,
+    ) -> None:
+        """Apply the pending updates in publication order across clients, each client's in
+        sequence. Knowledge (acks) only grows through an unbroken run of a client's updates,
+        or a full update; updates after a gap are applied (vectors make that safe) but not
+        acknowledged, and the client is asked for a full update."""
         contiguous = {cid: cid not in want_full for cid in pending}
         known = self.state.get_meta("known", {})
         heads: dict[str, Manifest] = {}
@@ -475,16 +506,14 @@ class Engine:
                 break
             cid = min(heads, key=lambda c: (heads[c].time, c))
             manifest = heads.pop(cid)
-            if not manifest.full and manifest.prev > acks.get(cid, 0):
-                contiguous[cid] = False  # missed updates: ask for everything
-                want_full[cid] = max(want_full.get(cid, 0), manifest.seq)
+            gap = not manifest.full and manifest.prev > acks.get(cid, 0)
             applied = self._apply(puller, manifest, names, report)
-            if applied is None:  # its data is gone: a gap, filled by a full update
+            if gap or applied is None:  # missed updates, or its data is gone meanwhile
                 contiguous[cid] = False
                 want_full[cid] = max(want_full.get(cid, 0), manifest.seq)
-                continue
             if not applied:
-                pending[cid].clear()  # a later update must not overtake this one
+                if applied is False:
+                    pending[cid].clear()  # a later update must not overtake this one
                 continue
             known[f"{cid}/{manifest.seq}"] = [manifest.pullers, manifest.snapshot_for]
             if manifest.full:
@@ -494,20 +523,6 @@ class Engine:
                 acks[cid] = manifest.seq
             self.state.set_meta("acks", acks)
         self.state.set_meta("known", known)
-        report.waiting = sorted(  # a client in download mode serves nothing: not waited for
-            names.get(cid, cid[:8]) for cid in want_full if cid not in states or states[cid].pushes
-        )
-        result = puller.result
-        report.pulled, report.deleted_local = result.written, result.deleted
-        report.conflicts, report.kept, report.bytes_down = (
-            result.conflicts,
-            result.kept,
-            result.bytes,
-        )
-        report.deferred, report.versioned = result.deferred, result.versioned
-        if result.copies:  # pushed next round, as they are
-            announce = set(self.state.get_meta("announce", [])) | set(result.copies)
-            self.state.set_meta("announce", sorted(announce))
 
     def _puller(self, scanned: Optional[dict[str, FileStat]]) -> Puller:
         options = PullOptions(

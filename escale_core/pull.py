@@ -13,28 +13,23 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, Union
 
-import zstandard
-
 from .causality import Outcome, Resolution, Version, conflict_copy, conflict_name, reconcile
 from .checksum import Hasher
-from .crypto import KIND_CHUNK, KIND_PACK
 from .errors import IntegrityError
+from .fetch import UpdateData
 from .history import FileRecord, LocalState, Tombstone
 from .local import FileStat, Filters, hash_file, stat_file
-from .manifest import Deletion, FileEntry, Manifest, ObjectRef
-from .repository import Repository, data_name
+from .manifest import Deletion, FileEntry, Manifest
+from .repository import Repository
 from .staging import StagedWrites, target_folder
 from .vectors import dominates, dumps, loads
 from .versions import VersionPolicy, keep_version
 
-MAX_OBJECT = 256 << 20  # larger declared objects are refused (decompression bombs)
-
-__all__ = ["MAX_OBJECT", "PullOptions", "PullResult", "Puller", "conflict_name"]
+__all__ = ["PullOptions", "PullResult", "Puller", "conflict_name"]
 
 
 @dataclass
@@ -338,6 +333,19 @@ class Puller:
             if resolution.loser is incoming and isinstance(item, FileEntry):
                 self._write_copy(plan, path, item, incoming)
             return
+        self._unpublished_meets_newer(plan, path, resolution, item, info)
+
+    def _unpublished_meets_newer(
+        self,
+        plan: _Plan,
+        path: str,
+        resolution: Resolution,
+        item: Union[FileEntry, Deletion],
+        info: Optional[FileStat],
+    ) -> None:
+        """The incoming version replaces the index version an unpublished change was made
+        on: keep the change, and the incoming version beside it."""
+        incoming = resolution.winner
         if info is None:  # deleted here, but the incoming version is not what was deleted
             if isinstance(item, Deletion):
                 plan.records.append(lambda: self._record_tombstone(path, resolution))
@@ -494,7 +502,7 @@ class Puller:
     def _execute(self, manifest: Manifest, plan: _Plan) -> None:
         """Download and verify everything first; then place it, file by file re-checked."""
         by_target = {w.target: w for w in plan.writes}
-        cache: dict[int, bytes] = {}
+        data = UpdateData(self.repo, manifest, self.progress)
         staged = StagedWrites(self.root)
         factory = self.hasher(manifest.algorithm)
         mtimes = self.options.restore_mtime
@@ -503,14 +511,14 @@ class Puller:
                 entry = write.entry
                 staged.stage(
                     entry.path,
-                    self._content(manifest, entry, cache),
+                    data.content(entry),
                     target=write.target,
                     mtime_ns=entry.mtime_ns if mtimes else None,
                     checksum=entry.checksum,
                     factory=factory,
                 )
                 self.result.bytes += entry.size
-            cache.clear()
+            data.close()
             # every object of the update is verified: only now does the folder change
             placed = staged.commit(lambda rel, final: self._replaceable(by_target[rel], final))
         finally:
@@ -593,74 +601,6 @@ class Puller:
         self.result.deleted.append(path)
         if delete.prune:  # the sender removed the folder too
             _remove_empty_parents(self.root, path)
-
-    # -- reading data ------------------------------------------------------------------------
-
-    def _content(
-        self, manifest: Manifest, entry: FileEntry, cache: dict[int, bytes]
-    ) -> Iterator[Union[bytes, memoryview]]:
-        for index, offset, length in entry.pieces:
-            ref = manifest.objects[index]
-            if ref.kind == "pack":
-                if index not in cache:
-                    cache.clear()  # one pack in memory at a time
-                    cache[index] = self._load(manifest, index, ref, KIND_PACK)
-                yield cache[index][offset : offset + length]
-                if self.progress is not None:
-                    self.progress(length)
-            elif ref.compressed:
-                # a view, not a copy: a chunk is as big as max_page_size
-                yield memoryview(self._load(manifest, index, ref, KIND_CHUNK))[
-                    offset : offset + length
-                ]
-                if self.progress is not None:
-                    self.progress(length)
-            else:
-                yield from self._stream_chunk(manifest, index, ref, offset, length)
-
-    def _stream_chunk(
-        self, manifest: Manifest, index: int, ref: ObjectRef, offset: int, length: int
-    ) -> Iterator[bytes]:
-        """Bytes ``offset`` to ``offset + length`` of an uncompressed chunk, one verified
-        segment at a time (a big file never holds a whole chunk in memory). The chunk is read
-        to its end, so truncation and a wrong size are caught before the file is kept."""
-        name = data_name(manifest.client, manifest.seq, index)
-        end, position = offset + length, 0
-        try:
-            for segment in self.repo.open_data(KIND_CHUNK, manifest.client, manifest.seq, index):
-                start, stop = position, position + len(segment)
-                position = stop
-                if stop <= offset or start >= end:
-                    continue
-                if start >= offset and stop <= end:
-                    yield segment
-                else:
-                    yield segment[max(offset - start, 0) : min(end, stop) - start]
-                if self.progress is not None:
-                    self.progress(len(segment))
-                if position > ref.size:
-                    break
-        except IntegrityError as exc:  # name the object that failed, not only its update
-            raise type(exc)(f"{name}: {exc}") from None
-        if position != ref.size:
-            raise IntegrityError(f"{name} has the wrong size")
-
-    def _load(self, manifest: Manifest, index: int, ref: ObjectRef, kind: int) -> bytes:
-        if ref.size > MAX_OBJECT:
-            raise IntegrityError(f"update {manifest.seq}: object {index} declares {ref.size} bytes")
-        name = data_name(manifest.client, manifest.seq, index)
-        try:
-            body = b"".join(self.repo.open_data(kind, manifest.client, manifest.seq, index))
-        except IntegrityError as exc:  # name the object that failed, not only its update
-            raise type(exc)(f"{name}: {exc}") from None
-        if ref.compressed:
-            try:
-                body = zstandard.ZstdDecompressor().decompress(body, max_output_size=ref.size)
-            except zstandard.ZstdError as exc:
-                raise IntegrityError(f"{name}: {exc}") from None
-        if len(body) != ref.size:
-            raise IntegrityError(f"{name} has the wrong size")
-        return body
 
 
 def _first_object(write: _Write) -> int:

@@ -248,7 +248,7 @@ class _Section:
         return name
 
 
-MAX_PAGE = 256 * 1024**2  # the largest object pullers accept (escale_core.pull.MAX_OBJECT)
+MAX_PAGE = 256 * 1024**2  # the largest object pullers accept (escale_core.fetch.MAX_OBJECT)
 
 _REQUIRED_HINTS = {
     "path": 'the local folder to sync, e.g. path = "~/Photos"',
