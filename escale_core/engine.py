@@ -6,14 +6,14 @@ only shared act is deleting an update that enough pullers acknowledged, which is
 
 from __future__ import annotations
 
-import re
 import time
-from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from . import collect
 from .checksum import Hasher, checksum_factory
+from .collect import Listing, update_number
 from .errors import EscaleError, IntegrityError, RelayNotFoundError
 from .history import FileRecord, LocalState
 from .local import BackgroundScan, FileStat, Filters, remove_temp, remove_temp_files, scan
@@ -23,10 +23,6 @@ from .push import Pusher, PushPlan, PushResult
 from .registry import Registry
 from .repository import Repository, client_name, update_name
 from .versions import VersionPolicy, clean_versions
-
-_UPDATE = re.compile(r"^updates/([0-9a-f]{32})/([0-9]{10})$")
-_DATA = re.compile(r"^data/([0-9a-f]{32})/([0-9]{10})/[0-9]{6}$")
-_CLIENT = re.compile(r"^clients/([0-9a-f]{32})$")
 
 #: A round that would delete more than half of the synced files (and at least this many)
 #: stops and asks for --force.
@@ -106,33 +102,6 @@ class RoundReport:
         return {**data, "errors": list(self.errors), "in_sync": self.in_sync}
 
 
-@dataclass
-class Listing:
-    """The relay repository, from one listing."""
-
-    updates: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
-    data: dict[tuple[str, int], list[str]] = field(default_factory=lambda: defaultdict(list))
-    clients: set[str] = field(default_factory=set)
-    usage: int = 0
-    sizes: dict[str, int] = field(default_factory=dict)
-
-    @classmethod
-    def read(cls, sizes: dict[str, int]) -> Listing:
-        """Parse names; anything else on the relay is ignored."""
-        listing = cls(sizes=sizes)
-        for name, size in sizes.items():
-            listing.usage += size
-            if m := _UPDATE.match(name):
-                listing.updates[m.group(1)].append(int(m.group(2)))
-            elif m := _DATA.match(name):
-                listing.data[(m.group(1), int(m.group(2)))].append(name)
-            elif m := _CLIENT.match(name):
-                listing.clients.add(m.group(1))
-        for seqs in listing.updates.values():
-            seqs.sort()
-        return listing
-
-
 class Engine:
     """Runs rounds for one section."""
 
@@ -178,7 +147,7 @@ class Engine:
         acks: dict[str, int] = self.state.get_meta("acks", {})
         want_full: dict[str, int] = self.state.get_meta("want_full", mine.want_full)
         last_seq = self._last_seq(listing, states, mine, want_full)
-        self._remove_orphans(listing, acks, last_seq + 1)
+        collect.remove_orphans(self.repo, self.state, listing, self.me, acks, last_seq + 1)
         # A client whose local state was lost pulls first: its files then meet the versions
         # they are (merged, nothing sent again) before anything of them is pushed as new.
         rejoin = bool(self.state.get_meta("rejoin")) and self.options.mode != "upload"
@@ -194,8 +163,10 @@ class Engine:
         finally:
             mine = self._publish_state(acks, want_full, last_seq)
         states[self.me] = mine
-        self._forget_stable_tombstones(listing, states, report)
-        report.collected = self._collect(listing, states)
+        collect.forget_stable_tombstones(
+            self.state, listing, states, self.me, self.options.tombstone_age
+        )
+        report.collected = collect.collect_updates(self.repo, self.state, listing, states)
         self._clean_versions(report)
         self.state.set_meta("last_round", {"time": time.time(), **report.counts()})
         return report
@@ -267,21 +238,6 @@ class Engine:
             except (IntegrityError, RelayNotFoundError) as exc:
                 report.errors.append(f"relay object {client_name(cid)}: {exc}")
         return states
-
-    def _remove_orphans(self, listing: Listing, acks: dict[str, int], next_seq: int) -> None:
-        """Data without a manifest: our own crash leftovers (except the data of our next
-        update: an interrupted push resumes from it), or leftovers of an interrupted garbage
-        collection of an update this client has read. Never the data of an update this client
-        has not read: its manifest may only be withheld, or not listed yet."""
-        pending = (self.state.get_meta("pending_push") or {}).get("seq")
-        for (cid, seq), names in listing.data.items():
-            if seq in listing.updates.get(cid, []) or (
-                cid == self.me and seq in (next_seq, pending)
-            ):
-                continue
-            if cid == self.me or seq <= acks.get(cid, 0):
-                for name in names:
-                    self.repo.relay.delete(name)
 
     # -- push --------------------------------------------------------------------------
 
@@ -616,32 +572,7 @@ class Engine:
     def _updates_of(self, cid: str) -> list[int]:
         """The update numbers of client ``cid``, listed now."""
         names = self.repo.relay.list(f"updates/{cid}")
-        return sorted(int(m.group(2)) for n in names if (m := _UPDATE.match(n)))
-
-    # -- forgetting --------------------------------------------------------------------
-
-    def _forget_stable_tombstones(
-        self, listing: Listing, states: dict[str, ClientState], report: RoundReport
-    ) -> None:
-        """Drop the tombstones every known client has seen: no client can bring the file
-        back any more (a client that knows of a deletion never re-sends what it deleted)."""
-        if not self.state.tombstones:
-            return
-        clients = listing.clients | set(listing.updates) | {self.me}
-        if any(cid not in states for cid in clients):
-            return  # a client whose knowledge cannot be read may still hold the file
-        announced = set(self.state.get_meta("announce", []))
-        oldest = (time.time() - self.options.tombstone_age) * 1e9
-        for path, mark in list(self.state.tombstones.items()):
-            if path in announced or mark.mtime_ns > oldest:
-                continue  # still to be pushed (a decided conflict), or too recent
-            event = mark.dot
-            if all(
-                cid == mark.author or states[cid].acks.get(mark.author, 0) >= event
-                for cid in clients
-            ):
-                self.state.drop_tombstone(path)
-        self.state.commit()
+        return sorted(number[1] for n in names if (number := update_number(n)))
 
     def _clean_versions(self, report: RoundReport) -> None:
         """Apply the versions policy after a round that kept versions, and hourly."""
@@ -650,32 +581,3 @@ class Engine:
         if report.versioned or now - last > 3600:
             clean_versions(self.options.root, self.options.versions, now)
             self.state.set_meta("versions_cleaned", now)
-
-    # -- garbage collection ------------------------------------------------------------
-
-    def _collect(self, listing: Listing, states: dict[str, ClientState]) -> int:
-        """Delete updates that enough pullers acknowledged; return how many objects went."""
-        known = self.state.get_meta("known", {})
-        deleted = 0
-        for cid, seqs in listing.updates.items():
-            for seq in seqs:
-                info = known.get(f"{cid}/{seq}")
-                if info is None:
-                    continue
-                pullers, snapshot_for = info
-                acked = {c for c, s in states.items() if c != cid and s.acks.get(cid, 0) >= seq}
-                if len(acked) >= pullers and set(snapshot_for) <= acked:
-                    self.repo.relay.delete(update_name(cid, seq))
-                    for name in listing.data.get((cid, seq), []):
-                        self.repo.relay.delete(name)
-                    deleted += 1 + len(listing.data.get((cid, seq), []))
-                    known.pop(f"{cid}/{seq}")
-        newest = {c: max(seqs) for c, seqs in listing.updates.items() if seqs}
-
-        def still_there(key: str) -> bool:
-            cid, _, seq = key.partition("/")
-            return key in present or int(seq) > newest.get(cid, 0)  # pushed after the listing
-
-        present = {f"{c}/{s}" for c, seqs in listing.updates.items() for s in seqs}
-        self.state.set_meta("known", {k: v for k, v in known.items() if still_there(k)})
-        return deleted

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .collect import Listing
 from .config import Config, SectionConfig
-from .engine import Listing
 from .errors import EscaleError
 from .history import LocalState
 from .local import scan
