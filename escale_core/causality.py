@@ -30,6 +30,7 @@ import time
 from dataclasses import dataclass
 from typing import Optional
 
+from .local import fit_name
 from .vectors import Vector
 
 
@@ -141,5 +142,5 @@ def conflict_name(path: str, mtime_ns: int, client: str) -> str:
         stem, dot_, ext = name, "", ""
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(mtime_ns // 1_000_000_000))
     safe_client = "".join(c if c.isalnum() or c in "-_" else "_" for c in client)[:40]
-    renamed = f"{stem}.sync-conflict-{stamp}-{safe_client}{dot_}{ext}"
+    renamed = fit_name(stem, f".sync-conflict-{stamp}-{safe_client}", f"{dot_}{ext}")
     return f"{folder}/{renamed}" if folder else renamed

@@ -16,7 +16,15 @@ from .checksum import Hasher, checksum_factory
 from .collect import Listing, update_number
 from .errors import EscaleError, IntegrityError, RelayNotFoundError
 from .history import FileRecord, LocalState
-from .local import BackgroundScan, FileStat, Filters, remove_temp, remove_temp_files, scan
+from .local import (
+    BackgroundScan,
+    FileStat,
+    Filters,
+    remove_temp,
+    remove_temp_files,
+    scan,
+    shown_name,
+)
 from .manifest import ClientState, Manifest
 from .pull import Puller, PullOptions
 from .push import Pusher, PushPlan, PushResult
@@ -246,9 +254,14 @@ class Engine:
     ) -> tuple[int, dict[str, FileStat]]:
         """Push local changes (the whole index for a full update); return the last sequence
         number and what the scan saw."""
-        local, leftovers = self._scan()
+        local, leftovers, unnamed = self._scan()
         for path in leftovers:  # temporary files and folders of a killed run
             remove_temp(path)
+        report.errors += [
+            f"local file {shown_name(path)}: its name is not valid UTF-8, so it is not "
+            "synced; rename it"
+            for path in unnamed
+        ]
         requesters = self._snapshot_requests(states)
         announce = set(self.state.get_meta("announce", []))
         if (
@@ -364,13 +377,16 @@ class Engine:
         fresh = self.state.get_meta("prev_seq")
         return last_seq if fresh is None else int(fresh)
 
-    def _scan(self) -> tuple[dict[str, FileStat], list[str]]:
-        """The local files and escale's temporary files, from the prescan if there is one."""
+    def _scan(self) -> tuple[dict[str, FileStat], list[str], list[str]]:
+        """The local files, escale's temporary files and the names that cannot be synced,
+        from the prescan if there is one."""
         if self.prescan is not None:
             prescan, self.prescan = self.prescan, None  # used once: later rounds scan anew
-            return prescan.result(), prescan.temp_files
+            return prescan.result(), prescan.temp_files, prescan.unnamed
         leftovers: list[str] = []
-        return scan(self.options.root, self.options.filters, leftovers), leftovers
+        unnamed: list[str] = []
+        found = scan(self.options.root, self.options.filters, leftovers, unnamed)
+        return found, leftovers, unnamed
 
     def _snapshot_requests(self, states: dict[str, ClientState]) -> list[str]:
         served = self.state.get_meta("served", {})

@@ -99,7 +99,10 @@ class Filters:
 
 
 def scan(
-    root: Path, filters: Filters, temp_files: Optional[list[str]] = None
+    root: Path,
+    filters: Filters,
+    temp_files: Optional[list[str]] = None,
+    unnamed: Optional[list[str]] = None,
 ) -> dict[str, FileStat]:
     """Regular files under ``root`` that pass ``filters``; symlinks are not followed.
 
@@ -109,6 +112,8 @@ def scan(
     :param temp_files: if given, the absolute paths of escale's own temporary files and
         folders (left by a killed run) are appended to it, so no second walk is needed to find
         them (:func:`remove_temp` deletes them).
+    :param unnamed: if given, the relative paths of files and folders whose name is not valid
+        UTF-8 are appended to it (they are never synced: a relay path is UTF-8 text).
     """
     found: dict[str, FileStat] = {}
     accept_dir = None if filters.accepts_all else filters.accepts_dir
@@ -134,6 +139,10 @@ def scan(
                             temp_files.append(f"{folder}/{name}")  # a file or a new folder
                         continue
                     rel = prefix + name
+                    if not name.isascii() and not _utf8(name):
+                        if unnamed is not None:
+                            unnamed.append(rel)
+                        continue
                     if entry.is_dir(follow_symlinks=False):
                         if accept_dir is None or accept_dir(rel):
                             pending.append((rel + "/", f"{folder}/{name}"))
@@ -150,6 +159,38 @@ def scan(
     return found
 
 
+def _utf8(name: str) -> bool:
+    """Whether a name read from the file system is valid UTF-8 (Python decodes other bytes as
+    lone surrogates, which no UTF-8 text, database or manifest can hold)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+#: The longest file name (in bytes) of the usual file systems (ext4, XFS, Btrfs, NTFS, APFS).
+NAME_MAX = 255
+
+
+def fit_name(stem: str, tail: str, ext: str = "", limit: int = NAME_MAX) -> str:
+    """``stem + tail + ext``, the stem shortened by whole characters so that the name fits in
+    ``limit`` bytes of UTF-8 (a name made by escale, such as a conflict copy's, must fit
+    wherever the original did); an extension too long to keep is shortened with the stem."""
+    if len((tail + ext).encode("utf-8", "surrogateescape")) > limit // 2:
+        stem, ext = stem + ext, ""
+    room = limit - len((tail + ext).encode("utf-8", "surrogateescape"))
+    encoded = stem.encode("utf-8", "surrogateescape")
+    if len(encoded) > room:
+        stem = encoded[: max(room, 1)].decode("utf-8", "ignore") or "_"
+    return stem + tail + ext
+
+
+def shown_name(path: str) -> str:
+    """A path for a message, its undecodable bytes escaped (``bad\\xff.txt``)."""
+    return repr(path.encode("utf-8", "surrogateescape"))[2:-1]
+
+
 _DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
@@ -160,6 +201,7 @@ class BackgroundScan:
 
     def __init__(self, root: Path, filters: Filters) -> None:
         self.temp_files: list[str] = []
+        self.unnamed: list[str] = []
         self._found: dict[str, FileStat] = {}
         self._error: Optional[BaseException] = None
         self._thread = threading.Thread(
@@ -169,7 +211,7 @@ class BackgroundScan:
 
     def _run(self, root: Path, filters: Filters) -> None:
         try:
-            self._found = scan(root, filters, self.temp_files)
+            self._found = scan(root, filters, self.temp_files, self.unnamed)
         except BaseException as exc:  # re-raised in the round's thread by result()
             self._error = exc
 

@@ -36,9 +36,10 @@ def safe_path(path: Any) -> str:
     _refuse_path(path)
 
 
-#: A leading slash, NUL, backslash, a drive letter, or a component that is empty or starts with
-#: a dot (".", "..", hidden names): any match makes a manifest path unsafe.
-_UNSAFE = re.compile(r"[\x00\\]|^[A-Za-z]:|(?:^|/)(?:\.|/|$)")
+#: A leading slash, NUL, backslash, a lone surrogate (not UTF-8), a drive letter, or a component
+#: that is empty or starts with a dot (".", "..", hidden names): any match makes a manifest path
+#: unsafe.
+_UNSAFE = re.compile(r"[\x00\\\ud800-\udfff]|^[A-Za-z]:|(?:^|/)(?:\.|/|$)")
 
 
 def _refuse_path(path: Any) -> NoReturn:
@@ -47,6 +48,8 @@ def _refuse_path(path: Any) -> NoReturn:
         raise IntegrityError(f"manifest path {path!r} is not a non-empty string")
     if "\x00" in path or "\\" in path or path.startswith("/") or _DRIVE.match(path):
         raise IntegrityError(f"manifest path {path!r} is absolute or has forbidden characters")
+    if any("\ud800" <= c <= "\udfff" for c in path):
+        raise IntegrityError(f"manifest path {path!r} is not valid UTF-8")
     for part in path.split("/"):
         if part in ("", ".", "..") or part.startswith("."):
             raise IntegrityError(f"manifest path {path!r} has a forbidden component {part!r}")

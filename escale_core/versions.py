@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Optional
 
 from .errors import EscaleError
-from .local import READ_BLOCK, TEMP_PREFIX, new_id
+from .local import READ_BLOCK, TEMP_PREFIX, fit_name, new_id
 
 __all__ = [
     "KINDS",
@@ -165,7 +165,7 @@ def keep_version(
     folder = _folder(base, [*VERSIONS_DIR.split("/"), *parts[:-1]], create=True)
     stem, ext = os.path.splitext(parts[-1])
     stamp = time.strftime(_STAMP, time.gmtime(time.time() if now is None else now))
-    names = (f"{stem}~{stamp}{f'-{n}' if n else ''}{ext}" for n in itertools.count())
+    names = (fit_name(stem, f"~{stamp}{f'-{n}' if n else ''}", ext) for n in itertools.count())
     for name in names:
         target = folder / name
         try:

@@ -167,6 +167,7 @@ UNSAFE_PATHS = [
     "a/./x",
     "a//x",
     "",
+    "not utf-8 \udcff.txt",  # a lone surrogate: no UTF-8 name, no database row can hold it
 ]
 
 

@@ -1,0 +1,48 @@
+"""Names the file system gives that a relay path cannot hold, or that a conflict copy would
+make too long: never a crash, never a poisoned update (issue: odd names)."""
+
+from __future__ import annotations
+
+import os
+
+from .clients import Cluster, tree
+
+T0 = 1_600_000_000_000_000_000
+
+
+def test_a_name_that_is_not_utf8_is_reported_and_skipped_and_the_rest_syncs(
+    cluster: Cluster,
+) -> None:
+    a, b = cluster.add("alice"), cluster.add("bob")
+    a.write("good.txt", "fine")
+    bad = os.fsencode(a.root) + b"/bad\xff\xfe.txt"
+    with open(bad, "wb") as out:
+        out.write(b"not utf-8 named")
+    first = a.sync(check=False)
+    assert first.returncode == 1, first.stdout + first.stderr
+    assert "Traceback" not in first.stderr and "internal error" not in first.stderr
+    lines = [line for line in first.stderr.splitlines() if "bad" in line]
+    assert len(lines) == 1 and "bad\\xff\\xfe.txt" in lines[0] and "UTF-8" in lines[0], lines
+    b.sync()
+    assert tree(b.root) == {"good.txt": (b"fine", (a.root / "good.txt").stat().st_mtime_ns)}
+    again = a.sync(check=False)
+    assert "pushed 0" in again.stdout, again.stdout  # nothing is sent again, round after round
+    assert os.path.exists(bad)  # never touched
+
+
+def test_a_conflict_on_a_long_name_keeps_both_versions_under_names_that_fit(
+    cluster: Cluster,
+) -> None:
+    a, b = cluster.add("alice"), cluster.add("bob")
+    name = "é" * 110 + "-report.txt"  # 231 bytes: legal, but the conflict suffix overflows
+    assert len(name.encode()) == 231
+    a.write(name, "alice's version", mtime=T0 / 1e9)
+    b.write(name, "bob's version", mtime=T0 / 1e9 + 60)
+    for client in (a, b, a, b):
+        client.sync()
+    final = tree(a.root)
+    assert final == tree(b.root)
+    assert final[name][0] == b"bob's version"  # the later edit keeps the name
+    copies = [path for path in final if ".sync-conflict-" in path]
+    assert len(copies) == 1 and final[copies[0]][0] == b"alice's version"
+    assert len(copies[0].encode()) <= 255 and copies[0].endswith("-alice.txt")
