@@ -14,7 +14,7 @@ from typing import Any, Callable, Optional
 from . import collect
 from .checksum import Hasher, checksum_factory
 from .collect import Listing, update_number
-from .errors import EscaleError, IntegrityError, RelayNotFoundError
+from .errors import EscaleError, IntegrityError, LocalFolderError, RelayNotFoundError
 from .history import FileRecord, LocalState
 from .local import (
     BackgroundScan,
@@ -31,6 +31,9 @@ from .push import Pusher, PushPlan, PushResult
 from .registry import Registry
 from .repository import Repository, client_name, update_name
 from .versions import VersionPolicy, clean_versions
+
+#: The marker of a synced folder, written at its first round (hidden: never synced).
+FOLDER_MARKER = ".escale/folder"
 
 #: A round that would delete more than half of the synced files (and at least this many)
 #: stops and asks for --force.
@@ -140,7 +143,7 @@ class Engine:
         """One round; relay errors propagate after local state is saved."""
         report = RoundReport()
         root = self.options.root
-        root.mkdir(parents=True, exist_ok=True)
+        self._check_folder()
         self._check_repository()
         if self.options.mode == "download":  # otherwise the push's scan removes them
             remove_temp_files(root)
@@ -171,6 +174,7 @@ class Engine:
         finally:
             mine = self._publish_state(acks, want_full, last_seq)
         states[self.me] = mine
+        self._mark_folder()
         collect.forget_stable_tombstones(
             self.state, listing, states, self.me, self.options.tombstone_age
         )
@@ -178,6 +182,41 @@ class Engine:
         self._clean_versions(report)
         self.state.set_meta("last_round", {"time": time.time(), **report.counts()})
         return report
+
+    def _check_folder(self) -> None:
+        """A folder synced before must still be there, with its marker: a folder that is
+        missing (moved, a disk not mounted) or replaced (an empty mount point) is never
+        re-created, and its files are never taken for deleted."""
+        root = self.options.root
+        if not self.state.get_meta("folder_marked"):
+            root.mkdir(parents=True, exist_ok=True)  # a new client: the folder may be new too
+            return
+        if not root.is_dir():
+            raise LocalFolderError(
+                f"local folder {root} is missing (moved, or a disk not mounted): nothing was "
+                "synced and nothing deleted; mount or restore it, or point 'path' at its new "
+                "place"
+            )
+        if not (root / FOLDER_MARKER).is_file():
+            raise LocalFolderError(
+                f"local folder {root} has no {FOLDER_MARKER} (a disk not mounted, or another "
+                "folder in its place): nothing was synced and nothing deleted; if it is the "
+                f"synced folder, create the marker: touch {root / FOLDER_MARKER}"
+            )
+
+    def _mark_folder(self) -> None:
+        """Write the folder's marker after its first round (``.escale/folder``, like
+        Syncthing's ``.stfolder``)."""
+        if self.state.get_meta("folder_marked"):
+            return
+        marker = self.options.root / FOLDER_MARKER
+        marker.parent.mkdir(exist_ok=True)
+        marker.write_text(
+            "This folder is synced by escale. Do not delete this file: without it, escale "
+            "stops syncing the folder (it takes the folder for missing or replaced).\n",
+            encoding="utf-8",
+        )
+        self.state.set_meta("folder_marked", True)
 
     def _check_repository(self) -> None:
         """A section whose relay now holds another repository starts its history afresh."""

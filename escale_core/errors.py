@@ -16,6 +16,7 @@ Backend exceptions (``OSError``, ``botocore`` errors, HTTP errors...) are mapped
     │   ├── PluginConflictError      exit 2: two plugins claim one name (names both)
     │   └── MissingDependencyError   exit 2: an optional backend is not installed (install hint)
     ├── StateError                   the local state database is unusable
+    ├── LocalFolderError             the synced folder is missing, unmounted or replaced
     ├── RelayError                   the relay failed or refused an operation
     │   ├── RelayNotFoundError       an object or the repository is missing
     │   ├── RelayAuthError           wrong credentials
@@ -33,6 +34,7 @@ __all__ = [
     "ConfigError",
     "EscaleError",
     "IntegrityError",
+    "LocalFolderError",
     "MissingDependencyError",
     "NotImplementedYet",
     "PluginConflictError",
@@ -143,6 +145,11 @@ class PluginConflictError(PluginError):
 
 class MissingDependencyError(PluginError):
     """An optional backend is used but its package is not installed."""
+
+
+class LocalFolderError(EscaleError):
+    """The synced local folder is missing, unmounted or replaced: nothing is synced (its files
+    must never be taken for deleted)."""
 
 
 class StateError(EscaleError):

@@ -39,6 +39,8 @@ class Versions:
             if any(part.startswith(TEMP_PREFIX) for part in rel.split("/")):
                 continue  # a temporary file or folder: removed by the next round (checked there)
             digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            if rel == ".escale/folder":  # the folder's marker
+                continue
             if rel.startswith(".escale/"):  # a previous version: of some file, complete
                 assert any(digest in seen for seen in self.seen.values()), rel
                 continue

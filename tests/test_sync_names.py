@@ -46,3 +46,40 @@ def test_a_conflict_on_a_long_name_keeps_both_versions_under_names_that_fit(
     copies = [path for path in final if ".sync-conflict-" in path]
     assert len(copies) == 1 and final[copies[0]][0] == b"alice's version"
     assert len(copies[0].encode()) <= 255 and copies[0].endswith("-alice.txt")
+
+
+def test_a_missing_folder_is_never_recreated_and_its_files_never_deleted_elsewhere(
+    cluster: Cluster,
+) -> None:
+    a, b = cluster.add("alice"), cluster.add("bob")
+    for i in range(3):
+        a.write(f"photos/{i}.jpg", f"photo {i}")
+    a.sync()
+    b.sync()
+    moved = a.root.with_name("moved away")
+    a.root.rename(moved)  # moved, or a disk that is not mounted
+    run = a.sync(check=False)
+    assert run.returncode == 1
+    errors = [line for line in run.stderr.splitlines() if line.strip()]
+    assert len(errors) == 1 and str(a.root) in errors[0] and "missing" in errors[0], errors
+    assert not a.root.exists(), "never re-created"
+    b.sync()
+    assert sorted(tree(b.root)) == ["photos/0.jpg", "photos/1.jpg", "photos/2.jpg"]
+    moved.rename(a.root)
+    a.sync()
+    assert sorted(tree(a.root)) == sorted(tree(b.root))
+
+
+def test_an_empty_folder_in_place_of_the_synced_one_is_refused(cluster: Cluster) -> None:
+    a, b = cluster.add("alice"), cluster.add("bob")
+    a.write("doc.txt", "kept")
+    a.sync()
+    b.sync()
+    real = a.root.with_name("real")
+    a.root.rename(real)
+    a.root.mkdir()  # an empty mount point where the disk should be
+    run = a.sync(check=False)
+    assert run.returncode == 1
+    assert ".escale/folder" in run.stderr and str(a.root) in run.stderr, run.stderr
+    b.sync()
+    assert tree(b.root)["doc.txt"][0] == b"kept"
