@@ -73,9 +73,7 @@ def manifest_bytes(count: int, writers: int, tombstones: bool) -> tuple[int, int
     manifest.names = {cid: f"client-{n}" for n, cid in enumerate(ids)}
     for i in range(count):
         if tombstones:
-            manifest.deletions.append(
-                Deletion(path_of(i), vector, ids[0], SEQ, 3, time.time_ns())
-            )
+            manifest.deletions.append(Deletion(path_of(i), vector, ids[0], SEQ, 3, time.time_ns()))
         else:
             entry = FileEntry(
                 path_of(i), 4096, time.time_ns(), os.urandom(32).hex(), vector, ids[0], SEQ,

@@ -18,7 +18,7 @@ import json
 import os
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from .crypto import KIND_CLIENT, KIND_MANIFEST, Sealer, derive_key, new_kdf, unwrap_key, wrap_key
@@ -58,6 +58,8 @@ class Repository:
     checksum: str
     sealer: Sealer
     mac_key: bytes
+    #: the header as read (or written) when the repository was opened
+    header: dict[str, Any] = field(default_factory=dict)
 
     def client_id(self, name: str) -> str:
         """The opaque id of client ``name``."""
@@ -123,8 +125,13 @@ def open_repository(
     *,
     create_cipher: str,
     create_checksum: str,
+    kept: Optional[dict[str, Any]] = None,
 ) -> Repository:
     """Open the repository on ``relay``, creating it if the relay folder holds none.
+
+    :param kept: the header this client joined the repository with, if it did: then the
+        relay's header must be that one, and a missing one is never replaced by a new
+        repository (DESIGN §2.12).
 
     :param passphrase: the passphrase (``None`` for ``plain``).
     :param create_cipher: the cipher of a new repository.
@@ -136,7 +143,20 @@ def open_repository(
     try:
         header = _parse_header(relay.read_bytes(HEADER))
     except RelayNotFoundError:
+        if kept is not None:
+            raise RelayNotFoundError(
+                f"relay object {HEADER} is missing, but this client synced with repository "
+                f"{kept.get('id')} there (a relay folder not mounted, or a lost header): "
+                "nothing was written; mount the relay, or put back its escale.json (any "
+                "client's copy of the relay folder has it; it holds no secret in clear)"
+            ) from None
         header, created = _create(relay, ciphers, passphrase, create_cipher, create_checksum)
+    if kept is not None and header != kept:
+        raise IntegrityError(
+            f"relay object {HEADER} is not the header this client joined (repository "
+            f"{kept.get('id')}, now {header.get('id')}): refusing to sync; if the section "
+            "points at another repository on purpose, remove its local state to start over"
+        )
     if header["cipher"] not in ciphers:
         raise UnsupportedFormatError(
             f"relay object {HEADER}: unknown cipher {header['cipher']!r} "
@@ -179,6 +199,7 @@ def open_repository(
         header["checksum"],
         Sealer(cipher_class, master),
         mac_key,
+        header,
     )
 
 

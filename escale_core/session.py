@@ -109,8 +109,15 @@ def open_section_relay(section: SectionConfig, plugins: Plugins) -> Relay:
     return relay
 
 
-def open_section_repository(section: SectionConfig, relay: Relay, plugins: Plugins) -> Repository:
-    """Open (or create) the repository of ``section`` on ``relay``; checks the passphrase."""
+def open_section_repository(
+    section: SectionConfig,
+    relay: Relay,
+    plugins: Plugins,
+    kept: Optional[dict[str, Any]] = None,
+) -> Repository:
+    """Open (or create) the repository of ``section`` on ``relay``; checks the passphrase.
+
+    :param kept: the header the section's client joined with (it must not change)."""
     passphrase = None if section.encryption == "plain" else section.read_passphrase()
     try:
         return open_repository(
@@ -119,6 +126,7 @@ def open_section_repository(section: SectionConfig, relay: Relay, plugins: Plugi
             passphrase,
             create_cipher=section.encryption,
             create_checksum=resolve_checksum(section.checksum, plugins.checksums),
+            kept=kept,
         )
     except EscaleError as exc:
         raise type(exc)(f"[{section.name}] relay {section.address.display()}: {exc}") from exc
@@ -176,9 +184,12 @@ def sync_section(
         prescan = BackgroundScan(options.root, options.filters) if pushes else None
         relay = open_section_relay(section, plugins)
         try:
-            repo = open_section_repository(section, relay, plugins)
             state = LocalState(section.name, folder)
             try:
+                kept = state.get_meta("header")
+                repo = open_section_repository(section, relay, plugins, kept)
+                if kept is None:  # joined now: this header is the repository for good
+                    state.set_meta("header", repo.header)
                 engine = Engine(repo, state, options, plugins.checksums, prescan)
                 return engine.run_round()
             finally:

@@ -1,9 +1,13 @@
-"""Names the file system gives that a relay path cannot hold, or that a conflict copy would
-make too long: never a crash, never a poisoned update (issue: odd names)."""
+"""Where the world is messy: names the file system gives that a relay path cannot hold or that
+a conflict copy would make too long, a synced folder that is missing or replaced, a relay
+whose header is lost or replaced. Never a crash, never a poisoned update, never a deletion
+taken from a missing folder, never a new repository in place of a lost one."""
 
 from __future__ import annotations
 
 import os
+import shutil
+from pathlib import Path
 
 from .clients import Cluster, tree
 
@@ -83,3 +87,54 @@ def test_an_empty_folder_in_place_of_the_synced_one_is_refused(cluster: Cluster)
     assert ".escale/folder" in run.stderr and str(a.root) in run.stderr, run.stderr
     b.sync()
     assert tree(b.root)["doc.txt"][0] == b"kept"
+
+
+def relay_folder(cluster: Cluster) -> Path:
+    return Path(cluster.relay.removeprefix("file://"))
+
+
+def test_a_lost_header_is_refused_and_never_replaced_by_a_new_repository(
+    cluster: Cluster,
+) -> None:
+    a, b = cluster.add("alice"), cluster.add("bob")
+    a.write("doc.txt", "v1")
+    a.sync()
+    b.sync()
+    header = relay_folder(cluster) / "escale.json"
+    saved = header.read_bytes()
+    header.unlink()
+    run = a.sync(check=False)
+    assert run.returncode == 1
+    errors = [line for line in run.stderr.splitlines() if line.strip()]
+    assert len(errors) == 1 and "escale.json" in errors[0] and "missing" in errors[0], errors
+    assert not header.exists(), "no new repository (a new key) was created"
+    header.write_bytes(saved)  # put back: syncing goes on
+    a.write("doc.txt", "v2")
+    a.sync()
+    b.sync()
+    assert (b.root / "doc.txt").read_text() == "v2"
+
+
+def test_an_unmounted_relay_folder_is_never_created_again(cluster: Cluster) -> None:
+    a = cluster.add("alice")
+    a.write("doc.txt", "on the usb disk")
+    a.sync()
+    relay = relay_folder(cluster)
+    relay.rename(relay.with_name("unmounted"))
+    run = a.sync(check=False)
+    assert run.returncode == 1 and "escale.json" in run.stderr, run.stderr
+    assert not relay.exists(), "the relay folder was created on the wrong disk"
+
+
+def test_another_repository_in_the_relay_folder_is_refused(cluster: Cluster) -> None:
+    a = cluster.add("alice")
+    a.write("doc.txt", "mine")
+    a.sync()
+    relay = relay_folder(cluster)
+    shutil.rmtree(relay)
+    other = cluster.add("other")
+    other.write("theirs.txt", "another repository")
+    other.sync()  # creates a new repository in the same folder
+    run = a.sync(check=False)
+    assert run.returncode == 1 and "not the header this client joined" in run.stderr, run.stderr
+    assert not (a.root / "theirs.txt").exists()
