@@ -58,6 +58,7 @@ def forge(
     *,
     seq: int = 1,
     wrong_checksum: bool = False,
+    mtime_ns: int = 1_600_000_000 * 10**9,
 ) -> Forged:
     """Publish update ``seq`` of client ``mallory``: ``files`` (path, content) in one pack,
     and tombstones (path, base checksum); paths are written as given, unchecked."""
@@ -80,7 +81,7 @@ def forge(
             FileEntry(
                 path,
                 len(content),
-                1_600_000_000 * 10**9,
+                mtime_ns,
                 hasher.hexdigest(),
                 {cid: seq},
                 cid,
@@ -262,3 +263,15 @@ def test_content_not_matching_its_checksum_is_refused(
     assert tree(bob.root) == folder
     assert everything(tmp_path) == before
     assert not any(name.startswith(".escale-tmp-") for name in os.listdir(bob.root))
+
+
+@pytest.mark.parametrize("mtime_ns", [10**30, 2**63, -(2**63)])
+def test_an_absurd_modification_time_is_refused_in_one_line(
+    cluster: Cluster, bob: Client, tmp_path: Path, mtime_ns: int
+) -> None:
+    """Before format 2 such a time ended in an internal OverflowError and blocked every other
+    client's updates."""
+    before = everything(tmp_path)
+    forged = forge(cluster, [("when.txt", b"never")], mtime_ns=mtime_ns)
+    assert_refused(bob.sync(check=False), forged.name)
+    assert everything(tmp_path) == before
