@@ -129,34 +129,17 @@ def open_repository(
 ) -> Repository:
     """Open the repository on ``relay``, creating it if the relay folder holds none.
 
-    :param kept: the header this client joined the repository with, if it did: then the
-        relay's header must be that one, and a missing one is never replaced by a new
-        repository (DESIGN §2.12).
-
     :param passphrase: the passphrase (``None`` for ``plain``).
     :param create_cipher: the cipher of a new repository.
     :param create_checksum: the checksum algorithm of a new repository.
-    :raises IntegrityError: wrong passphrase, tampered header.
-    :raises UnsupportedFormatError: a repository of a newer format.
+    :param kept: the header this client joined the repository with, if it did: then the
+        relay's header must be that one, and a missing one is never replaced by a new
+        repository (DESIGN §2.12).
+    :raises IntegrityError: wrong passphrase, tampered or replaced header.
+    :raises UnsupportedFormatError: a repository of another format.
+    :raises RelayNotFoundError: the header this client joined with is missing.
     """
-    created: Optional[bytes] = None  # the master key, when this call created the repository
-    try:
-        header = _parse_header(relay.read_bytes(HEADER))
-    except RelayNotFoundError:
-        if kept is not None:
-            raise RelayNotFoundError(
-                f"relay object {HEADER} is missing, but this client synced with repository "
-                f"{kept.get('id')} there (a relay folder not mounted, or a lost header): "
-                "nothing was written; mount the relay, or put back its escale.json (any "
-                "client's copy of the relay folder has it; it holds no secret in clear)"
-            ) from None
-        header, created = _create(relay, ciphers, passphrase, create_cipher, create_checksum)
-    if kept is not None and header != kept:
-        raise IntegrityError(
-            f"relay object {HEADER} is not the header this client joined (repository "
-            f"{kept.get('id')}, now {header.get('id')}): refusing to sync; if the section "
-            "points at another repository on purpose, remove its local state to start over"
-        )
+    header, created = _header(relay, ciphers, passphrase, create_cipher, create_checksum, kept)
     if header["cipher"] not in ciphers:
         raise UnsupportedFormatError(
             f"relay object {HEADER}: unknown cipher {header['cipher']!r} "
@@ -174,23 +157,7 @@ def open_repository(
         master = b""
         mac_key = header["id"].encode()
     else:
-        if passphrase is None:
-            raise IntegrityError(
-                f"the repository is encrypted with {header['cipher']}: "
-                "set passphrase_file in the section"
-            )
-        try:
-            if not isinstance(header.get("kdf"), dict) or not isinstance(header.get("key"), str):
-                raise IntegrityError("repository header: missing KDF parameters or wrapped key")
-            if created is not None:
-                master = created  # the key derivation costs 40 ms: not twice
-            else:
-                kek = derive_key(passphrase, header["kdf"])
-                master = unwrap_key(kek, header["key"], _header_aad(header))
-        except IntegrityError as exc:
-            raise type(exc)(f"relay object {HEADER}: {exc}") from None
-        except ValueError as exc:  # undecodable base64
-            raise IntegrityError(f"relay object {HEADER}: invalid wrapped key ({exc})") from None
+        master = created if created is not None else _unwrap(header, passphrase)
         mac_key = hmac.new(master, b"escale client ids", hashlib.sha256).digest()
     return Repository(
         relay,
@@ -201,6 +168,53 @@ def open_repository(
         mac_key,
         header,
     )
+
+
+def _header(
+    relay: Relay,
+    ciphers: Registry,
+    passphrase: Optional[bytes],
+    cipher: str,
+    checksum: str,
+    kept: Optional[dict[str, Any]],
+) -> tuple[dict[str, Any], Optional[bytes]]:
+    """The relay's header (and the master key if this call created the repository)."""
+    try:
+        header = _parse_header(relay.read_bytes(HEADER))
+    except RelayNotFoundError:
+        if kept is not None:
+            raise RelayNotFoundError(
+                f"relay object {HEADER} is missing, but this client synced with repository "
+                f"{kept.get('id')} there (a relay folder not mounted, or a lost header): "
+                "nothing was written; mount the relay, or put back its escale.json (any "
+                "client's copy of the relay folder has it; it holds no secret in clear)"
+            ) from None
+        return _create(relay, ciphers, passphrase, cipher, checksum)
+    if kept is not None and header != kept:
+        raise IntegrityError(
+            f"relay object {HEADER} is not the header this client joined (repository "
+            f"{kept.get('id')}, now {header.get('id')}): refusing to sync; if the section "
+            "points at another repository on purpose, remove its local state to start over"
+        )
+    return header, None
+
+
+def _unwrap(header: dict[str, Any], passphrase: Optional[bytes]) -> bytes:
+    """The master key, unwrapped with the passphrase."""
+    if passphrase is None:
+        raise IntegrityError(
+            f"the repository is encrypted with {header['cipher']}: "
+            "set passphrase_file in the section"
+        )
+    try:
+        if not isinstance(header.get("kdf"), dict) or not isinstance(header.get("key"), str):
+            raise IntegrityError("repository header: missing KDF parameters or wrapped key")
+        kek = derive_key(passphrase, header["kdf"])
+        return unwrap_key(kek, header["key"], _header_aad(header))
+    except IntegrityError as exc:
+        raise type(exc)(f"relay object {HEADER}: {exc}") from None
+    except ValueError as exc:  # undecodable base64
+        raise IntegrityError(f"relay object {HEADER}: invalid wrapped key ({exc})") from None
 
 
 def _parse_header(blob: bytes) -> dict[str, Any]:
