@@ -243,6 +243,7 @@ class Manifest:
         paths = [f.path for f in manifest.files] + [d.path for d in manifest.deletions]
         if len(set(paths)) != len(paths):
             raise IntegrityError("manifest lists a path twice")
+        _refuse_file_in_file(manifest.files)
         return manifest
 
 
@@ -302,6 +303,22 @@ class ClientState:
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise IntegrityError(f"malformed client state ({exc})") from None
+
+
+def _refuse_file_in_file(files: list[FileEntry]) -> None:
+    """No client can hold ``d`` and ``d/e`` as files at once: such an update is refused whole
+    before any of it is placed (a deletion of ``d`` beside a file ``d/e`` is a type change)."""
+    paths = {f.path for f in files}
+    folders: set[str] = set()
+    for entry in files:
+        folder = entry.path.rpartition("/")[0]
+        while folder and folder not in folders:
+            if folder in paths:
+                raise IntegrityError(
+                    f"manifest lists {folder} both as a file and as the folder of {entry.path}"
+                )
+            folders.add(folder)
+            folder = folder.rpartition("/")[0]
 
 
 def _load(blob: bytes, fmt: str, version: int, compressed: bool = True) -> dict[str, Any]:

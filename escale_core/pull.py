@@ -103,6 +103,9 @@ class _Plan:
     deletes: list[_Delete] = field(default_factory=list)
     records: list[Callable[[], None]] = field(default_factory=list)
     deferred: bool = False
+    #: entries waiting for a deletion of the same update: a file in place of their folder,
+    #: or a folder in place of the file (a path that changed type on the sender's side)
+    blocked: set[str] = field(default_factory=set)
 
 
 class Puller:
@@ -130,6 +133,8 @@ class Puller:
         #: files, all made later, are never replaced by them
         self.own = False
         self._folders_checked: set[str] = set()  # folders of the current update seen safe
+        self._clearing: set[str] = set()  # what the current update's deletions may clear
+        self._final = False  # the second pass over entries that waited for a deletion
         self.result = PullResult()
         self.progress: Optional[Callable[[int], None]] = None
 
@@ -197,30 +202,49 @@ class Puller:
                 f"the update uses checksum '{manifest.algorithm}', the repository "
                 f"'{self.repo.checksum}'"
             )
+        self._clearing = _cleared_by(manifest, self.options)
+        plan = self._plan(manifest, None)
+        self._execute(manifest, plan)
+        deferred = plan.deferred
+        if plan.blocked:  # its deletions ran: now the files of the new type have their place
+            plan = self._plan(manifest, plan.blocked, final=True)
+            self._execute(manifest, plan)
+            deferred = deferred or plan.deferred
+        return not deferred
+
+    def _plan(self, manifest: Manifest, only: Optional[set[str]], final: bool = False) -> _Plan:
+        """Decide every entry of ``manifest`` (or those in ``only``) before anything changes.
+
+        :param final: the second pass: an entry still blocked by a file or folder of the other
+            type is refused (its deletion was deferred, or the folder holds other files).
+        """
         plan = _Plan()
+        self._final = final
         self._folders_checked = set()
-        names = manifest.names
+        names, accepts = manifest.names, self.options.filters.accepts_path
         for entry in manifest.files:
-            if self.options.filters.accepts_path(entry.path):
+            if (only is None or entry.path in only) and accepts(entry.path):
                 incoming = Version(
                     entry.version, entry.author, names[entry.author], entry.mtime_ns,
                     entry.checksum, entry.dot, entry.gen,
                 )  # fmt: skip
                 self._decide(plan, entry.path, incoming, entry)
-        if self.options.propagate_deletions:
+        if self.options.propagate_deletions and only is None:
             for deletion in manifest.deletions:
-                if self.options.filters.accepts_path(deletion.path):
+                if accepts(deletion.path):
                     incoming = Version(
                         deletion.version, deletion.author, names[deletion.author],
                         deletion.mtime_ns, None, deletion.dot, deletion.gen,
                     )  # fmt: skip
                     self._decide(plan, deletion.path, incoming, deletion)
-        self._execute(manifest, plan)
-        return not plan.deferred
+        return plan
 
     def _decide(
         self, plan: _Plan, path: str, incoming: Version, item: Union[FileEntry, Deletion]
     ) -> None:
+        if isinstance(item, FileEntry) and self._type_changes(path):
+            plan.blocked.add(path)
+            return
         self._check_folders(path)
         if isinstance(item, FileEntry) and os.path.isdir(f"{self._root}/{path}"):
             raise IntegrityError(f"refusing to write {path}: a folder has that name")
@@ -405,6 +429,28 @@ class Puller:
         if not self._has(copy_path, copy):
             before = stat_file(f"{self._root}/{copy_path}")
             plan.writes.append(_Write(item, copy_path, before, copy))
+
+    def _type_changes(self, path: str) -> bool:
+        """Whether the file ``path`` must wait for this update's deletions: a file it deletes
+        stands where a folder of ``path`` goes, or ``path`` is a folder it empties. In the
+        final pass an empty folder left in the way is removed (it holds nothing to keep)."""
+        clearing = self._clearing
+        if not clearing:
+            return False
+        target = f"{self._root}/{path}"
+        if path in clearing and os.path.isdir(target) and not os.path.islink(target):
+            if not self._final:
+                return True
+            try:
+                os.rmdir(target)
+            except OSError:
+                return False  # it still holds files: refused as "a folder has that name"
+        folder = path.rpartition("/")[0]
+        while folder and not self._final:
+            if folder in clearing and os.path.isfile(f"{self._root}/{folder}"):
+                return True
+            folder = folder.rpartition("/")[0]
+        return False
 
     def _check_folders(self, path: str) -> None:
         """Refuse a path whose folders are reached through a symlink or are files (nothing
@@ -601,6 +647,19 @@ class Puller:
         self.result.deleted.append(path)
         if delete.prune:  # the sender removed the folder too
             _remove_empty_parents(self.root, path)
+
+
+def _cleared_by(manifest: Manifest, options: PullOptions) -> set[str]:
+    """The paths ``manifest``'s deletions may clear: each deleted path and its folders."""
+    if not options.propagate_deletions or not manifest.deletions:
+        return set()
+    cleared: set[str] = set()
+    for deletion in manifest.deletions:
+        path = deletion.path
+        while path and path not in cleared:
+            cleared.add(path)
+            path = path.rpartition("/")[0]
+    return cleared
 
 
 def _first_object(write: _Write) -> int:

@@ -275,3 +275,15 @@ def test_an_absurd_modification_time_is_refused_in_one_line(
     forged = forge(cluster, [("when.txt", b"never")], mtime_ns=mtime_ns)
     assert_refused(bob.sync(check=False), forged.name)
     assert everything(tmp_path) == before
+
+
+def test_an_update_naming_a_path_both_file_and_folder_is_refused_whole(
+    cluster: Cluster, bob: Client, tmp_path: Path
+) -> None:
+    """No honest client can hold ``d`` and ``d/e`` as files at once: before, ``ok.txt`` was
+    placed and then the update failed on the clash."""
+    before, folder = everything(tmp_path), tree(bob.root)
+    forged = forge(cluster, [("ok.txt", b"harmless"), ("d/e", b"inside"), ("d", b"a file")])
+    assert_refused(bob.sync(check=False), forged.name)
+    assert tree(bob.root) == folder
+    assert everything(tmp_path) == before
