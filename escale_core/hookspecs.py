@@ -39,6 +39,7 @@ class RegisterRelay(Protocol):
         install_hint: str = "",
         multipath: bool = False,
         needs_host: bool = False,
+        for_tests: bool = False,
     ) -> None:
         """Declare that URLs ``scheme://...`` are served by ``relay``.
 
@@ -52,6 +53,9 @@ class RegisterRelay(Protocol):
             (``pip install 'escale[s3]'``).
         :param multipath: the scheme accepts ``scheme:///mount//relative`` addresses.
         :param needs_host: an address without a host (or bucket) is a configuration error.
+        :param for_tests: storage that cannot keep a repository between two runs (``memory``):
+            open with :func:`escale_core.relay.open_relay` from Python, never offered by
+            ``escale plugins list`` nor accepted in a configuration.
         """
 
 

@@ -196,7 +196,9 @@ class Plugins:
 
             _call_plugin(plugin_name, hook_name, impl.function, register=register)
         for name, info in self.infos.items():
-            provided = registry.by_plugin(name)
+            provided = [
+                n for n in registry.by_plugin(name) if not registry.get(n).options.get("for_tests")
+            ]
             if provided:
                 info.provides[_REGISTER_HOOKS[hook_name]] = provided
 

@@ -52,6 +52,21 @@ CASES = [
     ),
     ("page-size-too-big", GOOD + 'max_page_size = "1GiB"\n', ["max_page_size", "256 MiB"]),
     ("bad-duration", GOOD + 'lock_timeout = "soon"\n', ["lock_timeout", "duration"]),
+    (
+        "memory-relay",
+        GOOD.replace('"{tmp}/relay"', '"memory://bucket/x"'),
+        ["[photos] relay", "cannot serve as a relay", "file,"],
+    ),
+    (
+        "read-only-relay",
+        GOOD.replace('"{tmp}/relay"', '"zip://archive.zip"'),
+        ["[photos] relay", "unknown relay scheme 'zip'"],
+    ),
+    (
+        "http-relay",
+        GOOD.replace('"{tmp}/relay"', '"https://example.org/x"'),
+        ["[photos] relay", "unknown relay scheme 'https'"],
+    ),
     ("bad-codes", GOOD + 'wait_on_error = ["x"]\n', ["wait_on_error", "integer codes"]),
     (
         "same-local-path",

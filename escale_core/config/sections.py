@@ -150,14 +150,8 @@ class _Section:
             address = parse_relay_url(values["relay"], multipath)
         except ValueError as exc:
             self.fail(str(exc), "relay")
-        if address.scheme not in relays:
-            known = ", ".join(n for n in relays.names() if relays.get(n).available)
-            self.fail(
-                f"unknown relay scheme '{address.scheme}'",
-                "relay",
-                hint=f"installed: {known}; a plugin such as escale-relay-{address.scheme} "
-                "may provide it",
-            )
+        if address.scheme not in relays or relays.get(address.scheme).options.get("for_tests"):
+            self._refuse_scheme(address.scheme, values["relay"])
         entry = relays.get(address.scheme)
         if entry.options.get("needs_host") and not address.host and address.mount is None:
             self.fail(
@@ -173,6 +167,34 @@ class _Section:
                 hint=entry.install_hint or None,
             )
         return address
+
+    def _refuse_scheme(self, scheme: str, url: str) -> NoReturn:
+        """A scheme no installed plugin serves, or one that cannot keep a repository."""
+        relays = self.plugins.relays
+        known = ", ".join(
+            n
+            for n in relays.names()
+            if relays.get(n).available and not relays.get(n).options.get("for_tests")
+        )
+        if scheme in relays:  # memory: nothing kept between two runs
+            self.fail(
+                f"'{scheme}://' keeps nothing once escale exits, so it cannot serve as a relay "
+                "(it is for tests and the Python API)",
+                "relay",
+                hint=f"use one of: {known}",
+            )
+        if scheme in ("http", "https"):  # read-only in fsspec; WebDAV is what users mean
+            dav = "webdavs" if scheme == "https" else "webdav"
+            self.fail(
+                f"unknown relay scheme '{scheme}'",
+                "relay",
+                hint=f"a WebDAV server is written {dav}://{url.split('://', 1)[1]}",
+            )
+        self.fail(
+            f"unknown relay scheme '{scheme}'",
+            "relay",
+            hint=f"installed: {known}; a plugin such as escale-relay-{scheme} may provide it",
+        )
 
     def _check_path(self, path: Path, address: RelayAddress) -> None:
         if path.exists() and not path.is_dir():

@@ -48,13 +48,21 @@ NEEDS_HOST = {
     "gcs",
     "az",
     "abfs",
-    "http",
-    "https",
     "smb",
     "oss",
     "oci",
     "webhdfs",
 }
+#: fsspec protocols that cannot hold a repository: read-only (http, github, git, zip, tar...),
+#: wrappers and caches of another file system, or storage gone when the process ends.
+NOT_RELAYS = {
+    "async_wrapper", "asynclocal", "asyncwrapper", "blockcache", "cached", "dask", "data",
+    "dir", "dvc", "filecache", "generic", "gist", "git", "github", "http", "https", "jlab",
+    "jupyter", "libarchive", "pyscript", "reference", "root", "simplecache", "tar", "wandb",
+    "zip",
+}  # fmt: skip
+#: Relays for tests and the Python API only: nothing is kept between two runs.
+FOR_TESTS = {"memory"}
 #: Schemes that accept ``scheme:///mount//folder`` (storage mounted locally).
 MULTIPATH = {"file", "local", "gdrive", "dropbox", "box", "onedrive"}
 
@@ -69,7 +77,7 @@ def register_relays(register: RegisterRelay) -> None:
         if base in classes:
             classes[variant], hints[variant] = classes[base], hints.get(base, "")
     for scheme, class_path in sorted(classes.items()):
-        if scheme in SPECIALIZED:
+        if scheme in SPECIALIZED or scheme in NOT_RELAYS:
             continue
         module = class_path.split(".")[0]
         extra = EXTRAS.get(scheme)
@@ -82,6 +90,7 @@ def register_relays(register: RegisterRelay) -> None:
             install_hint=hint,
             multipath=scheme in MULTIPATH,
             needs_host=scheme in NEEDS_HOST,
+            for_tests=scheme in FOR_TESTS,
         )
 
 
