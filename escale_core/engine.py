@@ -167,6 +167,7 @@ class Engine:
             if rejoin:
                 self._pull(listing, states, acks, want_full, report, None, rejoin=True)
                 self.state.set_meta("rejoin", None)
+                self.prescan = None  # taken before that pull: its files would look deleted
             if self.options.mode != "download":
                 last_seq, scanned = self._push(listing, states, last_seq, report)
             if self.options.mode != "upload" and not rejoin:

@@ -345,6 +345,28 @@ def test_client_that_lost_its_state_never_reuses_sequence_numbers_others_acknowl
     final.assert_converged()
 
 
+def test_a_client_rejoining_on_an_empty_folder_never_deletes_what_its_first_pull_brought(
+    cluster: Cluster,
+) -> None:
+    """A new machine under an old client's name: its first round pulls before it pushes, and
+    the push must see the files that pull placed (a scan taken before it took them for
+    deleted, and every other client lost them)."""
+    a, b = cluster.add("ann"), cluster.add("ben")
+    put(a, "old.txt", "from before", T0)
+    settle([a, b], confirm=False).assert_converged()
+    shutil.rmtree(cluster.base / "ben" / "state")
+    for path in b.root.iterdir():
+        if path.name != ".escale":
+            path.unlink()
+    put(a, "new.txt", "written while ben was away", T0 + SEC)
+    run_sync(a)
+    run_sync(b)
+    assert (b.root / "new.txt").read_text() == "written while ben was away"
+    run_sync(a)
+    assert (a.root / "new.txt").read_text() == "written while ben was away", "ann lost it"
+    settle([a, b]).assert_converged()
+
+
 # -- previous versions -------------------------------------------------------------------
 
 
