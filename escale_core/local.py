@@ -3,6 +3,7 @@ temporary files (the writes themselves are staged by :mod:`escale_core.staging`)
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import stat
@@ -317,3 +318,33 @@ def remove_temp_files(root: Path) -> int:
 def new_id() -> str:
     """A random hex identifier."""
     return uuid.uuid4().hex
+
+
+#: what a user can do about a file-system error met in the synced folder, by errno
+_OS_ERROR_HINTS = {
+    errno.ENOSPC: "free some space, then sync again",
+    errno.EDQUOT: "free some space (a disk quota is full), then sync again",
+    errno.EROFS: 'remount it read-write, or set mode = "upload" to only send its changes',
+    errno.EACCES: "fix its permissions (chmod, chown), then sync again",
+    errno.EPERM: "fix its permissions or attributes (chmod, chattr), then sync again",
+    errno.EMFILE: "raise the open-files limit (ulimit -n), then sync again",
+    errno.ENAMETOOLONG: "shorten the folder's path",
+}
+
+
+def describe_os_error(exc: OSError, root: Path) -> str:
+    """One line for a file-system error met in the synced folder ``root``: what failed,
+    where (relative to ``root``, a temporary file shown as its folder), and what to do.
+    A file is only ever replaced by a complete one, so nothing was lost: the line says so."""
+    where = ""
+    if exc.filename:
+        name = os.fsdecode(exc.filename)
+        rel = os.path.relpath(name, root) if os.path.isabs(name) else name
+        folder, _, base = rel.rpartition("/")
+        if base.startswith(TEMP_PREFIX):  # the name of a file being written says nothing
+            where = f" (writing into {folder})" if folder else " (writing into it)"
+        else:
+            where = f" ({name if rel.startswith('..') else rel})"
+    reason = (exc.strerror or type(exc).__name__).lower()
+    hint = _OS_ERROR_HINTS.get(exc.errno or 0, "fix the cause, then sync again")
+    return f"local folder {root}: {reason}{where}; nothing was replaced by a partial file; {hint}"

@@ -14,9 +14,9 @@ from typing import IO, Any, Callable, Optional
 from .checksum import resolve_checksum
 from .config import Config, SectionConfig
 from .engine import Engine, RoundReport, SyncOptions
-from .errors import EscaleError
+from .errors import EscaleError, LocalFolderError
 from .history import LocalState
-from .local import BackgroundScan, Filters
+from .local import BackgroundScan, Filters, describe_os_error
 from .plugins import Plugins
 from .relay import Relay, open_relay
 from .repository import Repository, open_repository
@@ -192,6 +192,10 @@ def sync_section(
                     state.set_meta("header", repo.header)
                 engine = Engine(repo, state, options, plugins.checksums, prescan)
                 return engine.run_round()
+            except OSError as exc:  # the relay edge maps its own: this one is local
+                raise LocalFolderError(
+                    f"[{section.name}] {describe_os_error(exc, options.root)}"
+                ) from None
             finally:
                 state.close()
         finally:
