@@ -103,11 +103,19 @@ def forget_stable_tombstones(
 
 
 def collect_updates(
-    repo: Repository, state: LocalState, listing: Listing, states: dict[str, ClientState]
+    repo: Repository,
+    state: LocalState,
+    listing: Listing,
+    states: dict[str, ClientState],
+    me: str = "",
+    my_pullers: Optional[int] = None,
 ) -> int:
     """Delete the updates that enough pullers (and every client a full update was for)
     acknowledged; return how many objects went. The manifest goes first, then its data (a
-    crash in between leaves orphans, removed by the next round of a client that read it)."""
+    crash in between leaves orphans, removed by the next round of a client that read it).
+
+    :param my_pullers: this client's ``pullers`` now: its own updates need no more pullers
+        than that (a lowered value frees what it allows at once)."""
     known = state.get_meta("known", {})
     deleted = 0
     for cid, seqs in listing.updates.items():
@@ -116,6 +124,8 @@ def collect_updates(
             if info is None:
                 continue
             pullers, snapshot_for = info
+            if cid == me and my_pullers is not None:
+                pullers = min(pullers, my_pullers)
             acked = {c for c, s in states.items() if c != cid and s.acks.get(cid, 0) >= seq}
             if len(acked) >= pullers and set(snapshot_for) <= acked:
                 repo.relay.delete(update_name(cid, seq))

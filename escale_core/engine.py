@@ -83,12 +83,21 @@ class RoundReport:
     deferred: list[str] = field(default_factory=list)
     #: previous versions kept under .escale/versions this round
     versioned: int = 0
+    #: file bytes sent and received (the files' sizes, as a user counts them)
     bytes_up: int = 0
     bytes_resumed: int = 0
     bytes_down: int = 0
+    #: data-object bytes written to and read from the relay (compressed, encrypted)
+    wire_up: int = 0
+    wire_down: int = 0
+    #: the relay's size after the round
     relay_usage: int = 0
     collected: int = 0
     seq: Optional[int] = None
+    #: what the user should know but is no error (``pullers`` above the clients that joined)
+    notices: list[str] = field(default_factory=list)
+    #: how many more clients must join before this client's updates can leave the relay
+    clients_missing: int = 0
 
     @property
     def in_sync(self) -> bool:
@@ -111,6 +120,18 @@ class RoundReport:
         """JSON-ready, with the number of paths instead of the paths (errors in full)."""
         data = {k: len(v) if isinstance(v, list) else v for k, v in vars(self).items()}
         return {**data, "errors": list(self.errors), "in_sync": self.in_sync}
+
+
+def pullers_notice(pullers: int, others: int) -> list[str]:
+    """The notice when ``pullers`` is above the number of other clients that ever joined:
+    each update then stays on the relay until more clients join."""
+    if pullers <= others:
+        return []
+    fix = f"; set pullers = {others} to free it" if others else ""
+    return [
+        f"pullers = {pullers}, but {others} other client(s) joined this relay: each update "
+        f"stays on it until {pullers - others} more join{fix}"
+    ]
 
 
 class Engine:
@@ -179,8 +200,14 @@ class Engine:
         collect.forget_stable_tombstones(
             self.state, listing, states, self.me, self.options.tombstone_age
         )
-        report.collected = collect.collect_updates(self.repo, self.state, listing, states)
+        report.collected = collect.collect_updates(
+            self.repo, self.state, listing, states, self.me, self.options.pullers
+        )
+        others = len(set(states) - {self.me})
+        report.notices += pullers_notice(self.options.pullers, others)
+        report.clients_missing = max(0, self.options.pullers - others)
         self._clean_versions(report)
+        report.relay_usage = Listing.read(self.repo.relay.list_sizes("")).usage  # after it all
         self.state.set_meta("last_round", {"time": time.time(), **report.counts()})
         return report
 
@@ -319,7 +346,8 @@ class Engine:
         plan = PushPlan(changed, deleted, requesters, local)
         result = self._build_update(listing, last_seq, plan, announce)
         report.pushed, report.deleted_remote = result.pushed, result.deleted
-        report.over_quota, report.bytes_up = result.over_quota, result.bytes
+        report.over_quota, report.wire_up = result.over_quota, result.bytes
+        report.bytes_up = sum(local[p].size for p in result.pushed if p in local)
         report.bytes_resumed = result.resumed
         if result.seq is None:
             return last_seq, local
@@ -474,6 +502,7 @@ class Engine:
         report.pulled, report.deleted_local = result.written, result.deleted
         report.conflicts, report.kept = result.conflicts, result.kept
         report.bytes_down, report.deferred = result.bytes, result.deferred
+        report.wire_down = self.repo.bytes_read
         report.versioned = result.versioned
         if result.copies:  # pushed next round, as they are
             announce = set(self.state.get_meta("announce", [])) | set(result.copies)

@@ -60,6 +60,8 @@ class Repository:
     mac_key: bytes
     #: the header as read (or written) when the repository was opened
     header: dict[str, Any] = field(default_factory=dict)
+    #: bytes of data objects read from the relay so far (as stored: sealed)
+    bytes_read: int = 0
 
     def client_id(self, name: str) -> str:
         """The opaque id of client ``name``."""
@@ -111,7 +113,12 @@ class Repository:
     def open_data(self, kind: int, cid: str, seq: int, index: int) -> Iterator[bytes]:
         """Read and verify a data object, streaming."""
         ctx = self.context("data", cid, seq, index)
-        return self.sealer.open(kind, ctx, self.relay.read_stream(data_name(cid, seq, index)))
+        return self.sealer.open(kind, ctx, self._counted(data_name(cid, seq, index)))
+
+    def _counted(self, name: str) -> Iterator[bytes]:
+        for chunk in self.relay.read_stream(name):
+            self.bytes_read += len(chunk)
+            yield chunk
 
 
 def _header_aad(header: dict[str, Any]) -> bytes:

@@ -6,6 +6,7 @@ from typing import Any
 
 from .collect import Listing
 from .config import Config, SectionConfig
+from .engine import pullers_notice
 from .errors import EscaleError
 from .history import LocalState
 from .local import scan
@@ -48,6 +49,8 @@ def section_status(config: Config, section: SectionConfig, plugins: Plugins) -> 
         "pending_down": None,
         "relay_usage": None,
         "conflicts": conflicts,
+        "clients_missing": None,
+        "notices": [],
         "error": None,
     }
     try:
@@ -57,6 +60,9 @@ def section_status(config: Config, section: SectionConfig, plugins: Plugins) -> 
             listing = Listing.read(relay.list_sizes(""))
             me = repo.client_id(section.client)
             status["relay_usage"] = listing.usage
+            others = len(listing.clients - {me})
+            status["clients_missing"] = max(0, section.pullers - others)
+            status["notices"] = pullers_notice(section.pullers, others)
             status["pending_down"] = (
                 0
                 if section.mode == "upload"

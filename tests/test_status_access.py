@@ -21,7 +21,7 @@ def test_status_reports_pending_work_and_relay_usage(cluster: Cluster) -> None:
 
     run = subprocess.run(b.command("status", "--json"), capture_output=True, text=True, env=b.env)
     assert run.returncode == 0, run.stderr
-    (status,) = json.loads(run.stdout)
+    (status,) = json.loads(run.stdout).values()
     assert status["last_sync"] is None and status["pending_down"] == 1
     assert status["relay_usage"] > 0 and status["error"] is None
     run = subprocess.run(a.command("status"), capture_output=True, text=True, env=a.env)

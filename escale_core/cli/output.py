@@ -34,6 +34,10 @@ def summary(section: str, report: RoundReport) -> str:
         parts.append(f"{report.versioned} previous version(s) kept in .escale/versions")
     if report.over_quota:
         parts.append(f"{len(report.over_quota)} file(s) wait for quota")
+    if report.clients_missing:
+        parts.append(
+            f"updates stay on the relay until {report.clients_missing} more client(s) join"
+        )
     if report.waiting:
         parts.append(f"waiting for a full re-send from {', '.join(report.waiting)}")
     state = "in sync" if report.in_sync else "NOT in sync"
@@ -42,7 +46,8 @@ def summary(section: str, report: RoundReport) -> str:
 
 def details(report: RoundReport) -> list[str]:
     """One line per file touched (for -v)."""
-    lines = [f"  pushed  {p}" for p in report.pushed]
+    lines = [f"  notice: {n}" for n in report.notices]
+    lines += [f"  pushed  {p}" for p in report.pushed]
     lines += [f"  deleted on relay  {p}" for p in report.deleted_remote]
     lines += [f"  pulled  {p}" for p in report.pulled]
     lines += [f"  deleted locally  {p}" for p in report.deleted_local]

@@ -33,6 +33,7 @@ def format_status(s: dict[str, Any]) -> str:
         f"{down} updates to pull",
         f"  relay usage: {usage}; conflicts: {len(s['conflicts'])}",
     ]
+    lines += [f"  notice: {n}" for n in s["notices"]]
     lines += [f"  conflict: {c}" for c in s["conflicts"]]
     lines += [f"  last error: {e}" for e in s["last_errors"]]
     if s["error"]:
@@ -56,8 +57,8 @@ def register(app: typer.Typer) -> None:
         config = load_config(ctx.obj.config, get_plugins())
         names = [section] if section else list(config.sections)
         results = [section_status(config, config.section(n), get_plugins()) for n in names]
-        if as_json:
-            typer.echo(json.dumps(results, indent=2))
+        if as_json:  # keyed by section, as ``sync --json``
+            typer.echo(json.dumps({s["section"]: s for s in results}, indent=2))
         else:
             typer.echo("\n".join(format_status(s) for s in results))
         sys.exit(1 if any(s["error"] for s in results) else 0)

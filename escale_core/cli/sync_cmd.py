@@ -10,6 +10,7 @@ from typing import Optional
 import typer
 
 from ..config import Config, load_config
+from ..engine import RoundReport
 from ..errors import EscaleError, UsageError
 from ..history import TimeQuotaController
 from ..plugins import get_plugins
@@ -51,13 +52,14 @@ def run_rounds(
             if exc.exit_code == 2:
                 raise
             log.error("%s", exc)
-            results[name] = {"error": str(exc), "in_sync": False}
+            # the shape of a round's report, so that a reader handles one shape
+            results[name] = {**RoundReport().as_dict(), "error": str(exc), "in_sync": False}
             all_ok = False
             continue
         all_ok &= report.in_sync
         moved |= report.transferred
         if as_json:
-            results[name] = report.as_dict()
+            results[name] = {**report.as_dict(), "error": None}
             continue
         for error in report.errors:
             log.error("[%s] %s", name, error)
