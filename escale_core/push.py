@@ -296,18 +296,19 @@ class Pusher:
             return
         finally:
             os.close(fd)
-        if len(data) != info.size or not self._still(path, info):
+        if not self._still(path, info, len(data)):
             return
         self._add_small(path, data, info, record)
 
-    def _still(self, path: str, info: FileStat) -> bool:
-        """Whether the file at ``path`` is still the one that was just read (``info`` taken
-        when it was opened): one changed meanwhile may have been read half old, half new, so
-        it is left for the next round (noted); one deleted meanwhile is not sent."""
+    def _still(self, path: str, info: FileStat, read: int) -> bool:
+        """Whether the file at ``path`` is still the one that was just read, ``read`` bytes
+        (``info`` taken when it was opened): one changed meanwhile may have been read half
+        old, half new, so it is left for the next round (noted); one deleted meanwhile is not
+        sent."""
         after = stat_file(f"{self._root}/{path}")
         if after is None:
             return False  # vanished: the next round's scan sees it gone
-        if after != info:
+        if after != info or read != info.size:
             self.result.changed.append(path)
             return False
         return True
@@ -399,7 +400,7 @@ class Pusher:
             # probably touched, not changed: one hashing pass is cheaper than a re-upload
             checksum = _hash_fd(fd, self.hasher)
             if checksum == record.synced:
-                if self._still(path, info):
+                if self._still(path, info, info.size):
                     self._unchanged(path, info, checksum, record)
                 return
             os.lseek(fd, 0, os.SEEK_SET)
@@ -415,7 +416,7 @@ class Pusher:
             self.manifest.objects.append(ObjectRef("chunk", len(block), compressed))
             pieces.append((index, 0, len(block)))
         # (chunks of a file dropped here stay unnamed in the update: harmless, collected)
-        if offset != info.size or not self._still(path, info):
+        if not self._still(path, info, offset):
             return
         checksum = digest.hexdigest()
         version, author, dot, gen, mtime, changed = self._version_of(
