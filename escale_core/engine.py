@@ -24,6 +24,7 @@ from .local import (
     remove_temp_files,
     scan,
     shown_name,
+    with_ignore,
 )
 from .manifest import ClientState, Manifest
 from .pull import Puller, PullOptions
@@ -34,6 +35,9 @@ from .versions import VersionPolicy, clean_versions
 
 #: The marker of a synced folder, written at its first round (hidden: never synced).
 FOLDER_MARKER = ".escale/folder"
+
+#: How many names of symlinks and unreadable files the state keeps for ``escale status``.
+NAMED_MAX = 1000
 
 #: A round that would delete more than half of the synced files (and at least this many)
 #: stops and asks for --force.
@@ -83,6 +87,12 @@ class RoundReport:
     deferred: list[str] = field(default_factory=list)
     #: previous versions kept under .escale/versions this round
     versioned: int = 0
+    #: symlinks the scan found: never followed nor synced (not an error)
+    skipped_symlinks: list[str] = field(default_factory=list)
+    #: files and folders (with a trailing ``/``) that cannot be read: errors, not synced
+    unreadable: list[str] = field(default_factory=list)
+    #: files changed while the push read them: not sent, sent next round (not an error)
+    changed_while_read: list[str] = field(default_factory=list)
     #: file bytes sent and received (the files' sizes, as a user counts them)
     bytes_up: int = 0
     bytes_resumed: int = 0
@@ -149,6 +159,8 @@ class Engine:
         self.repo, self.state, self.options, self.checksums = repo, state, options, checksums
         self.me = repo.client_id(options.client)
         self.prescan = prescan
+        #: the section's filters with this round's .escaleignore (set by each round)
+        self.filters = options.filters
 
     def hasher(self, algorithm: str) -> Callable[[], Hasher]:
         """The checksum factory of ``algorithm``.
@@ -165,6 +177,9 @@ class Engine:
         report = RoundReport()
         root = self.options.root
         self._check_folder()
+        # the prescan read .escaleignore when it started: the round applies the same rules
+        prescan = self.prescan
+        self.filters = prescan.filters if prescan else with_ignore(self.options.filters, root)
         self._check_repository()
         if self.options.mode == "download":  # otherwise the push's scan removes them
             remove_temp_files(root)
@@ -208,8 +223,19 @@ class Engine:
         report.clients_missing = max(0, self.options.pullers - others)
         self._clean_versions(report)
         report.relay_usage = Listing.read(self.repo.relay.list_sizes("")).usage  # after it all
-        self.state.set_meta("last_round", {"time": time.time(), **report.counts()})
+        self._save_last_round(report)
         return report
+
+    def _save_last_round(self, report: RoundReport) -> None:
+        """What ``escale status`` shows of this round: its counts and errors, and the first
+        names of what was not synced (a folder full of symlinks must not bloat the state)."""
+        named = {
+            "symlinks": report.skipped_symlinks[:NAMED_MAX],
+            "unreadable": report.unreadable[:NAMED_MAX],
+        }
+        self.state.set_meta(
+            "last_round", {"time": time.time(), **report.counts(), "not_synced": named}
+        )
 
     def _check_folder(self) -> None:
         """A folder synced before must still be there, with its marker: a folder that is
@@ -321,7 +347,7 @@ class Engine:
     ) -> tuple[int, dict[str, FileStat]]:
         """Push local changes (the whole index for a full update); return the last sequence
         number and what the scan saw."""
-        local, leftovers, unnamed = self._scan()
+        local, leftovers, unnamed = self._scan(report)
         for path in leftovers:  # temporary files and folders of a killed run
             remove_temp(path)
         report.errors += [
@@ -329,6 +355,7 @@ class Engine:
             "synced; rename it"
             for path in unnamed
         ]
+        report.errors += [unreadable_message(path) for path in report.unreadable]
         requesters = self._snapshot_requests(states)
         announce = set(self.state.get_meta("announce", []))
         if (
@@ -346,6 +373,9 @@ class Engine:
         plan = PushPlan(changed, deleted, requesters, local)
         result = self._build_update(listing, last_seq, plan, announce)
         report.pushed, report.deleted_remote = result.pushed, result.deleted
+        report.changed_while_read = result.changed
+        report.errors += [unreadable_message(path) for path in result.unreadable]
+        report.unreadable += result.unreadable
         report.over_quota, report.wire_up = result.over_quota, result.bytes
         report.bytes_up = sum(local[p].size for p in result.pushed if p in local)
         report.bytes_resumed = result.resumed
@@ -371,6 +401,8 @@ class Engine:
         options = self.options
         files = self.state.files
         readable = self._readable()
+        accepts = self.filters.accepts_path
+        unseen = _unseen(report.unreadable)
         if requesters:
             changed = sorted(p for p in local if readable(p))
         else:
@@ -382,7 +414,8 @@ class Engine:
         missing = [
             p
             for p, r in files.items()
-            if r.synced and p not in local and options.filters.accepts_path(p) and readable(p)
+            # an ignored file or one the scan could not see is not deleted: it is left alone
+            if r.synced and p not in local and accepts(p) and readable(p) and not unseen(p)
         ]
         deleted = missing if options.propagate_deletions else []
         if not options.propagate_deletions:
@@ -445,15 +478,25 @@ class Engine:
         fresh = self.state.get_meta("prev_seq")
         return last_seq if fresh is None else int(fresh)
 
-    def _scan(self) -> tuple[dict[str, FileStat], list[str], list[str]]:
+    def _scan(self, report: RoundReport) -> tuple[dict[str, FileStat], list[str], list[str]]:
         """The local files, escale's temporary files and the names that cannot be synced,
-        from the prescan if there is one."""
+        from the prescan if there is one (the symlinks and unreadable files go to
+        ``report``)."""
         if self.prescan is not None:
             prescan, self.prescan = self.prescan, None  # used once: later rounds scan anew
-            return prescan.result(), prescan.temp_files, prescan.unnamed
+            found = prescan.result()
+            report.skipped_symlinks, report.unreadable = prescan.symlinks, prescan.unreadable
+            return found, prescan.temp_files, prescan.unnamed
         leftovers: list[str] = []
         unnamed: list[str] = []
-        found = scan(self.options.root, self.options.filters, leftovers, unnamed)
+        found = scan(
+            self.options.root,
+            self.filters,
+            leftovers,
+            unnamed,
+            report.skipped_symlinks,
+            report.unreadable,
+        )
         return found, leftovers, unnamed
 
     def _snapshot_requests(self, states: dict[str, ClientState]) -> list[str]:
@@ -568,7 +611,7 @@ class Engine:
     def _puller(self, scanned: Optional[dict[str, FileStat]]) -> Puller:
         options = PullOptions(
             self.options.mode,
-            self.options.filters,
+            self.filters,
             self.options.propagate_deletions,
             self.options.restore_mtime,
             self._writable(),
@@ -666,3 +709,22 @@ class Engine:
         if report.versioned or now - last > 3600:
             clean_versions(self.options.root, self.options.versions, now)
             self.state.set_meta("versions_cleaned", now)
+
+
+def unreadable_message(path: str) -> str:
+    """The error line of a file or folder (``path/``) that cannot be read."""
+    kind = "folder" if path.endswith("/") else "file"
+    return (
+        f"local {kind} {shown_name(path.rstrip('/'))}: permission denied, not synced; "
+        "fix its permissions"
+    )
+
+
+def _unseen(unreadable: list[str]) -> Callable[[str], bool]:
+    """Whether a path is one the scan could not see (an unreadable file, or inside an
+    unreadable folder): its absence from the scan is no deletion."""
+    if not unreadable:
+        return lambda path: False
+    files = {p for p in unreadable if not p.endswith("/")}
+    folders = tuple(p for p in unreadable if p.endswith("/"))
+    return lambda path: path in files or path.startswith(folders)

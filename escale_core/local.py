@@ -9,11 +9,13 @@ import shutil
 import stat
 import threading
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, NamedTuple, Optional, Union
 
 from .checksum import Hasher
+from .errors import LocalFolderError
+from .ignore import IGNORE_FILE, IgnoreRules, load_ignore
 from .patterns import Pattern, matches_any
 
 TEMP_PREFIX = ".escale-tmp-"
@@ -34,18 +36,23 @@ class FileStat(NamedTuple):
 
 @dataclass
 class Filters:
-    """Which files and folders are synced. Hidden names (starting with ".") never are."""
+    """Which files and folders are synced. Hidden names (starting with ".") never are, except
+    the ``.escaleignore`` of the root, which always is."""
 
     file_types: list[str]
     include: list[Pattern]
     exclude: list[Pattern]
     include_directories: list[Pattern]
     exclude_directories: list[Pattern]
+    #: the rules of the folder's ``.escaleignore``, on top of the patterns (:func:`with_ignore`)
+    ignore: Optional[IgnoreRules] = None
 
     def accepts_dir(self, relpath: str) -> bool:
         """Whether to enter folder ``relpath``."""
         name = relpath.rsplit("/", 1)[-1]
         if name.startswith("."):
+            return False
+        if self.ignore is not None and self.ignore.ignores_dir(relpath):
             return False
         if matches_any(self.exclude_directories, name) or matches_any(
             self.exclude_directories, relpath
@@ -74,12 +81,17 @@ class Filters:
             or self.exclude
             or self.include_directories
             or self.exclude_directories
+            or self.ignore is not None
         )
 
     def accepts_file(self, relpath: str) -> bool:
         """Whether file ``relpath`` is synced (its folders being accepted)."""
+        if relpath == IGNORE_FILE:  # every client applies the same patterns
+            return True
         name = relpath.rsplit("/", 1)[-1]
         if name.startswith("."):
+            return False
+        if self.ignore is not None and self.ignore.ignores_file(relpath):
             return False
         if self.file_types and (
             "." not in name or name.rsplit(".", 1)[-1].lower() not in self.file_types
@@ -92,11 +104,21 @@ class Filters:
     def accepts_path(self, relpath: str) -> bool:
         """Whether a file path (with its folders) is synced."""
         if self.accepts_all:
-            return not relpath.startswith(".") and "/." not in relpath
+            return relpath == IGNORE_FILE or not (relpath.startswith(".") or "/." in relpath)
         parts = relpath.split("/")
         return all(
             self.accepts_dir("/".join(parts[: i + 1])) for i in range(len(parts) - 1)
         ) and self.accepts_file(relpath)
+
+
+def with_ignore(filters: Filters, root: Path) -> Filters:
+    """``filters`` with the rules of ``root``'s ``.escaleignore`` as it is now (read again
+    each round: it is synced, so another client may have changed it).
+
+    :raises IgnoreFileError: the file cannot be read or holds an invalid pattern.
+    """
+    rules = load_ignore(root)
+    return filters if rules is filters.ignore else replace(filters, ignore=rules)
 
 
 def scan(
@@ -104,6 +126,8 @@ def scan(
     filters: Filters,
     temp_files: Optional[list[str]] = None,
     unnamed: Optional[list[str]] = None,
+    symlinks: Optional[list[str]] = None,
+    unreadable: Optional[list[str]] = None,
 ) -> dict[str, FileStat]:
     """Regular files under ``root`` that pass ``filters``; symlinks are not followed.
 
@@ -115,6 +139,12 @@ def scan(
         them (:func:`remove_temp` deletes them).
     :param unnamed: if given, the relative paths of files and folders whose name is not valid
         UTF-8 are appended to it (they are never synced: a relay path is UTF-8 text).
+    :param symlinks: if given, the relative paths of the symlinks the filters accept are
+        appended to it (never followed nor synced).
+    :param unreadable: if given, the relative paths of the files and folders that cannot be
+        read (permission denied) are appended to it, folders with a trailing ``/``.
+    :raises LocalFolderError: ``root`` itself cannot be listed (a scan that saw nothing
+        would take every file for deleted).
     """
     found: dict[str, FileStat] = {}
     accept_dir = None if filters.accepts_all else filters.accepts_dir
@@ -123,21 +153,15 @@ def scan(
     pending = [("", str(root))]
     while pending:
         prefix, folder = pending.pop()
-        try:  # the root may be a symlink to the synced folder; folders below it may not
-            fd = os.open(folder, _DIR_FLAGS | (_NOFOLLOW if prefix else 0))
-        except OSError:
-            continue  # gone, replaced by a symlink or a file, or unreadable since listed
+        fd = _open_folder(folder, prefix, unreadable)
+        if fd is None:
+            continue
         try:
             with os.scandir(fd) as entries:
                 for entry in entries:
                     name = entry.name
-                    if name[0] == ".":  # hidden names are never synced
-                        if (
-                            temp_files is not None
-                            and name.startswith(TEMP_PREFIX)
-                            and not entry.is_symlink()
-                        ):
-                            temp_files.append(f"{folder}/{name}")  # a file or a new folder
+                    if name[0] == ".":  # hidden names are never synced (but .escaleignore)
+                        _hidden(entry, prefix, folder, found, temp_files)
                         continue
                     rel = prefix + name
                     if not name.isascii() and not _utf8(name):
@@ -147,17 +171,65 @@ def scan(
                     if entry.is_dir(follow_symlinks=False):
                         if accept_dir is None or accept_dir(rel):
                             pending.append((rel + "/", f"{folder}/{name}"))
-                    elif entry.is_file(follow_symlinks=False) and (
-                        accept_file is None or accept_file(rel)
+                    elif entry.is_file(follow_symlinks=False):
+                        if accept_file is None or accept_file(rel):
+                            try:
+                                info = entry.stat(follow_symlinks=False)
+                            except FileNotFoundError:  # deleted since listed
+                                continue
+                            except PermissionError:  # a folder that may be listed, not searched
+                                if unreadable is not None:
+                                    unreadable.append(rel)
+                                continue
+                            found[rel] = new(
+                                FileStat, (info.st_size, info.st_mtime_ns, info.st_ino)
+                            )
+                    elif (
+                        symlinks is not None
+                        and entry.is_symlink()
+                        and (accept_file is None or accept_file(rel))
                     ):
-                        try:
-                            info = entry.stat(follow_symlinks=False)
-                        except FileNotFoundError:  # deleted since listed
-                            continue
-                        found[rel] = new(FileStat, (info.st_size, info.st_mtime_ns, info.st_ino))
+                        symlinks.append(rel)
         finally:
             os.close(fd)
     return found
+
+
+def _open_folder(folder: str, prefix: str, unreadable: Optional[list[str]]) -> Optional[int]:
+    """A descriptor on ``folder`` to list it, or ``None`` when it cannot be."""
+    try:  # the root may be a symlink to the synced folder; folders below it may not
+        return os.open(folder, _DIR_FLAGS | (_NOFOLLOW if prefix else 0))
+    except PermissionError:
+        if not prefix:
+            raise LocalFolderError(
+                f"local folder {folder}: permission denied; nothing was synced and nothing "
+                "deleted: fix its permissions"
+            ) from None
+        if unreadable is not None:
+            unreadable.append(prefix)
+        return None
+    except OSError:
+        return None  # gone, replaced by a symlink or a file since listed
+
+
+def _hidden(
+    entry: os.DirEntry[str],
+    prefix: str,
+    folder: str,
+    found: dict[str, FileStat],
+    temp_files: Optional[list[str]],
+) -> None:
+    """A hidden entry: the root's ``.escaleignore`` is synced, escale's temporary files are
+    noted (to be removed), anything else is left alone."""
+    name = entry.name
+    if name == IGNORE_FILE and not prefix and entry.is_file(follow_symlinks=False):
+        try:
+            info = entry.stat(follow_symlinks=False)
+        except OSError:
+            return
+        found[name] = FileStat(info.st_size, info.st_mtime_ns, info.st_ino)
+    elif temp_files is not None and name.startswith(TEMP_PREFIX) and not entry.is_symlink():
+        temp_files.append(f"{folder}/{name}")  # a file or a new folder
 
 
 def _utf8(name: str) -> bool:
@@ -201,18 +273,28 @@ class BackgroundScan:
     key derivation and the relay's I/O release the GIL, so they cost the scan nothing."""
 
     def __init__(self, root: Path, filters: Filters) -> None:
+        """Start scanning ``root``.
+
+        :raises IgnoreFileError: its ``.escaleignore`` cannot be read or is invalid (read
+            now, so that the round and its scan apply the same rules: :attr:`filters`).
+        """
+        self.filters = with_ignore(filters, root)
         self.temp_files: list[str] = []
         self.unnamed: list[str] = []
+        self.symlinks: list[str] = []
+        self.unreadable: list[str] = []
         self._found: dict[str, FileStat] = {}
         self._error: Optional[BaseException] = None
         self._thread = threading.Thread(
-            target=self._run, args=(root, filters), name="escale-scan", daemon=True
+            target=self._run, args=(root, self.filters), name="escale-scan", daemon=True
         )
         self._thread.start()
 
     def _run(self, root: Path, filters: Filters) -> None:
         try:
-            self._found = scan(root, filters, self.temp_files, self.unnamed)
+            self._found = scan(
+                root, filters, self.temp_files, self.unnamed, self.symlinks, self.unreadable
+            )
         except BaseException as exc:  # re-raised in the round's thread by result()
             self._error = exc
 

@@ -15,6 +15,7 @@ from typing import Any, NoReturn
 import zstandard
 
 from .errors import IntegrityError, UnsupportedFormatError
+from .ignore import IGNORE_FILE
 from .vectors import Vector
 
 MANIFEST_VERSION = 2
@@ -28,11 +29,16 @@ _DRIVE = re.compile(r"^[A-Za-z]:")
 def safe_path(path: Any) -> str:
     """Return ``path`` if it is a safe relative path inside the local folder.
 
+    The one hidden name allowed is the root's ``.escaleignore``: it is synced, so that every
+    client ignores the same paths.
+
     :raises IntegrityError: absolute, ``..``, ``.``, empty or hidden component, NUL, backslash,
         drive letter, or not a string.
     """
     if type(path) is str and path and _UNSAFE.search(path) is None:  # one regex per path
         return path
+    if path == IGNORE_FILE:
+        return IGNORE_FILE
     _refuse_path(path)
 
 

@@ -21,7 +21,7 @@ from .checksum import Hasher
 from .crypto import KIND_CHUNK, KIND_PACK
 from .errors import IntegrityError, RelayError
 from .history import FileRecord, LocalState, Tombstone
-from .local import FileStat, hash_file, stat_file
+from .local import FileStat, stat_file
 from .manifest import Deletion, FileEntry, Manifest, ObjectRef
 from .repository import Repository, data_name
 from .vectors import Vector, bump, dumps, loads
@@ -65,6 +65,10 @@ class PushResult:
     deleted: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     over_quota: list[str] = field(default_factory=list)
+    #: files that cannot be opened (permission denied): not sent
+    unreadable: list[str] = field(default_factory=list)
+    #: files changed while being read: not sent (the next round sends them)
+    changed: list[str] = field(default_factory=list)
     bytes: int = 0
     resumed: int = 0  # bytes of chunks reused from an interrupted attempt
 
@@ -270,6 +274,9 @@ class Pusher:
         source = f"{self._root}/{path}"
         try:
             fd = os.open(source, _READ_FLAGS)
+        except PermissionError:
+            self.result.unreadable.append(path)
+            return
         except OSError:
             return  # vanished (or replaced by a symlink) since the scan: the next round sees it
         try:
@@ -282,13 +289,34 @@ class Pusher:
                 self.result.over_quota.append(path)
                 return
             if info.size >= self.page_size:
-                self._add_big(path, Path(source), info, record)
+                self._add_big(path, fd, info, record)
                 return
             data = _read_all(fd, info.size)
         except OSError:
             return
         finally:
             os.close(fd)
+        if not self._still(path, info, len(data)):
+            return
+        self._add_small(path, data, info, record)
+
+    def _still(self, path: str, info: FileStat, read: int) -> bool:
+        """Whether the file at ``path`` is still the one that was just read, ``read`` bytes
+        (``info`` taken when it was opened): one changed meanwhile may have been read half
+        old, half new, so it is left for the next round (noted); one deleted meanwhile is not
+        sent."""
+        after = stat_file(f"{self._root}/{path}")
+        if after is None:
+            return False  # vanished: the next round's scan sees it gone
+        if after != info or read != info.size:
+            self.result.changed.append(path)
+            return False
+        return True
+
+    def _add_small(
+        self, path: str, data: bytes, info: FileStat, record: Optional[FileRecord]
+    ) -> None:
+        """Add a small file's content to the current pack (unless unchanged)."""
         digest = self.hasher()
         digest.update(data)
         checksum = digest.hexdigest()
@@ -365,43 +393,36 @@ class Pusher:
             return False
         return True
 
-    def _add_big(
-        self, path: str, source: Path, info: FileStat, record: Optional[FileRecord]
-    ) -> None:
-        """Chunk a big file, hashing while reading, so it is read once."""
+    def _add_big(self, path: str, fd: int, info: FileStat, record: Optional[FileRecord]) -> None:
+        """Chunk a big file, hashing while reading, so it is read once (through ``fd``, the
+        file opened without following a symlink)."""
         if record and record.synced and record.size == info.size and not self._resend(path):
             # probably touched, not changed: one hashing pass is cheaper than a re-upload
-            checksum = hash_file(source, self.hasher)
+            checksum = _hash_fd(fd, self.hasher)
             if checksum == record.synced:
-                self._unchanged(path, info, checksum, record)
+                if self._still(path, info, info.size):
+                    self._unchanged(path, info, checksum, record)
                 return
+            os.lseek(fd, 0, os.SEEK_SET)
         digest = self.hasher()
         pieces = []
         offset = 0
-        try:
-            with open(source, "rb") as f:
-                while True:
-                    block = f.read(self.page_size)
-                    if not block:
-                        break
-                    digest.update(block)
-                    index = len(self.manifest.objects)
-                    key = [path, info.size, info.mtime_ns, offset, len(block)]
-                    offset += len(block)
-                    compressed = self._store_chunk(index, key, block)
-                    self.manifest.objects.append(ObjectRef("chunk", len(block), compressed))
-                    pieces.append((index, 0, len(block)))
-        except OSError:
+        while block := _read_block(fd, self.page_size):
+            digest.update(block)
+            index = len(self.manifest.objects)
+            key = [path, info.size, info.mtime_ns, offset, len(block)]
+            offset += len(block)
+            compressed = self._store_chunk(index, key, block)
+            self.manifest.objects.append(ObjectRef("chunk", len(block), compressed))
+            pieces.append((index, 0, len(block)))
+        # (chunks of a file dropped here stay unnamed in the update: harmless, collected)
+        if not self._still(path, info, offset):
             return
-        size = sum(p[2] for p in pieces)
         checksum = digest.hexdigest()
         version, author, dot, gen, mtime, changed = self._version_of(
             record, path, checksum, info.mtime_ns
         )
-        entry = FileEntry(path, size, mtime, checksum, version, author, dot, gen, pieces)
-        after = stat_file(source)
-        if after is None or after.size != size or after.mtime_ns != info.mtime_ns:
-            return  # changed while being read: the next round sends the new version
+        entry = FileEntry(path, offset, mtime, checksum, version, author, dot, gen, pieces)
         self.manifest.files.append(entry)
         self._done.append((entry, info, changed))
 
@@ -421,6 +442,23 @@ def _read_all(fd: int, size: int) -> bytes:
     while block := os.read(fd, 1 << 20):
         parts.append(block)
     return b"".join(parts)
+
+
+def _read_block(fd: int, size: int) -> bytes:
+    """Up to ``size`` bytes from ``fd`` (fewer only at the end of the file)."""
+    parts = []
+    while size > 0 and (block := os.read(fd, min(size, 1 << 24))):
+        parts.append(block)
+        size -= len(block)
+    return b"".join(parts)
+
+
+def _hash_fd(fd: int, factory: Callable[[], Hasher]) -> str:
+    """Hex checksum of an open file, read from its current offset in 1 MiB blocks."""
+    hasher = factory()
+    while block := os.read(fd, 1 << 20):
+        hasher.update(block)
+    return hasher.hexdigest()
 
 
 def _chunk_key_matches(record: list[Any], key: list[Any]) -> bool:

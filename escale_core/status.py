@@ -2,27 +2,42 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 from .collect import Listing
 from .config import Config, SectionConfig
 from .engine import pullers_notice
 from .errors import EscaleError
 from .history import LocalState
-from .local import scan
+from .local import scan, with_ignore
 from .plugins import Plugins
 from .session import filters_for, open_section_relay, open_section_repository, section_state_dir
 
 
 def local_pending(section: SectionConfig, state: LocalState) -> tuple[int, int]:
-    """(changed or new files, deleted files) not pushed yet, from a stat-only scan."""
-    local = scan(section.path, filters_for(section))
+    """(changed or new files, deleted files) not pushed yet, from a stat-only scan (what the
+    ``.escaleignore`` ignores or the scan cannot read is not counted as deleted).
+
+    :raises IgnoreFileError: the ``.escaleignore`` cannot be read or is invalid.
+    """
+    filters = with_ignore(filters_for(section), section.path)
+    unreadable: list[str] = []
+    local = scan(section.path, filters, unreadable=unreadable)
     changed = 0
     for path, info in local.items():
         record = state.files.get(path)
         if record is None or not record.matches(info) or record.checksum != record.synced:
             changed += 1
-    deleted = sum(1 for p, r in state.files.items() if r.synced and p not in local)
+    folders = tuple(p for p in unreadable if p.endswith("/"))
+    deleted = sum(
+        1
+        for p, r in state.files.items()
+        if r.synced
+        and p not in local
+        and p not in unreadable
+        and not (folders and p.startswith(folders))
+        and filters.accepts_path(p)
+    )
     return changed, deleted
 
 
@@ -51,6 +66,7 @@ def section_status(config: Config, section: SectionConfig, plugins: Plugins) -> 
         "conflicts": conflicts,
         "clients_missing": None,
         "notices": [],
+        **_not_synced(last),
         "error": None,
     }
     try:
@@ -81,3 +97,18 @@ def section_status(config: Config, section: SectionConfig, plugins: Plugins) -> 
             raise
         status["error"] = str(exc)
     return status
+
+
+def _not_synced(last: Optional[dict[str, Any]]) -> dict[str, Any]:
+    """What the last round did not sync: symlinks (never synced) and unreadable files and
+    folders (``path/``): counts, and the first names."""
+    last = last or {}
+    named = last.get("not_synced", {})
+    return {
+        "skipped_symlinks": last.get("skipped_symlinks", 0),
+        "unreadable": last.get("unreadable", 0),
+        "not_synced": {
+            "symlinks": named.get("symlinks", []),
+            "unreadable": named.get("unreadable", []),
+        },
+    }

@@ -7,7 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from escale_core.local import TEMP_PREFIX, BackgroundScan, Filters, scan, start_writeback
+from escale_core.ignore import IGNORE_FILE, IgnoreFileError
+from escale_core.local import (
+    TEMP_PREFIX,
+    BackgroundScan,
+    Filters,
+    scan,
+    start_writeback,
+    with_ignore,
+)
+from escale_core.patterns import compile_pattern
 
 NO_FILTERS = Filters([], [], [], [], [])
 
@@ -82,3 +91,44 @@ def test_writeback_keeps_the_content(tmp_path: Path) -> None:
         start_writeback(out.fileno())
         out.write(b"tail")
     assert path.read_bytes() == data + b"tail"
+
+
+def test_scan_applies_escaleignore_and_keeps_the_file_itself(tmp_path: Path) -> None:
+    for rel in ["keep.txt", "x.log", "build/out.o", "src/build/deep.o", "src/a.c", "cache/c"]:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(rel)
+    (tmp_path / IGNORE_FILE).write_text("# comment\nbuild/\n*.log\n/cache\n")
+    filters = with_ignore(NO_FILTERS, tmp_path)
+    assert set(scan(tmp_path, filters)) == {IGNORE_FILE, "keep.txt", "src/a.c"}
+    assert filters.accepts_path(IGNORE_FILE) and filters.accepts_path("src/a.c")
+    assert not filters.accepts_path("src/build/deep.o") and not filters.accepts_path("a/b.log")
+    assert not filters.accepts_path("cache/c") and filters.accepts_path("src/cache/c")
+    # the section's own filters never hide the .escaleignore
+    typed = with_ignore(Filters(["c"], [], [], [], []), tmp_path)
+    assert set(scan(tmp_path, typed)) == {IGNORE_FILE, "src/a.c"}
+
+
+def test_an_empty_or_comment_only_escaleignore_costs_the_scan_nothing(tmp_path: Path) -> None:
+    assert with_ignore(NO_FILTERS, tmp_path) is NO_FILTERS
+    (tmp_path / IGNORE_FILE).write_text("# nothing yet\n\n")
+    assert with_ignore(NO_FILTERS, tmp_path).accepts_all
+
+
+def test_an_invalid_escaleignore_line_is_named(tmp_path: Path) -> None:
+    (tmp_path / IGNORE_FILE).write_text("ok/\n\n!\n")
+    with pytest.raises(IgnoreFileError, match=r"\.escaleignore line 3: invalid pattern '!'"):
+        with_ignore(NO_FILTERS, tmp_path)
+
+
+def test_scan_reports_symlinks_it_does_not_follow(tmp_path: Path) -> None:
+    (tmp_path / "f.txt").write_text("x")
+    (tmp_path / "sub").mkdir()
+    os.symlink("../f.txt", tmp_path / "sub" / "link.txt")
+    os.symlink("/", tmp_path / "root-link")
+    os.symlink("f.txt", tmp_path / ".hidden-link")
+    symlinks: list[str] = []
+    assert set(scan(tmp_path, NO_FILTERS, symlinks=symlinks)) == {"f.txt"}
+    assert sorted(symlinks) == ["root-link", "sub/link.txt"]
+    excluded: list[str] = []
+    scan(tmp_path, Filters([], [], [compile_pattern("*.txt")], [], []), symlinks=excluded)
+    assert excluded == ["root-link"]  # a symlink the filters exclude is not reported

@@ -5,11 +5,24 @@ taken from a missing folder, never a new repository in place of a lost one."""
 
 from __future__ import annotations
 
+import json
 import os
+import pwd
 import shutil
+import subprocess
+import tempfile
 from pathlib import Path
+from typing import Callable
 
-from .clients import Cluster, tree
+import pytest
+
+from escale_core.cli.output import changed_while_read_message, summary
+from escale_core.config import load_config
+from escale_core.engine import RoundReport
+from escale_core.plugins import get_plugins
+from escale_core.session import sync_section
+
+from .clients import Client, Cluster, tree
 
 T0 = 1_600_000_000_000_000_000
 
@@ -138,3 +151,215 @@ def test_another_repository_in_the_relay_folder_is_refused(cluster: Cluster) -> 
     run = a.sync(check=False)
     assert run.returncode == 1 and "not the header this client joined" in run.stderr, run.stderr
     assert not (a.root / "theirs.txt").exists()
+
+
+# -- .escaleignore --------------------------------------------------------------------------
+
+
+def test_escaleignore_is_synced_and_ignored_paths_are_neither_sent_nor_applied(
+    cluster: Cluster,
+) -> None:
+    a, b = cluster.add("alice"), cluster.add("bob")
+    a.write("notes.log", "shared log, v1")
+    a.write("src/main.c", "int main;")
+    a.sync()
+    b.sync()
+    a.write(".escaleignore", "# build output\nbuild/\n*.log\n")
+    a.write("build/out.o", "alice's object")
+    a.sync()
+    b.write("notes.log", "bob's log, v2")  # bob still syncs it: he has not pulled the rules
+    b.write("build/out.o", "bob's object")  # a synced file of bob's until the rules arrive
+    b.sync()
+    assert (b.root / ".escaleignore").read_text() == "# build output\nbuild/\n*.log\n"
+    a.sync()
+    # alice ignores *.log: bob's change is not applied, her file is left as it is
+    assert (a.root / "notes.log").read_text() == "shared log, v1"
+    assert (a.root / "build/out.o").read_text() == "alice's object"
+    # a deleted ignored file is no deletion for the others
+    (a.root / "notes.log").unlink()
+    shutil.rmtree(a.root / "build")
+    assert "deleted" not in a.sync().stdout
+    b.sync()
+    assert (b.root / "notes.log").read_text() == "bob's log, v2"
+    assert (b.root / "build/out.o").read_text() == "bob's object"
+    # what is not ignored still syncs both ways
+    b.write("src/util.c", "int util;")
+    b.sync()
+    a.sync()
+    assert (a.root / "src/util.c").read_text() == "int util;"
+    assert not (a.root / "notes.log").exists() and not (a.root / "build").exists()
+
+
+def test_an_invalid_escaleignore_line_stops_the_section_in_one_line(cluster: Cluster) -> None:
+    a, b = cluster.add("alice"), cluster.add("bob")
+    a.write("kept.txt", "x")
+    a.write(".escaleignore", "*.tmp\n!\n")
+    run = a.sync(check=False)
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "Traceback" not in run.stderr
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"{a.root / '.escaleignore'} line 2: invalid pattern '!'" in lines[0]
+    b.sync()
+    assert tree(b.root) == {}  # nothing was synced
+    (a.root / ".escaleignore").write_bytes(b"*.tmp\n\xff\xfe\n")
+    run = a.sync(check=False)
+    assert run.returncode == 1 and "cannot be read (not utf-8 text)" in run.stderr, run.stderr
+    (a.root / ".escaleignore").write_text("*.tmp\n")
+    a.sync()
+    b.sync()
+    assert sorted(tree(b.root)) == [".escaleignore", "kept.txt"]
+
+
+# -- symlinks and unreadable files ----------------------------------------------------------
+
+
+def test_symlinks_are_counted_and_named_not_skipped_in_silence(cluster: Cluster) -> None:
+    a, b = cluster.add("alice"), cluster.add("bob")
+    a.write("real.txt", "content")
+    os.symlink("real.txt", a.root / "link.txt")
+    os.symlink("/etc", a.root / "etc-link")
+    run = a.sync()
+    assert "2 symlinks not synced" in run.stdout and "; in sync" in run.stdout, run.stdout
+    verbose = subprocess.run(
+        [*a.command("-v", "sync", a.section)], capture_output=True, text=True, env=a.env
+    )
+    assert verbose.returncode == 0, verbose.stderr
+    assert "  symlink, not synced  link.txt" in verbose.stdout.splitlines()
+    assert "  symlink, not synced  etc-link" in verbose.stdout.splitlines()
+    status = subprocess.run(
+        [*a.command("status", "--json")], capture_output=True, text=True, env=a.env
+    )
+    data = json.loads(status.stdout)[a.section]
+    assert data["skipped_symlinks"] == 2 and data["unreadable"] == 0
+    assert sorted(data["not_synced"]["symlinks"]) == ["etc-link", "link.txt"]
+    human = subprocess.run([*a.command("status")], capture_output=True, text=True, env=a.env)
+    assert "  last round: 2 symlinks not synced" in human.stdout.splitlines(), human.stdout
+    b.sync()
+    assert sorted(tree(b.root)) == ["real.txt"]
+
+
+def _unprivileged(cluster_base: Path) -> list[str]:
+    """The command prefix that runs escale as a user for whom chmod 000 means unreadable:
+    the user ``nobody`` when the tests run as root (given ``cluster_base``), else nothing."""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as root without setpriv: chmod 000 cannot make a file unreadable")
+    nobody = pwd.getpwnam("nobody")
+    for path in [cluster_base, *cluster_base.rglob("*")]:
+        os.chown(path, nobody.pw_uid, nobody.pw_gid, follow_symlinks=False)
+    return [setpriv, f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}", "--clear-groups"]
+
+
+def test_unreadable_files_and_folders_are_errors_and_never_taken_for_deleted(
+    isolated_env: dict[str, str],
+) -> None:
+    base = Path(tempfile.mkdtemp(prefix="escale-perm-"))  # reachable by nobody, unlike tmp_path
+    try:
+        base.chmod(0o755)
+        env = {**isolated_env, "HOME": str(base / "home")}
+        cluster = Cluster(base / "clients", f"file://{base / 'relay'}", env)
+        a, b = cluster.add("alice"), cluster.add("bob")
+        a.write("good.txt", "fine")
+        a.write("secret.txt", "v1")
+        a.write("private/p.txt", "private")
+        prefix = _unprivileged(base)
+
+        def sync_a() -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [*prefix, *a.command("sync", a.section)], capture_output=True, text=True, env=env
+            )
+
+        assert sync_a().returncode == 0
+        b.sync()
+        a.write("secret.txt", "v2")
+        (a.root / "secret.txt").chmod(0)
+        (a.root / "private").chmod(0)
+        run = sync_a()
+        assert run.returncode == 1, run.stdout + run.stderr
+        assert "Traceback" not in run.stderr
+        errors = sorted(line for line in run.stderr.splitlines() if "permission denied" in line)
+        assert errors == [
+            "escale: error: [shared] local file secret.txt: permission denied, not synced; "
+            "fix its permissions",
+            "escale: error: [shared] local folder private: permission denied, not synced; "
+            "fix its permissions",
+        ], errors
+        assert "1 unreadable file and 1 unreadable folder not synced" in run.stdout, run.stdout
+        assert "deleted" not in run.stdout
+        b.sync()
+        assert (b.root / "private/p.txt").read_text() == "private"  # never taken for deleted
+        assert (b.root / "secret.txt").read_text() == "v1"
+        (a.root / "secret.txt").chmod(0o644)
+        (a.root / "private").chmod(0o755)
+        assert sync_a().returncode == 0
+        b.sync()
+        assert (b.root / "secret.txt").read_text() == "v2"
+    finally:
+        for path in [base, *base.rglob("*")]:
+            if not path.is_symlink():
+                path.chmod(0o755)
+        shutil.rmtree(base)
+
+
+# -- files changed or deleted while the push reads them ---------------------------------------
+
+
+def _round_with_hook(client: Client, hook: Callable[[], None]) -> RoundReport:
+    """One round of ``client`` in this process, ``hook`` run once when the first chunk has
+    been read and uploaded (the rest of the file is still to be read)."""
+    plugins = get_plugins()
+    config = load_config(client.config, plugins)
+    calls: list[int] = []
+
+    def progress(_: int) -> None:
+        if not calls:
+            hook()
+        calls.append(1)
+
+    return sync_section(config, config.section(client.section), plugins, progress=progress)
+
+
+def test_a_file_rewritten_while_read_is_not_sent_until_the_next_round(cluster: Cluster) -> None:
+    a, b = cluster.add("alice", extra='max_page_size = "64KiB"'), cluster.add("bob")
+    a.write("small.txt", "small")
+    big = a.write("big.bin", os.urandom(300_000), mtime=T0 / 1e9)
+    final = os.urandom(300_000)
+
+    def rewrite() -> None:
+        big.write_bytes(final)
+        os.utime(big, ns=(T0 + 10**9, T0 + 10**9))
+
+    report = _round_with_hook(a, rewrite)
+    assert report.changed_while_read == ["big.bin"] and report.pushed == ["small.txt"]
+    assert not report.errors
+    line = summary("shared", report)
+    assert "1 file changed while read: sent next round" in line and line.endswith("; in sync")
+    assert changed_while_read_message("big.bin") == (
+        "local file big.bin changed while it was read; it will be sent next round"
+    )
+    b.sync()
+    assert sorted(tree(b.root)) == ["small.txt"]  # never a half-old, half-new file
+    run = a.sync()
+    assert "pushed 1" in run.stdout and "changed while" not in run.stdout + run.stderr
+    b.sync()
+    assert (b.root / "big.bin").read_bytes() == final
+
+
+def test_a_file_deleted_while_read_is_neither_sent_nor_deleted_in_that_round(
+    cluster: Cluster,
+) -> None:
+    a, b = cluster.add("alice", extra='max_page_size = "64KiB"'), cluster.add("bob")
+    big = a.write("big.bin", b"v1" * 100_000)
+    a.sync()
+    b.sync()
+    big.write_bytes(b"v2" * 150_000)
+    report = _round_with_hook(a, big.unlink)
+    assert not report.pushed and not report.deleted_remote and not report.errors
+    assert not report.changed_while_read and report.in_sync
+    b.sync()
+    assert (b.root / "big.bin").read_bytes() == b"v1" * 100_000
+    a.sync()  # the next round's scan sees it gone: a deletion
+    b.sync()
+    assert not (b.root / "big.bin").exists()

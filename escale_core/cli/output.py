@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..engine import RoundReport
+from ..local import shown_name
 
 
 def human_size(size: float) -> str:
@@ -40,6 +41,12 @@ def summary(section: str, report: RoundReport) -> str:
         )
     if report.waiting:
         parts.append(f"waiting for a full re-send from {', '.join(report.waiting)}")
+    if report.changed_while_read:
+        changed = _count(len(report.changed_while_read), "file")
+        parts.append(f"{changed} changed while read: sent next round")
+    not_synced = not_synced_phrase(len(report.skipped_symlinks), report.unreadable)
+    if not_synced:
+        parts.append(not_synced)
     state = "in sync" if report.in_sync else "NOT in sync"
     return f"{section}: {', '.join(parts)}; relay {human_size(report.relay_usage)}; {state}"
 
@@ -55,4 +62,33 @@ def details(report: RoundReport) -> list[str]:
     lines += [f"  kept (local changes or access)  {p}" for p in report.kept]
     lines += [f"  changed during the pull, retried next round  {p}" for p in report.deferred]
     lines += [f"  waits for quota  {p}" for p in report.over_quota]
+    lines += [f"  changed while read, sent next round  {p}" for p in report.changed_while_read]
+    lines += [f"  symlink, not synced  {p}" for p in report.skipped_symlinks]
+    lines += [f"  unreadable, not synced  {p}" for p in report.unreadable]
     return lines
+
+
+def changed_while_read_message(path: str) -> str:
+    """The notice of a file that changed while the push read it (not an error)."""
+    return f"local file {shown_name(path)} changed while it was read; it will be sent next round"
+
+
+def _count(number: int, noun: str) -> str:
+    """``1 file``, ``2 files``."""
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
+def not_synced_phrase(symlinks: int, unreadable: list[str]) -> str:
+    """``2 symlinks and 1 unreadable file not synced`` (empty when there is none);
+    ``unreadable`` lists files, and folders with a trailing ``/``."""
+    folders = sum(1 for p in unreadable if p.endswith("/"))
+    counts = [
+        _count(symlinks, "symlink"),
+        _count(len(unreadable) - folders, "unreadable file"),
+        _count(folders, "unreadable folder"),
+    ]
+    shown = [text for text in counts if not text.startswith("0 ")]
+    if not shown:
+        return ""
+    listed = shown[0] if len(shown) == 1 else f"{', '.join(shown[:-1])} and {shown[-1]}"
+    return f"{listed} not synced"

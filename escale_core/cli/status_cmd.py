@@ -12,7 +12,7 @@ import typer
 from ..config import load_config
 from ..plugins import get_plugins
 from ..status import section_status
-from .output import human_size
+from .output import human_size, not_synced_phrase
 
 
 def _when(timestamp: Optional[float]) -> str:
@@ -21,8 +21,8 @@ def _when(timestamp: Optional[float]) -> str:
     return datetime.datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def format_status(s: dict[str, Any]) -> str:
-    """A few lines per section."""
+def format_status(s: dict[str, Any], verbose: bool = False) -> str:
+    """A few lines per section (``verbose``: the symlinks and unreadable files by name)."""
     usage = "unknown" if s["relay_usage"] is None else human_size(s["relay_usage"])
     down = "unknown" if s["pending_down"] is None else str(s["pending_down"])
     state = {True: "in sync", False: "NOT in sync", None: "-"}[s["last_in_sync"]]
@@ -35,6 +35,13 @@ def format_status(s: dict[str, Any]) -> str:
     ]
     lines += [f"  notice: {n}" for n in s["notices"]]
     lines += [f"  conflict: {c}" for c in s["conflicts"]]
+    named = s["not_synced"]
+    not_synced = not_synced_phrase(s["skipped_symlinks"], named["unreadable"])
+    if not_synced:
+        lines.append(f"  last round: {not_synced}")
+    if verbose:
+        lines += [f"  symlink, not synced: {p}" for p in named["symlinks"]]
+        lines += [f"  unreadable, not synced: {p}" for p in named["unreadable"]]
     lines += [f"  last error: {e}" for e in s["last_errors"]]
     if s["error"]:
         lines.append(f"  relay error: {s['error']}")
@@ -60,5 +67,6 @@ def register(app: typer.Typer) -> None:
         if as_json:  # keyed by section, as ``sync --json``
             typer.echo(json.dumps({s["section"]: s for s in results}, indent=2))
         else:
-            typer.echo("\n".join(format_status(s) for s in results))
+            verbose = ctx.obj.verbosity > 0
+            typer.echo("\n".join(format_status(s, verbose) for s in results))
         sys.exit(1 if any(s["error"] for s in results) else 0)

@@ -15,7 +15,7 @@ from ..errors import EscaleError, UsageError
 from ..history import TimeQuotaController
 from ..plugins import get_plugins
 from ..session import sync_section
-from .output import details, summary
+from .output import changed_while_read_message, details, summary
 from .progress import RoundProgress
 
 log = logging.getLogger("escale")
@@ -63,6 +63,8 @@ def run_rounds(
             continue
         for error in report.errors:
             log.error("[%s] %s", name, error)
+        for path in report.changed_while_read:
+            log.warning("[%s] %s", name, changed_while_read_message(path))
         if verbosity >= 0:
             typer.echo(summary(name, report))
         if verbosity > 0:
