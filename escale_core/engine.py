@@ -67,6 +67,8 @@ class SyncOptions:
     #: until then an update older than the deletion that is still on the relay (waiting for
     #: more pullers) cannot bring the file back to a client that joins later
     tombstone_age: float = 30 * 86400
+    #: decide everything, change nothing (``escale sync --dry-run``)
+    dry_run: bool = False
 
 
 @dataclass
@@ -108,6 +110,8 @@ class RoundReport:
     notices: list[str] = field(default_factory=list)
     #: how many more clients must join before this client's updates can leave the relay
     clients_missing: int = 0
+    #: nothing was changed: the lists say what a round would do
+    dry_run: bool = False
 
     @property
     def in_sync(self) -> bool:
@@ -173,15 +177,19 @@ class Engine:
             raise IntegrityError(f"relay data uses checksum '{algorithm}': {exc}") from None
 
     def run_round(self) -> RoundReport:
-        """One round; relay errors propagate after local state is saved."""
-        report = RoundReport()
+        """One round; relay errors propagate after local state is saved.
+
+        A dry run (``options.dry_run``) decides everything and changes nothing: the report
+        says what a round would push, pull, delete and keep as conflicts."""
+        report = RoundReport(dry_run=self.options.dry_run)
+        dry = self.options.dry_run
         root = self.options.root
         self._check_folder()
         # the prescan read .escaleignore when it started: the round applies the same rules
         prescan = self.prescan
         self.filters = prescan.filters if prescan else with_ignore(self.options.filters, root)
         self._check_repository()
-        if self.options.mode == "download":  # otherwise the push's scan removes them
+        if self.options.mode == "download" and not dry:  # else the push's scan removes them
             remove_temp_files(root)
         # Client states first, then the listing: an update published in between is then in
         # the listing, so its data is never taken for an orphan.
@@ -194,23 +202,47 @@ class Engine:
         acks: dict[str, int] = self.state.get_meta("acks", {})
         want_full: dict[str, int] = self.state.get_meta("want_full", mine.want_full)
         last_seq = self._last_seq(listing, states, mine, want_full)
-        collect.remove_orphans(self.repo, self.state, listing, self.me, acks, last_seq + 1)
-        # A client whose local state was lost pulls first: its files then meet the versions
-        # they are (merged, nothing sent again) before anything of them is pushed as new.
-        rejoin = bool(self.state.get_meta("rejoin")) and self.options.mode != "upload"
+        if not dry:
+            collect.remove_orphans(self.repo, self.state, listing, self.me, acks, last_seq + 1)
         try:
-            scanned = None
-            if rejoin:
-                self._pull(listing, states, acks, want_full, report, None, rejoin=True)
-                self.state.set_meta("rejoin", None)
-                self.prescan = None  # taken before that pull: its files would look deleted
-            if self.options.mode != "download":
-                last_seq, scanned = self._push(listing, states, last_seq, report)
-            if self.options.mode != "upload" and not rejoin:
-                self._pull(listing, states, acks, want_full, report, scanned)
+            last_seq = self._exchange(listing, states, acks, want_full, last_seq, report)
         finally:
-            mine = self._publish_state(acks, want_full, last_seq)
-        states[self.me] = mine
+            if not dry:
+                states[self.me] = self._publish_state(acks, want_full, last_seq)
+        if not dry:
+            self._tidy(listing, states, report)
+        others = len(set(states) - {self.me})
+        report.notices += pullers_notice(self.options.pullers, others)
+        report.clients_missing = max(0, self.options.pullers - others)
+        return report
+
+    def _exchange(
+        self,
+        listing: Listing,
+        states: dict[str, ClientState],
+        acks: dict[str, int],
+        want_full: dict[str, int],
+        last_seq: int,
+        report: RoundReport,
+    ) -> int:
+        """Push, then pull (a client whose local state was lost pulls first: its files then
+        meet the versions they are, merged, nothing sent again, before anything of them is
+        pushed as new); return the last sequence number."""
+        rejoin = bool(self.state.get_meta("rejoin")) and self.options.mode != "upload"
+        scanned = None
+        if rejoin:
+            self._pull(listing, states, acks, want_full, report, None, rejoin=True)
+            self.state.set_meta("rejoin", None)
+            self.prescan = None  # taken before that pull: its files would look deleted
+        if self.options.mode != "download":
+            last_seq, scanned = self._push(listing, states, last_seq, report)
+        if self.options.mode != "upload" and not rejoin:
+            self._pull(listing, states, acks, want_full, report, scanned)
+        return last_seq
+
+    def _tidy(self, listing: Listing, states: dict[str, ClientState], report: RoundReport) -> None:
+        """After the exchange: mark the folder, forget settled tombstones, collect what every
+        puller has, apply the versions policy, measure the relay and remember the round."""
         self._mark_folder()
         collect.forget_stable_tombstones(
             self.state, listing, states, self.me, self.options.tombstone_age
@@ -218,13 +250,9 @@ class Engine:
         report.collected = collect.collect_updates(
             self.repo, self.state, listing, states, self.me, self.options.pullers
         )
-        others = len(set(states) - {self.me})
-        report.notices += pullers_notice(self.options.pullers, others)
-        report.clients_missing = max(0, self.options.pullers - others)
         self._clean_versions(report)
         report.relay_usage = Listing.read(self.repo.relay.list_sizes("")).usage  # after it all
         self._save_last_round(report)
-        return report
 
     def _save_last_round(self, report: RoundReport) -> None:
         """What ``escale status`` shows of this round: its counts and errors, and the first
@@ -243,6 +271,11 @@ class Engine:
         re-created, and its files are never taken for deleted."""
         root = self.options.root
         if not self.state.get_meta("folder_marked"):
+            if self.options.dry_run and not root.is_dir():
+                raise LocalFolderError(
+                    f"local folder {root} does not exist yet: a dry run creates nothing (the "
+                    "first real sync creates it and pulls everything)"
+                )
             root.mkdir(parents=True, exist_ok=True)  # a new client: the folder may be new too
             return
         if not root.is_dir():
@@ -348,7 +381,7 @@ class Engine:
         """Push local changes (the whole index for a full update); return the last sequence
         number and what the scan saw."""
         local, leftovers, unnamed = self._scan(report)
-        for path in leftovers:  # temporary files and folders of a killed run
+        for path in leftovers if not self.options.dry_run else ():  # of a killed run
             remove_temp(path)
         report.errors += [
             f"local file {shown_name(path)}: its name is not valid UTF-8, so it is not "
@@ -370,6 +403,10 @@ class Engine:
             readable = self._readable()
             extra = announce.difference(changed)
             changed += sorted(p for p in extra if p in local and readable(p))
+        if self.options.dry_run:  # what would be sent: nothing is read, nothing written
+            report.pushed, report.deleted_remote = changed, deleted
+            report.bytes_up = sum(local[p].size for p in changed if p in local)
+            return last_seq, local
         plan = PushPlan(changed, deleted, requesters, local)
         result = self._build_update(listing, last_seq, plan, announce)
         report.pushed, report.deleted_remote = result.pushed, result.deleted
@@ -629,6 +666,7 @@ class Engine:
             scanned,
         )
         puller.progress = self.options.progress
+        puller.dry_run = self.options.dry_run
         return puller
 
     def _pending_updates(

@@ -137,6 +137,8 @@ class Puller:
         self._final = False  # the second pass over entries that waited for a deletion
         self.result = PullResult()
         self.progress: Optional[Callable[[int], None]] = None
+        #: decide, report, change nothing (``escale sync --dry-run``)
+        self.dry_run = False
 
     # -- the local side ------------------------------------------------------------------
 
@@ -204,6 +206,9 @@ class Puller:
             )
         self._clearing = _cleared_by(manifest, self.options)
         plan = self._plan(manifest, None)
+        if self.dry_run:
+            self._preview(plan)
+            return True
         self._execute(manifest, plan)
         deferred = plan.deferred
         if plan.blocked:  # its deletions ran: now the files of the new type have their place
@@ -579,6 +584,13 @@ class Puller:
         for record in plan.records:
             record()
         self.state.commit()
+
+    def _preview(self, plan: _Plan) -> None:
+        """A dry run's result: what the plan would write and delete (nothing is fetched)."""
+        self.result.written += [w.target for w in plan.writes]
+        self.result.bytes += sum(w.entry.size for w in plan.writes)
+        self.result.deleted += [d.path for d in plan.deletes]
+        self.result.written += sorted(plan.blocked)  # placed once the deletions ran
 
     def _replaceable(self, write: _Write, final: str) -> bool:
         """Right before ``final`` is replaced: it must be what the decision saw; what it holds

@@ -131,3 +131,60 @@ def open_relay(address: RelayAddress, relays: Registry, **options: Any) -> Relay
     factory = relays.get(scheme).load()
     relay: Relay = factory(address, **options)
     return relay
+
+
+class ReadOnlyRelay(Relay):
+    """A relay seen without writing to it (``escale sync --dry-run``): reads go to ``inner``;
+    a write or a deletion is refused, so a dry run can never change the relay."""
+
+    def __init__(self, inner: Relay) -> None:
+        super().__init__(inner.address, **inner.options)
+        self.inner = inner
+        self.capabilities = inner.capabilities
+
+    def _refuse(self, name: str) -> RelayError:
+        return RelayError(f"dry run: nothing is written to the relay (not even {name})")
+
+    def list(self, prefix: str = "") -> list[str]:
+        """The inner relay's listing."""
+        return self.inner.list(prefix)
+
+    def list_sizes(self, prefix: str = "") -> dict[str, int]:
+        """The inner relay's listing with sizes."""
+        return self.inner.list_sizes(prefix)
+
+    def read_bytes(self, name: str) -> bytes:
+        """Read from the inner relay."""
+        return self.inner.read_bytes(name)
+
+    def read_stream(self, name: str) -> Iterator[bytes]:
+        """Read from the inner relay, streaming."""
+        return self.inner.read_stream(name)
+
+    def exists(self, name: str) -> bool:
+        """Whether the inner relay has ``name``."""
+        return self.inner.exists(name)
+
+    def modified(self, name: str) -> Optional[float]:
+        """The inner relay's modification time of ``name``."""
+        return self.inner.modified(name)
+
+    def write_bytes(self, name: str, data: bytes) -> None:
+        """Refused."""
+        raise self._refuse(name)
+
+    def write_stream(self, name: str, chunks: Iterable[bytes]) -> None:
+        """Refused."""
+        raise self._refuse(name)
+
+    def delete(self, name: str) -> None:
+        """Refused."""
+        raise self._refuse(name)
+
+    def create_exclusive(self, name: str, data: bytes) -> bool:
+        """Refused."""
+        raise self._refuse(name)
+
+    def close(self) -> None:
+        """Close the inner relay."""
+        self.inner.close()

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import fcntl
 import os
+import sqlite3
 import sys
+import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Callable, Optional
@@ -14,12 +16,12 @@ from typing import IO, Any, Callable, Optional
 from .checksum import resolve_checksum
 from .config import Config, SectionConfig
 from .engine import Engine, RoundReport, SyncOptions
-from .errors import EscaleError, LocalFolderError
+from .errors import EscaleError, LocalFolderError, RelayNotFoundError
 from .history import LocalState
 from .local import BackgroundScan, Filters, describe_os_error
 from .plugins import Plugins
-from .relay import Relay, open_relay
-from .repository import Repository, open_repository
+from .relay import ReadOnlyRelay, Relay, open_relay
+from .repository import HEADER, Repository, open_repository
 from .state import state_dir, state_file
 
 
@@ -168,6 +170,30 @@ def section_state_dir(config: Config) -> Path:
     return state_dir(config.globals.state_dir)
 
 
+def _dry_relay(section: SectionConfig, relay: Relay) -> Relay:
+    """The relay, read-only; a relay without a repository yet has nothing to compare with."""
+    if not relay.exists(HEADER):
+        relay.close()
+        raise RelayNotFoundError(
+            f"[{section.name}] relay {section.address.display()}: no repository there yet; a "
+            "dry run writes nothing, and the first real sync creates it"
+        )
+    return ReadOnlyRelay(relay)
+
+
+def _dry_state(section: str, folder: Path, scratch: Path) -> Path:
+    """The state folder a round works in: ``folder``, or for a dry run a copy of its
+    database in ``scratch`` (SQLite's backup: consistent even while another process reads)."""
+    source = state_file(section, folder)
+    if source.exists():
+        with (
+            closing(sqlite3.connect(source)) as db,
+            closing(sqlite3.connect(state_file(section, scratch))) as copy,
+        ):
+            db.backup(copy)
+    return scratch
+
+
 def sync_section(
     config: Config,
     section: SectionConfig,
@@ -175,16 +201,24 @@ def sync_section(
     force: bool = False,
     directory: Optional[Path] = None,
     progress: Optional[Callable[[int], None]] = None,
+    dry_run: bool = False,
 ) -> RoundReport:
-    """Run one round for ``section``."""
+    """Run one round for ``section``.
+
+    :param dry_run: decide everything, change nothing: the relay is only read, and the round
+        works on a copy of the local state, thrown away at the end."""
     folder = directory or section_state_dir(config)
-    with section_lock(section.name, folder):
+    with section_lock(section.name, folder), tempfile.TemporaryDirectory() as scratch:
         options = options_for(section, force, progress)
+        options.dry_run = dry_run
         pushes = options.mode != "download"
         prescan = BackgroundScan(options.root, options.filters) if pushes else None
         relay = open_section_relay(section, plugins)
         try:
-            state = LocalState(section.name, folder)
+            if dry_run:
+                relay = _dry_relay(section, relay)
+            where = _dry_state(section.name, folder, Path(scratch)) if dry_run else folder
+            state = LocalState(section.name, where)
             try:
                 kept = state.get_meta("header")
                 repo = open_section_repository(section, relay, plugins, kept)

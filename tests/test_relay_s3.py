@@ -234,7 +234,7 @@ def test_a_push_cut_by_a_server_crash_fails_in_one_line_and_the_next_round_resum
     assert_one_clear_failure(push, "127.0.0.1")
     s3_server_own.server.restart()  # the objects stored before the crash are back
     report = json.loads(a.sync("--json").stdout)["shared"]
-    assert report["bytes_up"] < BIG - 8 * MIB, "the stored chunks were sent again"
+    assert report["wire_up"] < BIG - 8 * MIB, "the stored chunks were sent again"
     assert report["bytes_resumed"] >= 8 * MIB
     b.sync()
     assert same_tree(a.root, b.root)

@@ -281,7 +281,7 @@ def test_server_killed_mid_push_fails_the_round_in_one_line_and_the_next_round_r
     retry = alice.sync("--json")
     report = json.loads(retry.stdout)["shared"]
     assert report["bytes_resumed"] >= 16 * MIB
-    assert report["bytes_up"] < 60 * MIB - 16 * MIB  # the stored chunks are not sent again
+    assert report["wire_up"] < 60 * MIB - 16 * MIB  # the stored chunks are not sent again
     bob.sync()
     assert same_tree(alice.root, bob.root)
 

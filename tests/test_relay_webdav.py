@@ -211,7 +211,7 @@ def test_a_server_killed_mid_push_fails_the_round_and_the_next_round_resumes(
     one_clear_error(run, "cannot connect to the WebDAV server")
     webdav_server_own.server.restart()
     retry = report(a)
-    assert isinstance(retry["bytes_up"], int) and retry["bytes_up"] < 50 * MIB, retry
+    assert isinstance(retry["wire_up"], int) and retry["wire_up"] < 50 * MIB, retry
     b.sync()
     assert same_tree(a.root, b.root)
     assert (b.root / "big.bin").read_bytes() == (a.root / "big.bin").read_bytes()

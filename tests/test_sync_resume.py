@@ -41,7 +41,7 @@ def test_a_killed_push_resumes_from_the_chunks_already_stored(cluster: Cluster) 
     run = a.sync("--json")
     report = json.loads(run.stdout)["shared"]
     assert report["bytes_resumed"] >= stored * 2 * MIB - 2 * MIB  # at most one chunk redone
-    assert report["bytes_up"] < 64 * MIB - report["bytes_resumed"] + 4 * MIB
+    assert report["wire_up"] < 64 * MIB - report["bytes_resumed"] + 4 * MIB
     b.sync()
     assert same_tree(a.root, b.root)
 

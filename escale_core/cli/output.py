@@ -17,13 +17,22 @@ def human_size(size: float) -> str:
 
 def summary(section: str, report: RoundReport) -> str:
     """One line per section and round."""
+    push, pull, delete = (
+        ("would push", "would pull", "would delete")
+        if report.dry_run
+        else (
+            "pushed",
+            "pulled",
+            "deleted",
+        )
+    )
     parts = [
-        f"pushed {len(report.pushed)} ({human_size(report.bytes_up)})",
-        f"pulled {len(report.pulled)} ({human_size(report.bytes_down)})",
+        f"{push} {len(report.pushed)} ({human_size(report.bytes_up)})",
+        f"{pull} {len(report.pulled)} ({human_size(report.bytes_down)})",
     ]
     if report.deleted_remote or report.deleted_local:
         parts.append(
-            f"deleted {len(report.deleted_remote)} remote / {len(report.deleted_local)} local"
+            f"{delete} {len(report.deleted_remote)} remote / {len(report.deleted_local)} local"
         )
     if report.conflicts:
         parts.append(f"{len(report.conflicts)} conflict(s) kept as .sync-conflict copies")
@@ -48,16 +57,19 @@ def summary(section: str, report: RoundReport) -> str:
     if not_synced:
         parts.append(not_synced)
     state = "in sync" if report.in_sync else "NOT in sync"
+    if report.dry_run:
+        state = "dry run: nothing was changed"
     return f"{section}: {', '.join(parts)}; relay {human_size(report.relay_usage)}; {state}"
 
 
 def details(report: RoundReport) -> list[str]:
     """One line per file touched (for -v)."""
     lines = [f"  notice: {n}" for n in report.notices]
-    lines += [f"  pushed  {p}" for p in report.pushed]
-    lines += [f"  deleted on relay  {p}" for p in report.deleted_remote]
-    lines += [f"  pulled  {p}" for p in report.pulled]
-    lines += [f"  deleted locally  {p}" for p in report.deleted_local]
+    would = "would be " if report.dry_run else ""
+    lines += [f"  {would}pushed  {p}" for p in report.pushed]
+    lines += [f"  {would}deleted on relay  {p}" for p in report.deleted_remote]
+    lines += [f"  {would}pulled  {p}" for p in report.pulled]
+    lines += [f"  {would}deleted locally  {p}" for p in report.deleted_local]
     lines += [f"  conflict  {p}" for p in report.conflicts]
     lines += [f"  kept (local changes or access)  {p}" for p in report.kept]
     lines += [f"  changed during the pull, retried next round  {p}" for p in report.deferred]

@@ -34,10 +34,16 @@ def _sections(config: Config, names: Optional[list[str]], all_: bool) -> list[st
 
 
 def run_rounds(
-    config: Config, names: list[str], *, force: bool, verbosity: int, as_json: bool
+    config: Config,
+    names: list[str],
+    *,
+    force: bool,
+    verbosity: int,
+    as_json: bool,
+    dry_run: bool = False,
 ) -> tuple[bool, bool]:
     """One round of each section; return whether all ended in sync, and whether anything
-    moved."""
+    moved (a dry run: whether all would end in sync)."""
     plugins = get_plugins()
     all_ok, moved = True, False
     results = {}
@@ -47,13 +53,16 @@ def run_rounds(
             with RoundProgress(
                 name, enabled=None if verbosity >= 0 and not as_json else False
             ) as bar:
-                report = sync_section(config, section, plugins, force=force, progress=bar)
+                report = sync_section(
+                    config, section, plugins, force=force, progress=bar, dry_run=dry_run
+                )
         except EscaleError as exc:
             if exc.exit_code == 2:
                 raise
             log.error("%s", exc)
             # the shape of a round's report, so that a reader handles one shape
-            results[name] = {**RoundReport().as_dict(), "error": str(exc), "in_sync": False}
+            failed = RoundReport(dry_run=dry_run).as_dict()
+            results[name] = {**failed, "error": str(exc), "in_sync": False}
             all_ok = False
             continue
         all_ok &= report.in_sync
@@ -91,6 +100,13 @@ def register(app: typer.Typer) -> None:
             help="Keep syncing, pausing adaptively between refresh/2 and refresh seconds.",
         ),
         force: bool = typer.Option(False, "--force", help="Propagate a mass deletion."),
+        dry_run: bool = typer.Option(
+            False,
+            "--dry-run",
+            "-n",
+            help="Say what would be pushed, pulled, deleted and kept as conflicts; change "
+            "nothing, locally or on the relay.",
+        ),
         as_json: bool = typer.Option(False, "--json", help="Print each round's report as JSON."),
     ) -> None:
         """One round: push local changes, pull others'; exit 0 when in sync.
@@ -100,11 +116,18 @@ def register(app: typer.Typer) -> None:
         """
         config = load_config(ctx.obj.config, get_plugins())
         names = _sections(config, sections, all_)
+        if dry_run and watch:
+            raise UsageError("--dry-run makes one round: it cannot be used with --watch")
         refresh = min(config.section(n).refresh for n in names)
         controller = TimeQuotaController(refresh)
         while True:
             ok, moved = run_rounds(
-                config, names, force=force, verbosity=ctx.obj.verbosity, as_json=as_json
+                config,
+                names,
+                force=force,
+                verbosity=ctx.obj.verbosity,
+                as_json=as_json,
+                dry_run=dry_run,
             )
             if not watch:
                 sys.exit(0 if ok else 1)
