@@ -7,6 +7,7 @@ never interprets them; escale's engine decides what they mean. Backend errors ar
 
 from __future__ import annotations
 
+import errno
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -115,7 +116,16 @@ def mapped_errors(what: str) -> Iterator[None]:
     except (ConnectionError, TimeoutError) as exc:
         raise RelayUnavailableError(f"{what}: {type(exc).__name__}: {exc}") from exc
     except OSError as exc:
-        raise RelayError(f"{what}: {exc}") from exc
+        hint = _RELAY_OS_HINTS.get(exc.errno or 0)
+        raise RelayError(f"{what}: {exc}{'; ' + hint if hint else ''}") from exc
+
+
+#: what to do about a storage error of the relay, by errno
+_RELAY_OS_HINTS = {
+    errno.ENOSPC: "the relay storage is full: free space there (or lower 'quota')",
+    errno.EDQUOT: "the relay storage's quota is full: free space there (or lower 'quota')",
+    errno.EROFS: "the relay storage is read-only: remount it read-write",
+}
 
 
 def open_relay(address: RelayAddress, relays: Registry, **options: Any) -> Relay:

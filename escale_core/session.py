@@ -16,13 +16,13 @@ from typing import IO, Any, Callable, Optional
 from .checksum import resolve_checksum
 from .config import Config, SectionConfig
 from .engine import Engine, RoundReport, SyncOptions
-from .errors import EscaleError, LocalFolderError, RelayNotFoundError
+from .errors import EscaleError, LocalFolderError, RelayError, RelayNotFoundError
 from .history import LocalState
 from .local import BackgroundScan, Filters, describe_os_error
 from .plugins import Plugins
 from .relay import ReadOnlyRelay, Relay, open_relay
 from .repository import HEADER, Repository, open_repository
-from .state import state_dir, state_file
+from .state import make_state_folder, state_dir, state_file, state_folder_error
 
 
 def filters_for(section: SectionConfig) -> Filters:
@@ -144,9 +144,13 @@ class SectionLock:
 @contextmanager
 def section_lock(section: str, directory: Path) -> Iterator[SectionLock]:
     """Hold the lock of ``section`` or fail naming the process that holds it."""
-    directory.mkdir(parents=True, exist_ok=True)
+    make_state_folder(directory)
     path = state_file(section, directory).with_suffix(".lock")
-    with open(path, "a+", encoding="utf-8") as handle:
+    try:
+        handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - closed by the with below
+    except OSError as exc:
+        raise state_folder_error(directory, exc) from None
+    with handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -225,7 +229,11 @@ def sync_section(
                 if kept is None:  # joined now: this header is the repository for good
                     state.set_meta("header", repo.header)
                 engine = Engine(repo, state, options, plugins.checksums, prescan)
-                return engine.run_round()
+                try:
+                    return engine.run_round()
+                except RelayError as exc:  # name the section and the relay, as opening does
+                    place = f"[{section.name}] relay {section.address.display()}"
+                    raise type(exc)(f"{place}: {exc}") from exc
             except OSError as exc:  # the relay edge maps its own: this one is local
                 raise LocalFolderError(
                     f"[{section.name}] {describe_os_error(exc, options.root)}"

@@ -104,12 +104,32 @@ def state_file(section: str, directory: Path) -> Path:
     return directory / f"{safe}-{digest}.sqlite"
 
 
+def make_state_folder(directory: Path) -> None:
+    """Create the state folder if needed.
+
+    :raises StateError: it cannot be created (read-only, permissions, a file in its place).
+    """
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise state_folder_error(directory, exc) from None
+
+
+def state_folder_error(directory: Path, exc: OSError) -> StateError:
+    """One line for a state folder escale cannot write."""
+    reason = (exc.strerror or type(exc).__name__).lower()
+    return StateError(
+        f"state folder {directory}: {reason}; make it writable, or set the global key "
+        "state_dir to a writable folder"
+    )
+
+
 def open_state(section: str, directory: Path) -> sqlite3.Connection:
     """Open (creating or upgrading) the state database of ``section``.
 
     :raises StateError: the database was written by a newer escale, or is not a database.
     """
-    directory.mkdir(parents=True, exist_ok=True)
+    make_state_folder(directory)
     path = state_file(section, directory)
     try:
         db = sqlite3.connect(path, isolation_level=None)

@@ -84,3 +84,37 @@ def test_a_read_only_folder_is_one_line_and_nothing_is_lost(
     subprocess.run(["mount", "-o", "remount,rw", str(b.root)], check=True)
     b.sync()
     assert tree(b.root) == tree(a.root)
+
+
+def test_a_read_only_relay_is_one_line_naming_the_section_and_the_relay(
+    cluster: Cluster, mounts: list[Path]
+) -> None:
+    relay = Path(cluster.relay.removeprefix("file://"))
+    relay.mkdir(parents=True, exist_ok=True)
+    _mount(relay, "size=10m")
+    mounts.append(relay)
+    a = cluster.add("alice")
+    a.write("first.txt", "first")
+    a.sync()
+    subprocess.run(["mount", "-o", "remount,ro", str(relay)], check=True)
+    a.write("second.txt", "second")
+    line = one_error(a.sync(check=False))
+    assert line.startswith(f"escale: error: [{a.section}] relay file://"), line
+    assert "read-only" in line and "remount it read-write" in line, line
+
+
+def test_a_state_folder_that_cannot_be_written_is_one_line(
+    cluster: Cluster, mounts: list[Path], tmp_path: Path
+) -> None:
+    a = cluster.add("alice")
+    state = tmp_path / "locked-state"
+    state.mkdir()
+    _mount(state, "size=64k", "ro")
+    mounts.append(state)
+    a.config.write_text(
+        a.config.read_text().replace(
+            a.config.read_text().splitlines()[0], f'state_dir = "{state / "escale"}"'
+        )
+    )
+    line = one_error(a.sync(check=False))
+    assert f"state folder {state / 'escale'}" in line and "state_dir" in line, line
