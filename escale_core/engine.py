@@ -136,6 +136,18 @@ class RoundReport:
         return {**data, "errors": list(self.errors), "in_sync": self.in_sync}
 
 
+def _report_push(result: PushResult, local: dict[str, FileStat], report: RoundReport) -> None:
+    """What a push did, into the round's report (file bytes from the scan)."""
+    report.pushed, report.deleted_remote = result.pushed, result.deleted
+    report.changed_while_read = result.changed
+    report.errors += [unreadable_message(path) for path in result.unreadable]
+    report.unreadable += result.unreadable
+    report.over_quota, report.wire_up = result.over_quota, result.bytes
+    report.bytes_up = sum(local[p].size for p in result.pushed if p in local)
+    report.bytes_resumed = result.resumed
+    report.seq = result.seq
+
+
 def pullers_notice(pullers: int, others: int) -> list[str]:
     """The notice when ``pullers`` is above the number of other clients that ever joined:
     each update then stays on the relay until more clients join."""
@@ -409,17 +421,15 @@ class Engine:
             return last_seq, local
         plan = PushPlan(changed, deleted, requesters, local)
         result = self._build_update(listing, last_seq, plan, announce)
-        report.pushed, report.deleted_remote = result.pushed, result.deleted
-        report.changed_while_read = result.changed
-        report.errors += [unreadable_message(path) for path in result.unreadable]
-        report.unreadable += result.unreadable
-        report.over_quota, report.wire_up = result.over_quota, result.bytes
-        report.bytes_up = sum(local[p].size for p in result.pushed if p in local)
-        report.bytes_resumed = result.resumed
+        _report_push(result, local, report)
         if result.seq is None:
             return last_seq, local
+        self._published(result, requesters)
+        return result.seq, local
+
+    def _published(self, result: PushResult, requesters: list[str]) -> None:
+        """Remember a published update: the number, its pullers, the full updates served."""
         self.state.set_meta("announce", [])
-        report.seq = result.seq
         self.state.set_meta("prev_seq", None)  # from now on: the previous number
         known = self.state.get_meta("known", {})
         known[f"{self.me}/{result.seq}"] = [self.options.pullers, requesters]
@@ -428,7 +438,6 @@ class Engine:
             served = self.state.get_meta("served", {})
             served.update({cid: result.seq for cid in requesters})
             self.state.set_meta("served", served)
-        return result.seq, local
 
     def _local_changes(
         self, local: dict[str, FileStat], requesters: list[str], report: RoundReport

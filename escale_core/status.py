@@ -70,33 +70,38 @@ def section_status(config: Config, section: SectionConfig, plugins: Plugins) -> 
         "error": None,
     }
     try:
-        relay = open_section_relay(section, plugins)
-        try:
-            repo = open_section_repository(section, relay, plugins)
-            listing = Listing.read(relay.list_sizes(""))
-            me = repo.client_id(section.client)
-            status["relay_usage"] = listing.usage
-            others = len(listing.clients - {me})
-            status["clients_missing"] = max(0, section.pullers - others)
-            status["notices"] = pullers_notice(section.pullers, others)
-            status["pending_down"] = (
-                0
-                if section.mode == "upload"
-                else sum(
-                    1
-                    for cid, seqs in listing.updates.items()
-                    if cid != me
-                    for seq in seqs
-                    if seq > acks.get(cid, 0)
-                )
-            )
-        finally:
-            relay.close()
+        status.update(_relay_status(section, plugins, acks))
     except EscaleError as exc:
         if exc.exit_code == 2:
             raise
         status["error"] = str(exc)
     return status
+
+
+def _relay_status(section: SectionConfig, plugins: Plugins, acks: dict[str, int]) -> dict[str, Any]:
+    """What the relay says: its size, updates this client has not pulled yet, and whether
+    ``pullers`` asks for more clients than ever joined."""
+    relay = open_section_relay(section, plugins)
+    try:
+        repo = open_section_repository(section, relay, plugins)
+        listing = Listing.read(relay.list_sizes(""))
+    finally:
+        relay.close()
+    me = repo.client_id(section.client)
+    others = len(listing.clients - {me})
+    pending = sum(
+        1
+        for cid, seqs in listing.updates.items()
+        if cid != me
+        for seq in seqs
+        if seq > acks.get(cid, 0)
+    )
+    return {
+        "relay_usage": listing.usage,
+        "clients_missing": max(0, section.pullers - others),
+        "notices": pullers_notice(section.pullers, others),
+        "pending_down": 0 if section.mode == "upload" else pending,
+    }
 
 
 def _not_synced(last: Optional[dict[str, Any]]) -> dict[str, Any]:
