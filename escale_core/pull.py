@@ -106,6 +106,9 @@ class _Plan:
     #: entries waiting for a deletion of the same update: a file in place of their folder,
     #: or a folder in place of the file (a path that changed type on the sender's side)
     blocked: set[str] = field(default_factory=set)
+    #: synced files standing where another client made a folder: the folder keeps the name,
+    #: each file goes to its conflict copy (its stat and version when decided)
+    evictions: dict[str, tuple[FileStat, Version]] = field(default_factory=dict)
 
 
 class Puller:
@@ -209,13 +212,22 @@ class Puller:
         if self.dry_run:
             self._preview(plan)
             return True
+        deferred = self._carry_out(manifest, plan)
+        for _ in range(2):  # the update's deletions, then evictions, make the new type's place
+            if not plan.blocked or deferred:
+                break
+            plan = self._plan(manifest, plan.blocked, final=True)
+            deferred = self._carry_out(manifest, plan) or deferred
+        return not (deferred or plan.blocked)
+
+    def _carry_out(self, manifest: Manifest, plan: _Plan) -> bool:
+        """Execute ``plan``, then move aside the files standing where folders go; return
+        whether something was deferred (a local change met: tried again next round)."""
         self._execute(manifest, plan)
         deferred = plan.deferred
-        if plan.blocked:  # its deletions ran: now the files of the new type have their place
-            plan = self._plan(manifest, plan.blocked, final=True)
-            self._execute(manifest, plan)
-            deferred = deferred or plan.deferred
-        return not deferred
+        for blocker, (info, version) in plan.evictions.items():
+            deferred = not self._evict(blocker, info, version) or deferred
+        return deferred
 
     def _plan(self, manifest: Manifest, only: Optional[set[str]], final: bool = False) -> _Plan:
         """Decide every entry of ``manifest`` (or those in ``only``) before anything changes.
@@ -247,12 +259,19 @@ class Puller:
     def _decide(
         self, plan: _Plan, path: str, incoming: Version, item: Union[FileEntry, Deletion]
     ) -> None:
-        if isinstance(item, FileEntry) and self._type_changes(path):
-            plan.blocked.add(path)
+        if isinstance(item, FileEntry):
+            if self._type_changes(path):
+                plan.blocked.add(path)
+                return
+            if self._evicting(plan, path):
+                return
+        self._check_folders(path, deletion=isinstance(item, Deletion))
+        if isinstance(item, FileEntry) and self._folder_stays(path):
+            # another client's folder, or one holding files of this client only: the folder
+            # keeps the name and the incoming file arrives as its conflict copy
+            self.result.conflicts.append(path)
+            self._write_copy(plan, path, item, incoming)
             return
-        self._check_folders(path)
-        if isinstance(item, FileEntry) and os.path.isdir(f"{self._root}/{path}"):
-            raise IntegrityError(f"refusing to write {path}: a folder has that name")
         local, info, clean = self._local(path)
         if local is not None and dominates(local.vector, incoming.vector):
             return  # nothing new
@@ -435,6 +454,69 @@ class Puller:
             before = stat_file(f"{self._root}/{copy_path}")
             plan.writes.append(_Write(item, copy_path, before, copy))
 
+    def _folder_stays(self, path: str) -> bool:
+        """Whether a folder stands at ``path`` (an empty one is removed: it holds nothing)."""
+        target = f"{self._root}/{path}"
+        if not os.path.isdir(target) or os.path.islink(target):
+            return False
+        try:
+            os.rmdir(target)
+        except OSError:
+            return True
+        return False
+
+    def _evicting(self, plan: _Plan, path: str) -> bool:
+        """Whether the file ``path`` waits for a synced file standing where one of its folders
+        goes (a file and a folder made under one name on two clients): the folder wins on
+        every client, and the file goes to its conflict copy, then this entry is placed."""
+        blocker = self._file_in_the_way(path)
+        if blocker is None:
+            return False
+        local, info, clean = self._local(blocker)
+        if local is None or local.checksum is None or info is None:
+            return False  # not a synced file: refused as "not a folder"
+        if not clean:  # an edit not pushed yet goes first; the folder wins next round
+            plan.deferred = True
+            self.result.deferred.append(path)
+            return True
+        plan.evictions[blocker] = (info, local)
+        plan.blocked.add(path)
+        return True
+
+    def _file_in_the_way(self, path: str) -> Optional[str]:
+        """The highest folder of ``path`` that is a regular file on disk, if any."""
+        parts = path.split("/")[:-1]
+        for depth in range(1, len(parts) + 1):
+            folder = "/".join(parts[:depth])
+            try:
+                mode = os.lstat(f"{self._root}/{folder}").st_mode
+            except FileNotFoundError:
+                return None
+            if not stat.S_ISDIR(mode):
+                return folder if stat.S_ISREG(mode) else None
+        return None
+
+    def _evict(self, path: str, info: FileStat, version: Version) -> bool:
+        """Move the synced file ``path`` to its conflict copy (a hard link, then unlink) so a
+        folder can take its name; its record stays, so the next push sends its deletion.
+        False if it changed since the decision (tried again next round)."""
+        final = f"{self._root}/{path}"
+        copy_path, copy = conflict_copy(path, version)
+        kept = self._has(copy_path, copy)  # made already, from another client's update
+        if stat_file(final) != info or not (kept or self._link_copy(final, copy_path)):
+            self.result.deferred.append(path)
+            return False
+        if kept and self.options.versions.kind != "none":
+            self._keep(path, move=True)  # the same content is the copy: this one is a version
+        else:
+            os.unlink(final)
+        if not kept:
+            self._set_record(copy_path, info, copy)  # a link keeps the stat
+            self.result.copies.append(copy_path)
+        self.result.conflicts.append(path)
+        self.state.commit()
+        return True
+
     def _type_changes(self, path: str) -> bool:
         """Whether the file ``path`` must wait for this update's deletions: a file it deletes
         stands where a folder of ``path`` goes, or ``path`` is a folder it empties. In the
@@ -457,9 +539,10 @@ class Puller:
             folder = folder.rpartition("/")[0]
         return False
 
-    def _check_folders(self, path: str) -> None:
+    def _check_folders(self, path: str, deletion: bool = False) -> None:
         """Refuse a path whose folders are reached through a symlink or are files (nothing
-        is ever read, written or deleted outside the folder)."""
+        is ever read, written or deleted outside the folder); a deletion below a file only
+        records its tombstone (nothing can be there)."""
         folder = path.rpartition("/")[0]
         checked = self._folders_checked
         while folder and folder not in checked:
@@ -470,6 +553,8 @@ class Puller:
             if mode is not None and stat.S_ISLNK(mode):
                 raise IntegrityError(f"refusing to write {path}: {folder} is a symlink")
             if mode is not None and not stat.S_ISDIR(mode):
+                if deletion and stat.S_ISREG(mode):
+                    return
                 raise IntegrityError(f"refusing to write {path}: {folder} is not a folder")
             checked.add(folder)
             folder = folder.rpartition("/")[0]
@@ -591,6 +676,7 @@ class Puller:
         self.result.bytes += sum(w.entry.size for w in plan.writes)
         self.result.deleted += [d.path for d in plan.deletes]
         self.result.written += sorted(plan.blocked)  # placed once the deletions ran
+        self.result.conflicts += list(plan.evictions)
 
     def _replaceable(self, write: _Write, final: str) -> bool:
         """Right before ``final`` is replaced: it must be what the decision saw; what it holds
