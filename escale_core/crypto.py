@@ -16,7 +16,7 @@ import base64
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -40,6 +40,14 @@ KIND_MANIFEST, KIND_PACK, KIND_CHUNK, KIND_CLIENT = 1, 2, 3, 4
 #: KDF minimums enforced when reading a header (a weakened header is refused).
 ARGON2_MIN = {"memory_cost": 19456, "iterations": 2, "lanes": 1}
 SCRYPT_MIN = {"n": 2**14, "r": 8, "p": 1}
+#: KDF maximums enforced when reading a header, before deriving: a tampered header must not
+#: make a client spend minutes or gigabytes (memory_cost is in KiB: 1 GiB).
+ARGON2_MAX = {"memory_cost": 1 << 20, "iterations": 16, "lanes": 16}
+SCRYPT_MAX = {"n": 2**20, "r": 32, "p": 16}
+#: The most memory a header's KDF may ask for (scrypt uses 128 * n * r bytes).
+KDF_MAX_MEMORY = 1 << 30
+#: Accepted salt lengths, in bytes (new headers use 16).
+SALT_MIN, SALT_MAX = 8, 64
 
 
 def new_kdf() -> dict[str, Any]:
@@ -56,39 +64,75 @@ def new_kdf() -> dict[str, Any]:
 def derive_key(passphrase: bytes, kdf: dict[str, Any]) -> bytes:
     """Derive the key-encryption key from the passphrase.
 
-    :raises IntegrityError: unknown KDF, or parameters below the enforced minimum.
+    The parameters are checked against :data:`ARGON2_MIN`/:data:`ARGON2_MAX` (or the scrypt
+    ones) before any work, so a tampered header costs neither time nor memory.
+
+    :raises IntegrityError: parameters that are not integers, out of bounds, or a bad salt.
+    :raises UnsupportedFormatError: an unknown KDF.
     """
+    name = kdf.get("name")
+    if name not in ("argon2id", "scrypt"):
+        raise UnsupportedFormatError(f"repository header: unknown KDF {name!r}")
+    salt = _salt(kdf.get("salt"))
+    if name == "argon2id":
+        from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
+
+        p = _check_bounds(kdf, ARGON2_MIN, ARGON2_MAX)
+        return Argon2id(
+            salt=salt,
+            length=32,
+            iterations=p["iterations"],
+            lanes=p["lanes"],
+            memory_cost=p["memory_cost"],
+        ).derive(passphrase)
+    p = _check_bounds(kdf, SCRYPT_MIN, SCRYPT_MAX)
+    if p["n"] & (p["n"] - 1):
+        _out_of_bounds(f"n={p['n']} is not a power of 2")
+    if 128 * p["n"] * p["r"] > KDF_MAX_MEMORY:
+        _out_of_bounds(f"n={p['n']}, r={p['r']} need more than {KDF_MAX_MEMORY >> 20} MiB")
+    return Scrypt(salt=salt, length=32, n=p["n"], r=p["r"], p=p["p"]).derive(passphrase)
+
+
+def _salt(value: Any) -> bytes:
+    """The header's salt: base64 of :data:`SALT_MIN` to :data:`SALT_MAX` bytes."""
+    # checked on the text first: a huge string must not be decoded
+    if not isinstance(value, str) or len(value) > 4 * SALT_MAX:
+        _out_of_bounds("the salt is not a short base64 string")
     try:
-        salt = base64.b64decode(kdf["salt"])
-        name = kdf["name"]
-        if name == "argon2id":
-            from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
-
-            _check_minimum(kdf, ARGON2_MIN)
-            return Argon2id(
-                salt=salt,
-                length=32,
-                iterations=int(kdf["iterations"]),
-                lanes=int(kdf["lanes"]),
-                memory_cost=int(kdf["memory_cost"]),
-            ).derive(passphrase)
-        if name == "scrypt":
-            _check_minimum(kdf, SCRYPT_MIN)
-            return Scrypt(
-                salt=salt, length=32, n=int(kdf["n"]), r=int(kdf["r"]), p=int(kdf["p"])
-            ).derive(passphrase)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise IntegrityError(f"repository header: invalid KDF parameters ({exc})") from None
-    raise UnsupportedFormatError(f"repository header: unknown KDF '{kdf.get('name')}'")
+        salt = base64.b64decode(value, validate=True)
+    except ValueError:
+        _out_of_bounds("the salt is not base64")
+    if not SALT_MIN <= len(salt) <= SALT_MAX:
+        _out_of_bounds(f"the salt has {len(salt)} bytes (allowed {SALT_MIN} to {SALT_MAX})")
+    return salt
 
 
-def _check_minimum(kdf: dict[str, Any], minimum: dict[str, int]) -> None:
+def _check_bounds(
+    kdf: dict[str, Any], minimum: dict[str, int], maximum: dict[str, int]
+) -> dict[str, int]:
+    """The KDF's integer parameters, each checked against its bounds."""
+    checked = {}
     for key, low in minimum.items():
-        if int(kdf[key]) < low:
+        value = kdf.get(key)
+        if type(value) is not int:  # not a bool, float or string either
+            _out_of_bounds(f"{key}={value!r} is not an integer")
+        if value < low:
             raise IntegrityError(
-                f"repository header: KDF {key}={kdf[key]} is below the minimum {low} "
+                f"repository header: KDF {key}={value} is below the minimum {low} "
                 "(weakened or tampered header)"
             )
+        if value > maximum[key]:
+            _out_of_bounds(f"{key}={value} is above the maximum {maximum[key]}")
+        checked[key] = value
+    return checked
+
+
+def _out_of_bounds(problem: str) -> NoReturn:
+    raise IntegrityError(
+        f"repository header: the KDF parameters are out of bounds ({problem}): a tampered "
+        "header, or one made by an unknown escale; nothing was derived or written: put back "
+        "the repository's escale.json (any client's copy of the relay folder has it)"
+    )
 
 
 def wrap_key(kek: bytes, master: bytes, aad: bytes) -> str:

@@ -19,6 +19,7 @@ Backend exceptions (``OSError``, ``botocore`` errors, HTTP errors...) are mapped
     ├── LocalFolderError             the synced folder is missing, unmounted or replaced
     ├── RelayError                   the relay failed or refused an operation
     │   ├── RelayNotFoundError       an object or the repository is missing
+    │   ├── NotARepositoryError      the relay folder holds other files: never written into
     │   ├── RelayAuthError           wrong credentials
     │   └── RelayUnavailableError    connection refused, timeout, 5xx: retried, then reported
     └── IntegrityError               relay data is corrupt, tampered or malicious: nothing written
@@ -36,6 +37,7 @@ __all__ = [
     "IntegrityError",
     "LocalFolderError",
     "MissingDependencyError",
+    "NotARepositoryError",
     "NotImplementedYet",
     "PluginConflictError",
     "PluginError",
@@ -162,6 +164,11 @@ class RelayError(EscaleError):
 
 class RelayNotFoundError(RelayError):
     """An object, folder, bucket or repository is missing on the relay."""
+
+
+class NotARepositoryError(RelayError):
+    """The relay folder holds files but no repository header (another program's files, an
+    original Escale relay): no repository is created there."""
 
 
 class RelayAuthError(RelayError):

@@ -16,7 +16,7 @@ import zstandard
 from .crypto import KIND_CHUNK, KIND_PACK
 from .errors import IntegrityError
 from .manifest import FileEntry, Manifest, ObjectRef
-from .repository import Repository, data_name
+from .repository import Repository, bounded, data_name
 
 MAX_OBJECT = 256 << 20  # larger declared objects are refused (decompression bombs)
 
@@ -99,7 +99,10 @@ class UpdateData:
             raise IntegrityError(f"update {manifest.seq}: object {index} declares {ref.size} bytes")
         name = data_name(manifest.client, manifest.seq, index)
         try:
-            body = b"".join(self.repo.open_data(kind, manifest.client, manifest.seq, index))
+            # a writer compresses only what shrinks: no stored body exceeds the declared size,
+            # so reading stops there
+            data = self.repo.open_data(kind, manifest.client, manifest.seq, index)
+            body = b"".join(bounded(data, ref.size, "data object"))
         except IntegrityError as exc:  # name the object that failed, not only its update
             raise type(exc)(f"{name}: {exc}") from None
         if ref.compressed:

@@ -7,6 +7,7 @@ is checked before anything is written locally: types, sizes, object references a
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from dataclasses import dataclass, field
@@ -22,7 +23,19 @@ MANIFEST_VERSION = 2
 CLIENT_VERSION = 2
 #: Modification times are refused beyond about 146 years from 1970 either way.
 MAX_MTIME_NS = 1 << 62
-MAX_MANIFEST = 1 << 30
+#: Bounds of what a manifest or client state may hold (``docs/protocol.md``, Limits); beyond
+#: them the object is refused before it costs memory. Decompressed manifest bytes:
+MAX_MANIFEST = 256 << 20
+#: Client-state bytes (not compressed).
+MAX_CLIENT_STATE = 16 << 20
+#: Files plus tombstones in one update.
+MAX_ENTRIES = 10_000_000
+#: Data objects in one update, and pieces of one file.
+MAX_OBJECTS = 10_000_000
+#: Client ids in one manifest (so in one version vector) or one client state.
+MAX_CLIENTS = 65_536
+#: UTF-8 bytes of a client name, of a path component and of a whole path.
+MAX_NAME, MAX_COMPONENT, MAX_PATH = 255, 255, 4096
 _DRIVE = re.compile(r"^[A-Za-z]:")
 
 
@@ -33,13 +46,27 @@ def safe_path(path: Any) -> str:
     client ignores the same paths.
 
     :raises IntegrityError: absolute, ``..``, ``.``, empty or hidden component, NUL, backslash,
-        drive letter, or not a string.
+        drive letter, too long (:data:`MAX_PATH`, :data:`MAX_COMPONENT`), or not a string.
     """
-    if type(path) is str and path and _UNSAFE.search(path) is None:  # one regex per path
+    # one regex per path; a character is at most 4 bytes, so short paths skip the encoding
+    if (
+        type(path) is str
+        and path
+        and _UNSAFE.search(path) is None
+        and (len(path) <= MAX_COMPONENT // 4 or _short_enough(path))
+    ):
         return path
     if path == IGNORE_FILE:
         return IGNORE_FILE
     _refuse_path(path)
+
+
+def _short_enough(path: str) -> bool:
+    """Whether ``path`` is within :data:`MAX_PATH` bytes and its components within
+    :data:`MAX_COMPONENT` bytes (in UTF-8, what file systems count)."""
+    return len(path.encode()) <= MAX_PATH and all(
+        len(part.encode()) <= MAX_COMPONENT for part in path.split("/")
+    )
 
 
 #: A leading slash, NUL, backslash, a lone surrogate (not UTF-8), a drive letter, or a component
@@ -59,6 +86,11 @@ def _refuse_path(path: Any) -> NoReturn:
     for part in path.split("/"):
         if part in ("", ".", "..") or part.startswith("."):
             raise IntegrityError(f"manifest path {path!r} has a forbidden component {part!r}")
+    if not _short_enough(path):
+        raise IntegrityError(
+            f"manifest path {path[:64]!r}... is too long (more than {MAX_PATH} bytes, or a "
+            f"component of more than {MAX_COMPONENT})"
+        )
     raise IntegrityError(f"manifest path {path!r} is unsafe")  # pragma: no cover
 
 
@@ -191,6 +223,7 @@ class Manifest:
         try:
             if (data["repo"], data["client"], data["seq"]) != (repo, client, seq):
                 raise IntegrityError("manifest names another repository, client or sequence")
+            _check_counts(data)
             ids = [_cid(c) for c in data["ids"]]
             if len(set(ids)) != len(ids):
                 raise ValueError("a client id is listed twice")
@@ -297,13 +330,17 @@ class ClientState:
 
         :raises IntegrityError: malformed.
         """
+        if len(blob) > MAX_CLIENT_STATE:
+            raise IntegrityError(f"client state larger than {MAX_CLIENT_STATE >> 20} MiB")
         data = _load(blob, "escale-client", CLIENT_VERSION, compressed=False)
         try:
+            acks = _count(data["acks"], MAX_CLIENTS, "acknowledged clients")
+            want_full = _count(data["want_full"], MAX_CLIENTS, "full update requests")
             return cls(
-                _str(data["name"]),
+                _name(data["name"]) or _str(data["name"]),
                 _nat(data["last_seq"]),
-                {_str(k): _nat(v) for k, v in data["acks"].items()},
-                {_str(k): _nat(v) for k, v in data["want_full"].items()},
+                {_str(k): _nat(v) for k, v in acks.items()},
+                {_str(k): _nat(v) for k, v in want_full.items()},
                 float(data["time"]),
                 _bool(data["pushes"]),
             )
@@ -329,8 +366,7 @@ def _refuse_file_in_file(files: list[FileEntry]) -> None:
 
 def _load(blob: bytes, fmt: str, version: int, compressed: bool = True) -> dict[str, Any]:
     try:
-        if compressed:
-            blob = zstandard.ZstdDecompressor().decompress(blob, max_output_size=MAX_MANIFEST)
+        blob = _decompress(blob, fmt) if compressed else blob
         data = json.loads(blob)
     except (zstandard.ZstdError, ValueError) as exc:
         raise IntegrityError(f"unreadable {fmt} ({exc})") from None
@@ -342,6 +378,53 @@ def _load(blob: bytes, fmt: str, version: int, compressed: bool = True) -> dict[
             f"version {version}; upgrade escale)"
         )
     return data
+
+
+def _decompress(blob: bytes, fmt: str) -> bytes:
+    """Decompress one zstd frame of at most :data:`MAX_MANIFEST` bytes: a frame that declares
+    more is refused before decompressing; one that declares nothing is streamed and stopped
+    at the bound (a few KiB can expand to gigabytes)."""
+    declared = zstandard.frame_content_size(blob)
+    if declared != zstandard.CONTENTSIZE_UNKNOWN and declared > MAX_MANIFEST:
+        _too_big(fmt)
+    reader = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(blob))
+    out = bytearray()
+    while True:
+        block = reader.read(1 << 20)
+        if not block:
+            return bytes(out)
+        out += block
+        if len(out) > MAX_MANIFEST:
+            _too_big(fmt)
+
+
+def _too_big(fmt: str) -> NoReturn:
+    raise IntegrityError(
+        f"{fmt} decompresses to more than {MAX_MANIFEST >> 20} MiB, the most escale reads "
+        "(a decompression bomb, or a broken client): refused"
+    )
+
+
+def _check_counts(data: dict[str, Any]) -> None:
+    """Refuse a manifest listing more than escale reads, before building anything of it."""
+    _count(data["ids"], MAX_CLIENTS, "client ids")
+    _count(data["snapshot_for"], MAX_CLIENTS, "clients asking for a full update")
+    _count(data["objects"], MAX_OBJECTS, "data objects")
+    entries = len(_count(data["files"], MAX_ENTRIES, "files"))
+    entries += len(_count(data["deletions"], MAX_ENTRIES, "tombstones"))
+    if entries > MAX_ENTRIES:
+        raise IntegrityError(
+            f"files and tombstones: {entries} of them, more than the {MAX_ENTRIES} escale reads"
+        )
+
+
+def _count(items: Any, limit: int, what: str) -> Any:
+    """``items`` (a list, or a dict) if it holds at most ``limit`` elements."""
+    if not isinstance(items, (list, dict)):
+        raise ValueError(f"{what} is not a list")
+    if len(items) > limit:
+        raise IntegrityError(f"{what}: {len(items)} of them, more than the {limit} escale reads")
+    return items
 
 
 def _nat(value: Any) -> int:
@@ -373,8 +456,8 @@ def _gen(value: Any) -> int:
 
 def _name(value: Any) -> str:
     """A client name: empty only for a client that authored nothing in the update."""
-    if not isinstance(value, str) or len(value) > 4096:
-        raise ValueError(f"{value!r} is not a client name")
+    if not isinstance(value, str) or len(value.encode(errors="replace")) > MAX_NAME:
+        raise ValueError(f"{str(value)[:64]!r} is not a client name of at most {MAX_NAME} bytes")
     return value
 
 
@@ -421,7 +504,7 @@ def _pieces(raw: Any, size: int, path: str, objects: list[ObjectRef]) -> list[tu
     """A file's validated ``(object index, offset, length)`` triples: natural numbers, inside
     their objects, adding up to the file's size."""
     pieces, total, count = [], 0, len(objects)
-    for index, offset, length in raw:
+    for index, offset, length in _count(raw, MAX_OBJECTS, f"pieces of {path!r}"):
         natural = type(index) is type(offset) is type(length) is int  # bools are not
         if not natural or min(index, offset, length) < 0:
             raise ValueError(f"piece {[index, offset, length]!r} is not three natural numbers")

@@ -22,13 +22,24 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from .crypto import KIND_CLIENT, KIND_MANIFEST, Sealer, derive_key, new_kdf, unwrap_key, wrap_key
-from .errors import IntegrityError, RelayNotFoundError, UnsupportedFormatError
+from .errors import (
+    EscaleError,
+    IntegrityError,
+    NotARepositoryError,
+    RelayNotFoundError,
+    UnsupportedFormatError,
+)
 from .locks import RelayLock
-from .manifest import ClientState, Manifest
+from .manifest import MAX_CLIENT_STATE, ClientState, Manifest
 from .registry import Registry
 from .relay import Relay
 
 HEADER = "escale.json"
+#: The most bytes read of a header (a real one is a few hundred bytes).
+MAX_HEADER = 64 << 10
+#: The most bytes read of a sealed manifest, and of a sealed client state.
+MAX_SEALED_MANIFEST = 256 << 20
+MAX_SEALED_CLIENT = MAX_CLIENT_STATE + (1 << 20)
 #: 2: version vectors, tombstones and full updates (``docs/protocol.md``); 1: escale 0.1.
 FORMAT_VERSION = 2
 
@@ -85,9 +96,10 @@ class Repository:
         :raises IntegrityError: tampered, swapped, replayed or malformed.
         """
         ctx = self.context("manifest", cid, seq)
-        blob = b"".join(
-            self.sealer.open(KIND_MANIFEST, ctx, self.relay.read_stream(update_name(cid, seq)))
+        sealed = bounded(
+            self.relay.read_stream(update_name(cid, seq)), MAX_SEALED_MANIFEST, "manifest"
         )
+        blob = b"".join(self.sealer.open(KIND_MANIFEST, ctx, sealed))
         return Manifest.decode(blob, self.id, cid, seq)
 
     def write_client(self, cid: str, state: ClientState) -> None:
@@ -98,11 +110,15 @@ class Repository:
         )
 
     def read_client(self, cid: str) -> ClientState:
-        """Fetch and verify a client's state."""
+        """Fetch and verify a client's state.
+
+        :raises IntegrityError: tampered, malformed or too large.
+        """
         ctx = self.context("client", cid)
-        return ClientState.decode(
-            b"".join(self.sealer.open(KIND_CLIENT, ctx, self.relay.read_stream(client_name(cid))))
+        sealed = bounded(
+            self.relay.read_stream(client_name(cid)), MAX_SEALED_CLIENT, "client state"
         )
+        return ClientState.decode(b"".join(self.sealer.open(KIND_CLIENT, ctx, sealed)))
 
     def seal_data(
         self, kind: int, cid: str, seq: int, index: int, chunks: Iterable[bytes]
@@ -119,6 +135,27 @@ class Repository:
         for chunk in self.relay.read_stream(name):
             self.bytes_read += len(chunk)
             yield chunk
+
+
+def bounded(chunks: Iterable[bytes], limit: int, what: str) -> Iterator[bytes]:
+    """``chunks``, stopped with an error as soon as they add up to more than ``limit`` bytes:
+    an object the relay makes huge costs at most ``limit`` bytes (plus one read block).
+
+    :raises IntegrityError: the object is larger than ``limit``.
+    """
+    total = 0
+    for chunk in chunks:
+        total += len(chunk)
+        if total > limit:
+            raise IntegrityError(
+                f"{what} larger than {_size(limit)}, the most escale reads (written by a "
+                "hostile or broken program): refused before reading the rest"
+            )
+        yield chunk
+
+
+def _size(count: int) -> str:
+    return f"{count >> 20} MiB" if count >= 1 << 20 else f"{count >> 10} KiB"
 
 
 def _header_aad(header: dict[str, Any]) -> bytes:
@@ -187,7 +224,7 @@ def _header(
 ) -> tuple[dict[str, Any], Optional[bytes]]:
     """The relay's header (and the master key if this call created the repository)."""
     try:
-        header = _parse_header(relay.read_bytes(HEADER))
+        header = _read_header(relay)
     except RelayNotFoundError:
         if kept is not None:
             raise RelayNotFoundError(
@@ -196,7 +233,9 @@ def _header(
                 "nothing was written; mount the relay, or put back its escale.json (any "
                 "client's copy of the relay folder has it; it holds no secret in clear)"
             ) from None
-        return _create(relay, ciphers, passphrase, cipher, checksum)
+        if not _holds_header(relay):
+            return _create(relay, ciphers, passphrase, cipher, checksum)
+        header = _read_header(relay)  # created by another client meanwhile
     if kept is not None and header != kept:
         raise IntegrityError(
             f"relay object {HEADER} is not the header this client joined (repository "
@@ -204,6 +243,50 @@ def _header(
             "points at another repository on purpose, remove its local state to start over"
         )
     return header, None
+
+
+#: Object names of an original Escale relay (its pages, placeholders and locks).
+ORIGINAL_SUFFIXES = (".manifest", ".placeholder", ".lock")
+#: Folders of escale's own objects (``locks/`` is left out: a client creating the repository
+#: holds a lock there before the header exists).
+ESCALE_FOLDERS = ("clients/", "updates/", "data/")
+
+
+def _holds_header(relay: Relay) -> bool:
+    """Whether the header appeared since it was found missing; ``False`` when the relay
+    folder is empty (or missing), so a repository may be created there.
+
+    :raises EscaleError: the relay folder holds other objects (DESIGN §2.12).
+    """
+    names = [name for name in relay.list("") if not name.startswith("locks/")]
+    if HEADER in names:
+        return True
+    if names:
+        raise _not_a_repository(names)
+    return False
+
+
+def _not_a_repository(names: list[str]) -> EscaleError:
+    """The error for a relay folder without header that holds ``names``."""
+    refusing = "refusing to create a repository there"
+    ours = [name for name in names if name.startswith(ESCALE_FOLDERS)]
+    if ours:
+        return RelayNotFoundError(
+            f"relay object {HEADER} is missing but the relay folder holds {len(ours)} escale "
+            f"objects (e.g. {ours[0]!r}): a lost or withheld header; {refusing}: put back its "
+            f"{HEADER} (any client's copy of the relay folder has it), or run 'escale fix'"
+        )
+    original = [name for name in names if name.endswith(ORIGINAL_SUFFIXES)]
+    if original:
+        return NotARepositoryError(
+            f"relay folder holds an original Escale relay (e.g. {original[0]!r}) but no "
+            f"{HEADER}: {refusing}; point the section at an empty folder (importing an "
+            "original Escale relay is a separate operation, 'escale import', not built yet)"
+        )
+    return NotARepositoryError(
+        f"relay folder holds files but no {HEADER} (another program's files, or an original "
+        f"Escale relay; e.g. {names[0]!r}): {refusing}; point the section at an empty folder"
+    )
 
 
 def _unwrap(header: dict[str, Any], passphrase: Optional[bytes]) -> bytes:
@@ -222,6 +305,19 @@ def _unwrap(header: dict[str, Any], passphrase: Optional[bytes]) -> bytes:
         raise type(exc)(f"relay object {HEADER}: {exc}") from None
     except ValueError as exc:  # undecodable base64
         raise IntegrityError(f"relay object {HEADER}: invalid wrapped key ({exc})") from None
+
+
+def _read_header(relay: Relay) -> dict[str, Any]:
+    """The relay's header, read up to :data:`MAX_HEADER` bytes.
+
+    :raises RelayNotFoundError: there is none.
+    :raises IntegrityError: not a valid header.
+    """
+    try:
+        blob = b"".join(bounded(relay.read_stream(HEADER), MAX_HEADER, "header"))
+    except IntegrityError as exc:
+        raise IntegrityError(f"relay object {HEADER}: {exc}") from None
+    return _parse_header(blob)
 
 
 def _parse_header(blob: bytes) -> dict[str, Any]:
@@ -277,12 +373,12 @@ def _create(
         if relay.create_exclusive(HEADER, blob):
             return header, master
         # another client created the repository at the same moment: use theirs
-        return _parse_header(relay.read_bytes(HEADER)), None
+        return _read_header(relay), None
     # No atomic create-if-absent: two first clients would both write a header with different
     # keys. Under the lock, only the first one writes it.
     with RelayLock(relay, "init", timeout=120, wait=120):
         try:
-            return _parse_header(relay.read_bytes(HEADER)), None
+            return _read_header(relay), None
         except RelayNotFoundError:
             relay.write_bytes(HEADER, blob)
             return header, master

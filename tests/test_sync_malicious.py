@@ -8,6 +8,7 @@ would write them; the puller is a real ``escale`` process.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
@@ -15,14 +16,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import zstandard
 
 from escale_core.address import parse_relay_url
 from escale_core.checksum import checksum_factory
-from escale_core.crypto import KIND_PACK
+from escale_core.crypto import KIND_MANIFEST, KIND_PACK
 from escale_core.manifest import Deletion, FileEntry, Manifest, ObjectRef
 from escale_core.plugins import get_plugins
-from escale_core.relay import open_relay
-from escale_core.repository import data_name, open_repository, update_name
+from escale_core.relay import Relay, open_relay
+from escale_core.repository import Repository, data_name, open_repository, update_name
 
 from .clients import PASSPHRASE, Client, Cluster, tree
 
@@ -287,3 +289,89 @@ def test_an_update_naming_a_path_both_file_and_folder_is_refused_whole(
     assert_refused(bob.sync(check=False), forged.name)
     assert tree(bob.root) == folder
     assert everything(tmp_path) == before
+
+
+def open_repo(cluster: Cluster) -> tuple[Relay, Repository]:
+    """The cluster's relay and repository, opened as a key holder (``mallory``) would."""
+    plugins = get_plugins()
+    relay = open_relay(parse_relay_url(cluster.relay), plugins.relays)
+    repo = open_repository(
+        relay,
+        plugins.ciphers,
+        PASSPHRASE.encode(),
+        create_cipher="aes-256-gcm",
+        create_checksum="sha256",
+    )
+    return relay, repo
+
+
+def carol_pushes(cluster: Cluster) -> Client:
+    """Another client with an update of its own: a refused update must not block it."""
+    carol = cluster.add("carol")
+    carol.write("carol.txt", "from carol")
+    carol.sync()
+    return carol
+
+
+@pytest.mark.parametrize("change", [{"memory_cost": 2**40}, {"iterations": 2.0}])
+def test_a_header_with_kdf_parameters_out_of_bounds_is_refused(
+    cluster: Cluster, bob: Client, change: dict[str, object]
+) -> None:
+    """Huge parameters cost minutes or gigabytes before the wrong key shows; a float slipped
+    through (the header's authentication does not cover the KDF)."""
+    header = Path(cluster.relay.removeprefix("file://")) / "escale.json"
+    data = json.loads(header.read_text())
+    data["kdf"].update(change)
+    header.write_text(json.dumps(data))
+    dave = cluster.add("dave")  # joins now: it has no header of its own to compare
+    run = dave.sync(check=False)
+    assert_refused(run, "escale.json")
+    assert "KDF parameters are out of bounds" in run.stderr, run.stderr
+    assert "tampered header, or one made by an unknown escale" in run.stderr
+    assert tree(dave.root) == {}
+
+
+def test_a_manifest_decompression_bomb_is_refused_and_others_updates_still_apply(
+    cluster: Cluster, bob: Client, tmp_path: Path
+) -> None:
+    """A few KiB that decompress to 300 MiB (beyond the 256 MiB a manifest may have)."""
+    carol_pushes(cluster)
+    relay, repo = open_repo(cluster)
+    cid, seq = repo.client_id("mallory"), 1
+    chunker = zstandard.ZstdCompressor().chunker(chunk_size=1 << 20)
+    text = json.dumps({"format": "escale-manifest", "version": 2}).encode()[:-1] + b", "
+    blob = list(chunker.compress(text))
+    for _ in range(300):
+        blob += chunker.compress(b" " * (1 << 20))
+    blob += [*chunker.compress(b"}"), *chunker.finish()]
+    ctx = repo.context("manifest", cid, seq)
+    relay.write_stream(update_name(cid, seq), repo.sealer.seal(KIND_MANIFEST, ctx, blob))
+    relay.close()
+    before = everything(tmp_path)
+    run = bob.sync(check=False)
+    assert_refused(run, update_name(cid, seq))
+    assert "decompresses to more than 256 MiB" in run.stderr, run.stderr
+    after = everything(tmp_path)
+    assert after.pop("clients/bob/folder/carol.txt") == b"from carol"
+    assert after == before
+
+
+def test_a_data_object_larger_than_its_manifest_says_is_refused(
+    cluster: Cluster, bob: Client, tmp_path: Path
+) -> None:
+    """Read no further than the declared size: the rest of the object is never held."""
+    carol_pushes(cluster)
+    forged = forge(cluster, [("small.txt", b"tiny")])
+    relay, repo = open_repo(cluster)
+    name = data_name(forged.cid, 1, 0)
+    big = [b"tiny", os.urandom(4 << 20)]  # 4 MiB more than declared, authentic
+    relay.write_stream(name, repo.seal_data(KIND_PACK, forged.cid, 1, 0, iter(big)))
+    relay.close()
+    before = everything(tmp_path)
+    run = bob.sync(check=False)
+    assert_refused(run, name)
+    assert "larger than" in run.stderr, run.stderr
+    assert not (bob.root / "small.txt").exists()
+    after = everything(tmp_path)
+    assert after.pop("clients/bob/folder/carol.txt") == b"from carol"
+    assert after == before

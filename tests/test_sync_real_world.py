@@ -363,3 +363,58 @@ def test_a_file_deleted_while_read_is_neither_sent_nor_deleted_in_that_round(
     a.sync()  # the next round's scan sees it gone: a deletion
     b.sync()
     assert not (b.root / "big.bin").exists()
+
+
+def listing(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` (relative name → content)."""
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()
+    }
+
+
+FOREIGN = {
+    "another program": ({"notes.txt": b"mine", "photos/cat.jpg": b"jpeg"}, "holds files but no"),
+    "original Escale": (
+        {"index.manifest": b"...", "a1b2.placeholder": b"", "0001.lock": b""},
+        "'escale import', not built yet",
+    ),
+    "escale objects without header": (
+        {"updates/" + "a" * 32 + "/0000000001": b"sealed", "clients/" + "a" * 32: b"sealed"},
+        "'escale fix'",
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", list(FOREIGN))
+def test_a_relay_folder_holding_anything_else_is_refused_never_written_into(
+    cluster: Cluster, kind: str
+) -> None:
+    """DESIGN §2.12: a brand-new client never creates a repository in a folder that holds
+    other files; it says what the folder holds and what to do, in one line."""
+    files, hint = FOREIGN[kind]
+    relay = relay_folder(cluster)
+    for name, content in files.items():
+        (relay / name).parent.mkdir(parents=True, exist_ok=True)
+        (relay / name).write_bytes(content)
+    a = cluster.add("alice")
+    a.write("doc.txt", "mine")
+    run = a.sync(check=False)
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "Traceback" not in run.stderr and "internal error" not in run.stderr, run.stderr
+    errors = [line for line in run.stderr.splitlines() if line.strip()]
+    assert len(errors) == 1, errors
+    assert str(relay) in errors[0] and "escale.json" in errors[0], errors[0]
+    assert "refusing to create a repository there" in errors[0] and hint in errors[0], errors[0]
+    assert listing(relay) == files, "nothing was written into the relay folder"
+    assert tree(a.root) == {"doc.txt": (b"mine", (a.root / "doc.txt").stat().st_mtime_ns)}
+
+
+def test_an_empty_relay_folder_gets_a_new_repository(cluster: Cluster) -> None:
+    relay = relay_folder(cluster)
+    relay.mkdir()
+    a, b = cluster.add("alice"), cluster.add("bob")
+    a.write("doc.txt", "first")
+    a.sync()
+    b.sync()
+    assert (relay / "escale.json").is_file()
+    assert (b.root / "doc.txt").read_text() == "first"

@@ -81,6 +81,9 @@ class _Section:
         self._check_path(values["path"], address)
         self._check_credentials(values, address)
         values["client"] = values["client"] or default_client_name(self.name)
+        # a longer name would make every other client refuse this one's updates
+        if len(values["client"].encode()) > MAX_CLIENT_NAME:
+            self.fail(f"expected a client name of at most {MAX_CLIENT_NAME} bytes", "client")
         values["encryption"] = self._cipher(values)
         values["checksum"] = self._checksum(values["checksum"])
         return SectionConfig(
@@ -270,6 +273,7 @@ class _Section:
         return name
 
 
+MAX_CLIENT_NAME = 255  # the longest client name pullers accept (escale_core.manifest.MAX_NAME)
 MAX_PAGE = 256 * 1024**2  # the largest object pullers accept (escale_core.fetch.MAX_OBJECT)
 
 _REQUIRED_HINTS = {
