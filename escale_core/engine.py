@@ -17,6 +17,7 @@ from .collect import Listing, update_number
 from .errors import EscaleError, IntegrityError, LocalFolderError, RelayNotFoundError
 from .history import FileRecord, LocalState
 from .local import (
+    NAME_MAX,
     BackgroundScan,
     FileStat,
     Filters,
@@ -26,7 +27,7 @@ from .local import (
     shown_name,
     with_ignore,
 )
-from .manifest import ClientState, Manifest
+from .manifest import MAX_PATH, ClientState, Manifest
 from .pull import Puller, PullOptions
 from .push import Pusher, PushPlan, PushResult
 from .registry import Registry
@@ -528,6 +529,9 @@ class Engine:
         """The local files, escale's temporary files and the names that cannot be synced,
         from the prescan if there is one (the symlinks and unreadable files go to
         ``report``)."""
+        return self._scan_folder(report)
+
+    def _scan_folder(self, report: RoundReport) -> tuple[dict[str, FileStat], list[str], list[str]]:
         if self.prescan is not None:
             prescan, self.prescan = self.prescan, None  # used once: later rounds scan anew
             found = prescan.result()
@@ -761,6 +765,11 @@ class Engine:
 def unreadable_message(path: str) -> str:
     """The error line of a file or folder (``path/``) that cannot be read."""
     kind = "folder" if path.endswith("/") else "file"
+    if len(path.encode()) > MAX_PATH - NAME_MAX:  # what the system cannot reach by its path
+        return (
+            f"local {kind} {shown_name(path.rstrip('/'))[:200]}...: its path is too long for "
+            f"this system (more than {MAX_PATH} bytes with the folder's), not synced; shorten it"
+        )
     return (
         f"local {kind} {shown_name(path.rstrip('/'))}: permission denied, not synced; "
         "fix its permissions"

@@ -208,8 +208,10 @@ def _open_folder(folder: str, prefix: str, unreadable: Optional[list[str]]) -> O
         if unreadable is not None:
             unreadable.append(prefix)
         return None
-    except OSError:
-        return None  # gone, replaced by a symlink or a file since listed
+    except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG and unreadable is not None:
+            unreadable.append(prefix)  # deeper than the system reaches by path
+        return None  # else gone, replaced by a symlink or a file since listed
 
 
 def _hidden(

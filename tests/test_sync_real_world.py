@@ -418,3 +418,25 @@ def test_an_empty_relay_folder_gets_a_new_repository(cluster: Cluster) -> None:
     b.sync()
     assert (relay / "escale.json").is_file()
     assert (b.root / "doc.txt").read_text() == "first"
+
+
+def test_a_folder_deeper_than_the_system_reaches_is_reported_not_skipped_in_silence(
+    cluster: Cluster,
+) -> None:
+    a, b = cluster.add("alice"), cluster.add("bob")
+    fd = os.open(a.root, os.O_RDONLY)
+    for _ in range(21):  # 4,221 bytes: a path the kernel only reaches folder by folder
+        os.mkdir("d" * 200, dir_fd=fd)
+        inner = os.open("d" * 200, os.O_RDONLY, dir_fd=fd)
+        os.close(fd)
+        fd = inner
+    with os.fdopen(os.open("deep.txt", os.O_WRONLY | os.O_CREAT, dir_fd=fd), "w") as out:
+        out.write("deep")
+    os.close(fd)
+    a.write("shallow.txt", "fine")
+    run = a.sync(check=False)
+    assert run.returncode == 1
+    errors = [line for line in run.stderr.splitlines() if line.strip()]
+    assert len(errors) == 1 and "path is too long" in errors[0], errors
+    b.sync()
+    assert sorted(tree(b.root)) == ["shallow.txt"]
