@@ -53,9 +53,6 @@ def test_version_prints_the_package_version(escale: RunEscale) -> None:
 @pytest.mark.parametrize(
     ("args", "command"),
     [
-        (["start"], "start"),
-        (["stop"], "stop"),
-        (["restart"], "restart"),
         (["init"], "init"),
         (["migrate", "photos", "s3://b/x"], "migrate"),
         (["backup", "photos", "a.tar"], "backup"),

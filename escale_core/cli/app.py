@@ -41,6 +41,7 @@ def build_app() -> typer.Typer:
     from . import (
         access_cmd,
         config_cmd,
+        daemon_cmd,
         demo_cmd,
         pending,
         plugins_cmd,
@@ -90,6 +91,7 @@ def build_app() -> typer.Typer:
     relay_cmd.register(app)
     config_cmd.register(app)
     versions_cmd.register(app)
+    daemon_cmd.register(app)
     pending.register(app)
     get_plugins().register_commands(app)
     return app

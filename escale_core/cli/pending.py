@@ -23,21 +23,6 @@ def register(app: typer.Typer) -> None:
     """Add the not-yet-implemented commands to ``app``."""
 
     @app.command()
-    def start() -> None:
-        """Start the daemon for all sections (pid file, rotated log)."""
-        not_yet("start")
-
-    @app.command()
-    def stop() -> None:
-        """Stop the daemon."""
-        not_yet("stop")
-
-    @app.command()
-    def restart() -> None:
-        """Restart the daemon."""
-        not_yet("restart")
-
-    @app.command()
     def init() -> None:
         """Interactive wizard: write a section and generate a key file."""
         not_yet("init")

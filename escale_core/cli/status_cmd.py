@@ -10,6 +10,7 @@ from typing import Any, Optional
 import typer
 
 from ..config import load_config
+from ..daemon import get_pid_file, running_pid
 from ..plugins import get_plugins
 from ..status import section_status
 from .output import human_size, not_synced_phrase
@@ -68,5 +69,7 @@ def register(app: typer.Typer) -> None:
             typer.echo(json.dumps({s["section"]: s for s in results}, indent=2))
         else:
             verbose = ctx.obj.verbosity > 0
+            pid = running_pid(get_pid_file(config))
+            typer.echo("daemon: not running" if pid is None else f"daemon: running (pid {pid})")
             typer.echo("\n".join(format_status(s, verbose) for s in results))
         sys.exit(1 if any(s["error"] for s in results) else 0)

@@ -5,15 +5,18 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
+from pathlib import Path
 from typing import Optional
 
 import typer
 
-from ..config import Config, load_config
+from ..config import Config, SectionConfig, load_config
+from ..daemon import Daemon
+from ..daemon.logs import timestamp_stderr
 from ..engine import RoundReport
 from ..errors import EscaleError, UsageError
-from ..history import TimeQuotaController
-from ..plugins import get_plugins
+from ..plugins import Plugins, get_plugins
 from ..session import sync_section
 from .output import changed_while_read_message, details, summary
 from .progress import RoundProgress
@@ -84,6 +87,35 @@ def run_rounds(
     return all_ok, moved
 
 
+def watch_sections(
+    config_file: Optional[Path],
+    names: Optional[list[str]],
+    force: bool,
+    verbosity: int,
+    as_json: bool,
+) -> None:
+    """Keep ``names`` (``None``: every section, holding the daemon's pid file) in sync in the
+    foreground until interrupted: the daemon's code, printing each round with its time."""
+    timestamp_stderr()
+
+    def printed(name: str, report: RoundReport) -> None:
+        if as_json:
+            typer.echo(json.dumps({name: {**report.as_dict(), "error": None}}))
+            return
+        for error in report.errors:
+            log.error("[%s] %s", name, error)
+        if verbosity >= 0:
+            typer.echo(f"{time.strftime('%H:%M:%S')} {summary(name, report)}")
+        if verbosity > 0:
+            for line in details(report):
+                typer.echo(line)
+
+    def one_round(config: Config, section: SectionConfig, plugins: Plugins) -> RoundReport:
+        return sync_section(config, section, plugins, force=force)
+
+    Daemon(config_file, names, pid_file=names is None, on_round=printed, run_round=one_round).run()
+
+
 def register(app: typer.Typer) -> None:
     """Add ``sync`` to ``app``."""
 
@@ -118,18 +150,17 @@ def register(app: typer.Typer) -> None:
         names = _sections(config, sections, all_)
         if dry_run and watch:
             raise UsageError("--dry-run makes one round: it cannot be used with --watch")
-        refresh = min(config.section(n).refresh for n in names)
-        controller = TimeQuotaController(refresh)
-        while True:
-            ok, moved = run_rounds(
-                config,
-                names,
-                force=force,
-                verbosity=ctx.obj.verbosity,
-                as_json=as_json,
-                dry_run=dry_run,
+        if watch:  # the daemon, in the foreground
+            watch_sections(
+                ctx.obj.config, None if all_ else names, force, ctx.obj.verbosity, as_json
             )
-            if not watch:
-                sys.exit(0 if ok else 1)
-            controller.record(moved)
-            controller.wait()
+            return
+        ok, _ = run_rounds(
+            config,
+            names,
+            force=force,
+            verbosity=ctx.obj.verbosity,
+            as_json=as_json,
+            dry_run=dry_run,
+        )
+        sys.exit(0 if ok else 1)

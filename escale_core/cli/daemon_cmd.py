@@ -1,0 +1,113 @@
+"""``escale start``, ``stop`` and ``restart``: the daemon of DESIGN §9 in the background."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..config import load_config
+from ..daemon import Daemon, DaemonRunningError, get_pid_file, running_pid
+from ..daemon.logs import log_path, log_to_file
+from ..daemon.runner import STOP_TIMEOUT
+from ..errors import EscaleError
+from ..plugins import get_plugins
+
+log = logging.getLogger("escale")
+
+#: how long ``start`` waits for the daemon to hold its pid file
+START_TIMEOUT = 30.0
+
+
+def _config_args(config_file: Optional[Path]) -> list[str]:
+    return ["-c", str(config_file)] if config_file is not None else []
+
+
+def start_daemon(config_file: Optional[Path]) -> int:
+    """Start the daemon in the background; return its pid once it holds its pid file.
+
+    :raises DaemonRunningError: one already runs on this configuration.
+    :raises EscaleError: it stopped before it was up (its log says why).
+    """
+    config = load_config(config_file, get_plugins())  # a bad configuration fails here, now
+    pid_file = get_pid_file(config)
+    running = running_pid(pid_file)
+    if running is not None:
+        raise DaemonRunningError(
+            f"escale's daemon is already running (pid {running}, pid file {pid_file}); "
+            "'escale stop' stops it"
+        )
+    logfile = log_path(config)
+    logfile.parent.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "escale_core", *_config_args(config_file), "daemon-run"]
+    with open(logfile, "a", encoding="utf-8") as errors:
+        child = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=errors,  # what fails before the log is set up still lands in it
+            start_new_session=True,  # leaves the terminal's session: a closed shell keeps it
+        )
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if running_pid(pid_file) == child.pid:
+            return child.pid
+        if child.poll() is not None:
+            raise EscaleError(
+                f"escale's daemon stopped as it started (exit {child.returncode}); see {logfile}"
+            )
+        time.sleep(0.05)
+    raise EscaleError(f"escale's daemon did not start within {START_TIMEOUT:.0f} s; see {logfile}")
+
+
+def stop_daemon(config_file: Optional[Path]) -> Optional[int]:
+    """Stop the running daemon (SIGTERM, then wait); return its pid, ``None`` if none ran."""
+    config = load_config(config_file, get_plugins())
+    pid_file = get_pid_file(config)
+    pid = running_pid(pid_file)
+    if pid is None:
+        return None
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT + 5
+    while time.monotonic() < deadline:
+        if running_pid(pid_file) is None:
+            return pid
+        time.sleep(0.05)
+    raise EscaleError(f"escale's daemon (pid {pid}) did not stop within {STOP_TIMEOUT + 5:.0f} s")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``start``, ``stop``, ``restart`` and the hidden ``daemon-run`` to ``app``."""
+
+    @app.command()
+    def start(ctx: typer.Context) -> None:
+        """Start the daemon: every section kept in sync in the background (pid file, log)."""
+        pid = start_daemon(ctx.obj.config)
+        typer.echo(f"escale's daemon is running (pid {pid})")
+
+    @app.command()
+    def stop(ctx: typer.Context) -> None:
+        """Stop the daemon: the rounds running finish, nothing is half-applied."""
+        pid = stop_daemon(ctx.obj.config)
+        typer.echo("escale's daemon is not running" if pid is None else f"stopped (pid {pid})")
+
+    @app.command()
+    def restart(ctx: typer.Context) -> None:
+        """Stop the daemon if it runs, then start it (with the configuration as it is now)."""
+        stop_daemon(ctx.obj.config)
+        pid = start_daemon(ctx.obj.config)
+        typer.echo(f"escale's daemon is running (pid {pid})")
+
+    @app.command("daemon-run", hidden=True)
+    def daemon_run(ctx: typer.Context) -> None:
+        """The daemon itself, in the foreground, logging to its log file (``start`` runs it)."""
+        config = load_config(ctx.obj.config, get_plugins())
+        log_to_file(config)
+        Daemon(ctx.obj.config).run()

@@ -1,0 +1,132 @@
+"""One section's worker: rounds on an adaptive pause, a back-off after errors, a status that
+the daemon reports; a crash of its loop is logged and the loop starts again (``keep_alive``)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+from ..config import Config, SectionConfig
+from ..engine import RoundReport
+from ..errors import EscaleError
+from ..history import TimeQuotaController
+from ..plugins import Plugins
+from ..session import sync_section
+
+log = logging.getLogger("escale")
+
+#: the first pause after a failed round; it doubles up to the section's ``refresh``
+FIRST_BACKOFF = 2.0
+
+
+@dataclass
+class SectionStatus:
+    """What a worker is doing, for ``status`` and the log.
+
+    :param state: ``idle``, ``syncing``, ``backing off`` or ``stopped``.
+    """
+
+    section: str
+    state: str = "idle"
+    rounds: int = 0
+    last_round: Optional[float] = None
+    last_in_sync: Optional[bool] = None
+    last_error: Optional[str] = None
+    next_round: Optional[float] = None
+    failures: int = 0
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+#: runs one round of a section (the daemon passes :func:`escale_core.session.sync_section`)
+RoundRunner = Callable[[Config, SectionConfig, Plugins], RoundReport]
+
+
+def _one_round(config: Config, section: SectionConfig, plugins: Plugins) -> RoundReport:
+    return sync_section(config, section, plugins)
+
+
+class SectionWorker(threading.Thread):
+    """Keeps one section in sync until :meth:`stop`.
+
+    :param on_round: called with the section's name and each round's report (the foreground
+        command prints it).
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        section: SectionConfig,
+        plugins: Plugins,
+        on_round: Optional[Callable[[str, RoundReport], None]] = None,
+        run_round: RoundRunner = _one_round,
+    ) -> None:
+        super().__init__(name=f"escale-{section.name}", daemon=True)
+        self.config, self.section, self.plugins = config, section, plugins
+        self.on_round, self.run_round = on_round, run_round
+        self.status = SectionStatus(section.name)
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._pauses = TimeQuotaController(section.refresh)
+
+    def stop(self) -> None:
+        """Ask the worker to stop after its current round."""
+        self._stop.set()
+        self._wake.set()
+
+    def wake(self) -> None:
+        """Run a round now (a local change, or ``escale sync`` while the daemon runs)."""
+        self._wake.set()
+
+    def run(self) -> None:
+        """Rounds until stopped; a crash of the loop itself is logged and the loop restarts."""
+        while not self._stop.is_set():
+            try:
+                self._loop()
+            except Exception:  # keep_alive: one section's bug never stops the daemon
+                log.exception("[%s] the worker crashed; it restarts", self.section.name)
+                self._sleep(FIRST_BACKOFF)
+        self.status.state = "stopped"
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            pause = self._round()
+            self.status.next_round = time.time() + pause
+            self._sleep(pause)
+
+    def _round(self) -> float:
+        """One round; return the pause before the next one."""
+        status = self.status
+        status.state = "syncing"
+        try:
+            report = self.run_round(self.config, self.section, self.plugins)
+        except EscaleError as exc:
+            status.failures += 1
+            status.last_error, status.last_in_sync = str(exc), False
+            status.state = "backing off"
+            pause = min(FIRST_BACKOFF * 2.0 ** (status.failures - 1), float(self.section.refresh))
+            log.error("%s (next try in %.0f s)", exc, pause)
+            return pause
+        status.failures, status.rounds, status.last_round = 0, status.rounds + 1, time.time()
+        status.last_in_sync = report.in_sync
+        status.last_error = report.errors[-1] if report.errors else None
+        status.summary = report.counts()
+        status.state = "idle"
+        if report.transferred or report.errors:
+            log.info(
+                "[%s] pushed %d, pulled %d, deleted %d remote / %d local, %d conflict(s); %s",
+                self.section.name, len(report.pushed), len(report.pulled),
+                len(report.deleted_remote), len(report.deleted_local), len(report.conflicts),
+                "in sync" if report.in_sync else "NOT in sync",
+            )  # fmt: skip
+        if self.on_round is not None:
+            self.on_round(self.section.name, report)
+        self._pauses.record(report.transferred)
+        return self._pauses.pause()
+
+    def _sleep(self, seconds: float) -> None:
+        """Wait ``seconds``, or less when woken or stopped."""
+        self._wake.wait(seconds)
+        self._wake.clear()

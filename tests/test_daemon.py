@@ -1,0 +1,153 @@
+"""The daemon in real processes: ``escale start`` keeps every section in sync in the
+background, one daemon per configuration, ``stop`` ends it, SIGHUP reloads the configuration,
+and a failing section never stops the others."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from .clients import Client, Cluster, same_tree
+
+
+def escale(client: Client, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        client.command(*args), capture_output=True, text=True, env=client.env, timeout=120
+    )
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie no parent reaped yet has ended)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def pid_of(client: Client) -> int:
+    run = escale(client, "start")
+    assert run.returncode == 0, run.stderr
+    return int(run.stdout.rsplit("pid ", 1)[1].rstrip(")\n"))
+
+
+@pytest.fixture
+def daemons() -> Iterator[list[Client]]:
+    """Clients whose daemons are stopped at the end (killed if need be)."""
+    started: list[Client] = []
+    yield started
+    for client in started:
+        escale(client, "stop")
+
+
+def test_a_second_start_is_refused_naming_the_running_daemon_and_stop_ends_it(
+    cluster: Cluster, daemons: list[Client]
+) -> None:
+    a = cluster.add("alice", extra="refresh = 1")
+    pid = pid_of(a)
+    daemons.append(a)
+    again = escale(a, "start")
+    assert again.returncode == 1
+    assert f"already running (pid {pid}" in again.stderr and "escale stop" in again.stderr
+    stopped = escale(a, "stop")
+    assert stopped.returncode == 0 and f"stopped (pid {pid})" in stopped.stdout
+    assert not alive(pid)
+    assert "not running" in escale(a, "stop").stdout
+
+
+def test_two_daemons_propagate_creates_edits_deletes_and_renames_both_ways(
+    cluster: Cluster, daemons: list[Client]
+) -> None:
+    a = cluster.add("alice", extra="refresh = 1")
+    b = cluster.add("bob", extra="refresh = 1")
+    a.write("docs/one.txt", "one")
+    a.sync()
+    b.sync()
+    for client in (a, b):
+        pid_of(client)
+        daemons.append(client)
+    a.write("docs/two.txt", "two, from alice")
+    wait_until(lambda: (b.root / "docs/two.txt").exists(), "alice's new file on bob")
+    b.write("docs/one.txt", "one, edited by bob")
+    wait_until(lambda: (a.root / "docs/one.txt").read_text() == "one, edited by bob", "bob's edit")
+    (a.root / "docs/two.txt").rename(a.root / "docs/renamed.txt")
+    (b.root / "docs/one.txt").unlink()
+    wait_until(
+        lambda: same_tree(a.root, b.root) and not (a.root / "docs/one.txt").exists(), "convergence"
+    )
+    assert sorted(p.name for p in (a.root / "docs").iterdir()) == ["renamed.txt"]
+
+
+def test_sighup_picks_up_a_new_section_and_a_failing_section_never_stops_another(
+    cluster: Cluster, daemons: list[Client], tmp_path: Path
+) -> None:
+    a = cluster.add("alice", extra="refresh = 1")
+    b = cluster.add("bob", extra="refresh = 1")
+    pid = pid_of(a)
+    daemons.append(a)
+    other = tmp_path / "other"
+    other.mkdir()
+    broken_relay = tmp_path / "broken-relay"
+    broken_relay.mkdir()
+    (broken_relay / "notes.txt").write_text("not a repository: this section fails every round")
+    key = tmp_path / "clients" / "alice" / "key"
+    a.config.write_text(
+        a.config.read_text()
+        + f'\n[broken]\npath = "{other}"\nrelay = "file://{broken_relay}"\nclient = "alice"\n'
+        f'passphrase_file = "{key}"\n'
+    )
+    os.kill(pid, signal.SIGHUP)
+    log = a.config.parent / "state" / "escale.log"  # the cluster's state_dir
+    wait_until(lambda: log.exists() and "[broken]" in log.read_text(), "the new section's error")
+    a.write("still.txt", "the shared section still syncs")
+    b.sync()
+    wait_until(lambda: b.sync() and (b.root / "still.txt").exists(), "alice's file on bob")
+    lines = log.read_text().splitlines()
+    assert any("configuration reloaded" in line for line in lines)
+    assert all(line[:4].isdigit() for line in lines if line), "every line starts with its time"
+
+
+def test_a_daemon_killed_mid_way_leaves_a_pid_file_the_next_start_takes_over(
+    cluster: Cluster, daemons: list[Client]
+) -> None:
+    a = cluster.add("alice", extra="refresh = 1")
+    pid = pid_of(a)
+    daemons.append(a)
+    os.kill(pid, signal.SIGKILL)
+    restarted: list[int] = []
+
+    def started() -> bool:  # the lock goes with the process, the pid file stays
+        run = escale(a, "start")
+        if run.returncode == 0:
+            restarted.append(int(run.stdout.rsplit("pid ", 1)[1].rstrip(")\n")))
+        return bool(restarted)
+
+    wait_until(started, "a start after the kill")
+    assert restarted[0] != pid
+    a.write("after.txt", "synced by the new daemon")
+    b = cluster.add("bob")
+    wait_until(lambda: b.sync() and (b.root / "after.txt").exists(), "the new daemon's push")
+
+
+def test_status_says_whether_the_daemon_runs(cluster: Cluster, daemons: list[Client]) -> None:
+    a = cluster.add("alice", extra="refresh = 1")
+    assert escale(a, "status").stdout.startswith("daemon: not running\n")
+    pid = pid_of(a)
+    daemons.append(a)
+    assert escale(a, "status").stdout.startswith(f"daemon: running (pid {pid})\n")
