@@ -68,6 +68,8 @@ def test_a_second_start_is_refused_naming_the_running_daemon_and_stop_ends_it(
     stopped = escale(a, "stop")
     assert stopped.returncode == 0 and f"stopped (pid {pid})" in stopped.stdout
     assert not alive(pid)
+    log = (a.config.parent / "state" / "escale.log").read_text()
+    assert "daemon stopped" in log and "internal error" not in log, log
     assert "not running" in escale(a, "stop").stdout
 
 
@@ -151,3 +153,37 @@ def test_status_says_whether_the_daemon_runs(cluster: Cluster, daemons: list[Cli
     pid = pid_of(a)
     daemons.append(a)
     assert escale(a, "status").stdout.startswith(f"daemon: running (pid {pid})\n")
+
+
+def test_changes_travel_on_file_system_events_not_on_the_timer(
+    cluster: Cluster, daemons: list[Client]
+) -> None:
+    """With a local relay both sides announce their changes: with ``refresh = 600`` the timer
+    cannot be what brings alice's file to bob within the wait below."""
+    a = cluster.add("alice", extra="refresh = 600")
+    b = cluster.add("bob", extra="refresh = 600")
+    a.sync()
+    b.sync()
+    for client in (a, b):
+        pid_of(client)
+        daemons.append(client)
+    time.sleep(2)  # both daemons ran their first round and follow events now
+    a.write("news.txt", "written while both daemons were idle")
+    wait_until(lambda: (b.root / "news.txt").exists(), "alice's file on bob", timeout=60)
+    b.write("reply.txt", "and back")
+    wait_until(lambda: (a.root / "reply.txt").exists(), "bob's reply on alice", timeout=60)
+
+
+def test_without_watch_the_timer_alone_starts_rounds(
+    cluster: Cluster, daemons: list[Client]
+) -> None:
+    a = cluster.add("alice", extra="refresh = 600\nwatch = false")
+    b = cluster.add("bob")
+    a.sync()
+    pid_of(a)
+    daemons.append(a)
+    time.sleep(2)
+    a.write("held.txt", "waits for the timer")
+    time.sleep(4)
+    b.sync()
+    assert not (b.root / "held.txt").exists()

@@ -43,6 +43,8 @@ class SectionConfig:
     pullers: int
     quota: Optional[int]
     refresh: float
+    watch: bool
+    rescan_interval: float
     include: list[Pattern]
     exclude: list[Pattern]
     include_directories: list[Pattern]

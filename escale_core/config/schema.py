@@ -181,6 +181,21 @@ SECTION_OPTIONS: tuple[Option, ...] = (
         "Longest pause between two rounds when watching (adaptive from refresh/2).",
     ),
     Option(
+        "watch",
+        v.to_bool,
+        True,
+        "boolean",
+        "Follow file-system events of the local folder (and of a local relay folder) to start "
+        "a round when something changes; false: rounds on the timer only.",
+    ),
+    Option(
+        "rescan_interval",
+        v.to_duration(3600.0),
+        3600.0,
+        "duration",
+        'With file-system events on both sides, the longest pause between two rounds ("1h").',
+    ),
+    Option(
         "include",
         v.to_patterns,
         [],

@@ -15,6 +15,7 @@ from ..errors import EscaleError
 from ..history import TimeQuotaController
 from ..plugins import Plugins
 from ..session import sync_section
+from .triggers import ChangeWatcher, local_relay_folder, watch_available
 
 log = logging.getLogger("escale")
 
@@ -67,14 +68,30 @@ class SectionWorker(threading.Thread):
         self.config, self.section, self.plugins = config, section, plugins
         self.on_round, self.run_round = on_round, run_round
         self.status = SectionStatus(section.name)
-        self._stop = threading.Event()
+        self._halt = threading.Event()
         self._wake = threading.Event()
         self._pauses = TimeQuotaController(section.refresh)
+        self.watcher: Optional[ChangeWatcher] = None
+        #: both sides announce their changes: the timer only catches what events missed
+        self.event_driven = False
 
     def stop(self) -> None:
         """Ask the worker to stop after its current round."""
-        self._stop.set()
+        self._halt.set()
         self._wake.set()
+        if self.watcher is not None:
+            self.watcher.stop()
+
+    def _start_watching(self) -> None:
+        """Follow the local folder's events (and a local relay folder's) when ``watch``."""
+        section = self.section
+        if not section.watch or not watch_available():
+            return
+        relay = local_relay_folder(section)
+        folders = [section.path] + ([relay] if relay is not None else [])
+        self.watcher = ChangeWatcher(section.name, folders, self.wake, relay)
+        self.watcher.start()
+        self.event_driven = relay is not None
 
     def wake(self) -> None:
         """Run a round now (a local change, or ``escale sync`` while the daemon runs)."""
@@ -82,7 +99,7 @@ class SectionWorker(threading.Thread):
 
     def run(self) -> None:
         """Rounds until stopped; a crash of the loop itself is logged and the loop restarts."""
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             try:
                 self._loop()
             except Exception:  # keep_alive: one section's bug never stops the daemon
@@ -91,8 +108,11 @@ class SectionWorker(threading.Thread):
         self.status.state = "stopped"
 
     def _loop(self) -> None:
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             pause = self._round()
+            if self.watcher is None and self.status.rounds:  # the folders exist now
+                self._start_watching()
+                pause = self._pause_after(pause)
             self.status.next_round = time.time() + pause
             self._sleep(pause)
 
@@ -124,7 +144,13 @@ class SectionWorker(threading.Thread):
         if self.on_round is not None:
             self.on_round(self.section.name, report)
         self._pauses.record(report.transferred)
-        return self._pauses.pause()
+        return self._pause_after(self._pauses.pause())
+
+    def _pause_after(self, pause: float) -> float:
+        """``pause``, or ``rescan_interval`` when events announce both sides' changes."""
+        if self.event_driven and self.watcher is not None and self.watcher.is_alive():
+            return self.section.rescan_interval
+        return pause
 
     def _sleep(self, seconds: float) -> None:
         """Wait ``seconds``, or less when woken or stopped."""
