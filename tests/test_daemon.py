@@ -4,6 +4,7 @@ and a failing section never stops the others."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -39,6 +40,17 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+def watching(client: Client) -> bool:
+    """Whether the client's daemon follows file-system events (its log says so)."""
+    log = client.config.parent / "state" / "escale.log"
+    return log.exists() and "following file-system events" in log.read_text()
+
+
+def last_sync(client: Client) -> object:
+    """When the client's last round ended, as ``status --json`` says."""
+    return json.loads(escale(client, "status", "--json").stdout)[client.section]["last_sync"]
 
 
 def pid_of(client: Client) -> int:
@@ -167,7 +179,7 @@ def test_changes_travel_on_file_system_events_not_on_the_timer(
     for client in (a, b):
         pid_of(client)
         daemons.append(client)
-    time.sleep(2)  # both daemons ran their first round and follow events now
+        wait_until(lambda c=client: watching(c), "the watch")
     a.write("news.txt", "written while both daemons were idle")
     wait_until(lambda: (b.root / "news.txt").exists(), "alice's file on bob", timeout=60)
     b.write("reply.txt", "and back")
@@ -180,9 +192,10 @@ def test_without_watch_the_timer_alone_starts_rounds(
     a = cluster.add("alice", extra="refresh = 600\nwatch = false")
     b = cluster.add("bob")
     a.sync()
+    before = last_sync(a)
     pid_of(a)
     daemons.append(a)
-    time.sleep(2)
+    wait_until(lambda: last_sync(a) != before, "the daemon's first round")
     a.write("held.txt", "waits for the timer")
     time.sleep(4)
     b.sync()

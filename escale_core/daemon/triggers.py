@@ -87,6 +87,11 @@ class ChangeWatcher(threading.Thread):
             return
         import watchfiles
 
+        log.info(
+            "[%s] following file-system events of %s",
+            self.name.removeprefix("escale-watch-"),
+            ", ".join(map(str, self.folders)),
+        )
         try:
             for changes in watchfiles.watch(
                 *self.folders,
