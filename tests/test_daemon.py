@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import stat
 import subprocess
 import time
 from collections.abc import Iterator
@@ -200,3 +201,49 @@ def test_without_watch_the_timer_alone_starts_rounds(
     time.sleep(4)
     b.sync()
     assert not (b.root / "held.txt").exists()
+
+
+def test_pause_holds_changes_until_resume(cluster: Cluster, daemons: list[Client]) -> None:
+    a = cluster.add("alice", extra="refresh = 1")
+    b = cluster.add("bob")
+    a.sync()
+    pid = pid_of(a)
+    daemons.append(a)
+    wait_until(lambda: watching(a), "the watch")
+    paused = escale(a, "pause")
+    assert paused.returncode == 0 and f"paused: shared (daemon pid {pid})" in paused.stdout
+    assert "in the daemon: paused" in escale(a, "status").stdout
+    control = a.config.parent / "state" / "escale.sock"
+    assert stat.S_IMODE(control.stat().st_mode) == 0o600  # only its user may connect
+    a.write("held.txt", "held while paused")
+    time.sleep(3)  # events and three timer periods pass: no round runs
+    b.sync()
+    assert not (b.root / "held.txt").exists()
+    assert escale(a, "resume").returncode == 0
+    wait_until(lambda: b.sync() and (b.root / "held.txt").exists(), "the held change")
+
+
+def test_sync_while_the_daemon_runs_asks_it_for_a_round_instead_of_racing_it(
+    cluster: Cluster, daemons: list[Client]
+) -> None:
+    a = cluster.add("alice", extra="refresh = 600\nwatch = false")
+    b = cluster.add("bob")
+    a.sync()
+    pid = pid_of(a)
+    daemons.append(a)
+    a.write("now.txt", "sent by the round escale sync asked for")
+    run = a.sync()
+    assert f"round run by the daemon (pid {pid})" in run.stdout, run.stdout
+    b.sync()
+    assert (b.root / "now.txt").exists()
+    escale(a, "pause")
+    held = a.sync(check=False)
+    assert held.returncode == 1 and "escale resume shared" in held.stdout
+
+
+def test_pause_without_a_daemon_is_one_line(cluster: Cluster) -> None:
+    run = escale(cluster.add("alice"), "pause")
+    assert run.returncode == 1
+    assert run.stderr.strip() == (
+        "escale: error: escale's daemon is not running: nothing to pause ('escale start')"
+    )

@@ -15,6 +15,7 @@ import typer
 
 from ..config import load_config
 from ..daemon import Daemon, DaemonRunningError, get_pid_file, running_pid
+from ..daemon.control import ask_daemon
 from ..daemon.logs import log_path, log_to_file
 from ..daemon.runner import STOP_TIMEOUT
 from ..errors import EscaleError
@@ -83,6 +84,20 @@ def stop_daemon(config_file: Optional[Path]) -> Optional[int]:
     raise EscaleError(f"escale's daemon (pid {pid}) did not stop within {STOP_TIMEOUT + 5:.0f} s")
 
 
+def _tell(config_file: Optional[Path], command: str, section: Optional[str], done: str) -> None:
+    """Send ``command`` to the running daemon and print what it did."""
+    config = load_config(config_file, get_plugins())
+    if section is not None:
+        config.section(section)  # an unknown section fails with the list of known ones
+    answer = ask_daemon(config, command, section)
+    if answer is None:
+        raise EscaleError(f"escale's daemon is not running: nothing to {command} ('escale start')")
+    if "error" in answer:
+        raise EscaleError(f"escale's daemon: {answer['error']}")
+    names = ", ".join(s["section"] for s in answer["sections"]) or "no section"
+    typer.echo(f"{done}: {names} (daemon pid {answer['pid']})")
+
+
 def register(app: typer.Typer) -> None:
     """Add ``start``, ``stop``, ``restart`` and the hidden ``daemon-run`` to ``app``."""
 
@@ -104,6 +119,22 @@ def register(app: typer.Typer) -> None:
         stop_daemon(ctx.obj.config)
         pid = start_daemon(ctx.obj.config)
         typer.echo(f"escale's daemon is running (pid {pid})")
+
+    @app.command()
+    def pause(
+        ctx: typer.Context,
+        section: Optional[str] = typer.Argument(None, help="Only this section."),
+    ) -> None:
+        """Hold the daemon's rounds (every section, or one) until ``resume``."""
+        _tell(ctx.obj.config, "pause", section, "paused")
+
+    @app.command()
+    def resume(
+        ctx: typer.Context,
+        section: Optional[str] = typer.Argument(None, help="Only this section."),
+    ) -> None:
+        """Let the daemon's rounds run again, starting with one now."""
+        _tell(ctx.obj.config, "resume", section, "resumed")
 
     @app.command("daemon-run", hidden=True)
     def daemon_run(ctx: typer.Context) -> None:

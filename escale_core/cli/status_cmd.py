@@ -11,6 +11,7 @@ import typer
 
 from ..config import load_config
 from ..daemon import get_pid_file, running_pid
+from ..daemon.control import ask_daemon
 from ..plugins import get_plugins
 from ..status import section_status
 from .output import human_size, not_synced_phrase
@@ -49,6 +50,21 @@ def format_status(s: dict[str, Any], verbose: bool = False) -> str:
     return "\n".join(lines)
 
 
+def _daemon_state(worker: Optional[dict[str, Any]]) -> Optional[dict[str, Any]]:
+    """The running daemon's view of a section (``None``: no daemon syncs it)."""
+    if worker is None:
+        return None
+    keys = ("state", "rounds", "last_round", "last_error", "next_round", "failures")
+    return {key: worker.get(key) for key in keys}
+
+
+def _next(result: dict[str, Any]) -> str:
+    when = result["daemon"]["next_round"]
+    if when is None or result["daemon"]["state"] == "paused":
+        return ""
+    return f", next round at {_when(when)} (or at the next change)"
+
+
 def register(app: typer.Typer) -> None:
     """Add ``status`` to ``app``."""
 
@@ -65,11 +81,21 @@ def register(app: typer.Typer) -> None:
         config = load_config(ctx.obj.config, get_plugins())
         names = [section] if section else list(config.sections)
         results = [section_status(config, config.section(n), get_plugins()) for n in names]
+        live = ask_daemon(config, "status")
+        workers = {w["section"]: w for w in (live or {}).get("sections", [])}
+        for result in results:  # what the running daemon is doing with each section
+            result["daemon"] = _daemon_state(workers.get(result["section"]))
         if as_json:  # keyed by section, as ``sync --json``
             typer.echo(json.dumps({s["section"]: s for s in results}, indent=2))
         else:
             verbose = ctx.obj.verbosity > 0
             pid = running_pid(get_pid_file(config))
             typer.echo("daemon: not running" if pid is None else f"daemon: running (pid {pid})")
-            typer.echo("\n".join(format_status(s, verbose) for s in results))
+            blocks = [format_status(s, verbose) for s in results]
+            for index, result in enumerate(results):
+                if result["daemon"] is not None:
+                    blocks[index] += f"\n  in the daemon: {result['daemon']['state']}" + _next(
+                        result
+                    )
+            typer.echo("\n".join(blocks))
         sys.exit(1 if any(s["error"] for s in results) else 0)

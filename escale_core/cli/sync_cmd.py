@@ -13,6 +13,7 @@ import typer
 
 from ..config import Config, SectionConfig, load_config
 from ..daemon import Daemon
+from ..daemon.control import ask_daemon
 from ..daemon.logs import timestamp_stderr
 from ..engine import RoundReport
 from ..errors import EscaleError, UsageError
@@ -87,6 +88,32 @@ def run_rounds(
     return all_ok, moved
 
 
+def through_daemon(config: Config, names: list[str]) -> bool:
+    """Ask the running daemon for a round of each section and print how each ended; return
+    whether all ended in sync."""
+    all_ok = True
+    for name in names:
+        answer = ask_daemon(config, "sync", name)
+        if answer is None or "error" in answer:
+            raise EscaleError(f"escale's daemon: {answer['error'] if answer else 'no answer'}")
+        (status,) = answer["sections"]
+        pid = answer["pid"]
+        if not status["ran"]:
+            typer.echo(f"{name}: paused in the daemon (pid {pid}); 'escale resume {name}' first")
+            all_ok = False
+            continue
+        counts = status["summary"]
+        state = "in sync" if status["last_in_sync"] else "NOT in sync"
+        if status["last_error"]:
+            log.error("[%s] %s", name, status["last_error"])
+        typer.echo(
+            f"{name}: round run by the daemon (pid {pid}): pushed {counts.get('pushed', 0)}, "
+            f"pulled {counts.get('pulled', 0)}; {state}"
+        )
+        all_ok &= bool(status["last_in_sync"])
+    return all_ok
+
+
 def watch_sections(
     config_file: Optional[Path],
     names: Optional[list[str]],
@@ -155,6 +182,8 @@ def register(app: typer.Typer) -> None:
                 ctx.obj.config, None if all_ else names, force, ctx.obj.verbosity, as_json
             )
             return
+        if not dry_run and not as_json and ask_daemon(config, "status") is not None:
+            sys.exit(0 if through_daemon(config, names) else 1)  # never race the daemon
         ok, _ = run_rounds(
             config,
             names,

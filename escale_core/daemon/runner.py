@@ -19,6 +19,7 @@ from ..config import Config, load_config
 from ..engine import RoundReport
 from ..errors import ConfigError
 from ..plugins import get_plugins
+from .control import ControlServer, socket_path
 from .pidfile import PidFile, get_pid_file
 from .worker import RoundRunner, SectionStatus, SectionWorker
 
@@ -66,7 +67,11 @@ class Daemon:
         if self._pid is not None:
             self._pid.acquire()
         previous = self._install_signals()
+        control = None
         try:
+            if self._pid is not None:  # the daemon of a configuration answers its socket
+                control = ControlServer(socket_path(self.config), lambda: dict(self.workers))
+                control.start()
             self._start_workers(self.config)
             log.info("daemon started: %s", ", ".join(self.workers) or "no section")
             while not self._stopping.is_set():
@@ -75,6 +80,8 @@ class Daemon:
                     self._reload.clear()
                     self.reload()
         finally:
+            if control is not None:
+                control.close()
             self._stop_workers(list(self.workers))
             self._restore_signals(previous)
             if self._pid is not None:

@@ -27,7 +27,8 @@ FIRST_BACKOFF = 2.0
 class SectionStatus:
     """What a worker is doing, for ``status`` and the log.
 
-    :param state: ``idle``, ``syncing``, ``backing off`` or ``stopped``.
+    :param state: ``idle``, ``syncing``, ``backing off``, ``paused`` or ``stopped``.
+    :param failures: failed rounds since the last good one (the back-off grows with it).
     """
 
     section: str
@@ -38,6 +39,7 @@ class SectionStatus:
     last_error: Optional[str] = None
     next_round: Optional[float] = None
     failures: int = 0
+    failures_total: int = 0
     summary: dict[str, Any] = field(default_factory=dict)
 
 
@@ -71,6 +73,9 @@ class SectionWorker(threading.Thread):
         self._halt = threading.Event()
         self._wake = threading.Event()
         self._pauses = TimeQuotaController(section.refresh)
+        self._resumed = threading.Event()
+        self._resumed.set()
+        self._round_done = threading.Condition()
         self.watcher: Optional[ChangeWatcher] = None
         #: both sides announce their changes: the timer only catches what events missed
         self.event_driven = False
@@ -97,6 +102,31 @@ class SectionWorker(threading.Thread):
         """Run a round now (a local change, or ``escale sync`` while the daemon runs)."""
         self._wake.set()
 
+    def pause(self) -> None:
+        """Start no round until :meth:`resume` (the one running finishes)."""
+        self._resumed.clear()
+        if self.status.state != "syncing":
+            self.status.state = "paused"
+
+    def resume(self) -> None:
+        """Run rounds again, starting with one now (changes were held)."""
+        if not self._resumed.is_set():
+            self.status.state = "idle"
+            self._resumed.set()
+            self._wake.set()
+
+    def round_now(self, timeout: float) -> bool:
+        """Run a round now and wait for it to end (``escale sync`` while the daemon runs);
+        False if paused, or not done within ``timeout`` seconds."""
+        if not self._resumed.is_set():
+            return False
+        with self._round_done:
+            done = self.status.rounds + self.status.failures_total
+            self._wake.set()
+            return self._round_done.wait_for(
+                lambda: self.status.rounds + self.status.failures_total > done, timeout
+            )
+
     def run(self) -> None:
         """Rounds until stopped; a crash of the loop itself is logged and the loop restarts."""
         while not self._halt.is_set():
@@ -109,7 +139,15 @@ class SectionWorker(threading.Thread):
 
     def _loop(self) -> None:
         while not self._halt.is_set():
+            if not self._resumed.is_set():  # paused: wait for resume (or stop)
+                self._wake.wait()
+                self._wake.clear()
+                continue
             pause = self._round()
+            if not self._resumed.is_set():
+                self.status.state = "paused"
+            with self._round_done:
+                self._round_done.notify_all()
             if self.watcher is None and self.status.rounds:  # the folders exist now
                 self._start_watching()
                 pause = self._pause_after(pause)
@@ -124,6 +162,7 @@ class SectionWorker(threading.Thread):
             report = self.run_round(self.config, self.section, self.plugins)
         except EscaleError as exc:
             status.failures += 1
+            status.failures_total += 1
             status.last_error, status.last_in_sync = str(exc), False
             status.state = "backing off"
             pause = min(FIRST_BACKOFF * 2.0 ** (status.failures - 1), float(self.section.refresh))
