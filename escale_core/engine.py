@@ -149,16 +149,17 @@ def _report_push(result: PushResult, local: dict[str, FileStat], report: RoundRe
     report.seq = result.seq
 
 
-def pullers_notice(pullers: int, others: int) -> list[str]:
-    """The notice when ``pullers`` is above the number of other clients that ever joined:
-    each update then stays on the relay until more clients join."""
+def pullers_shortfall(pullers: int, others: int) -> dict[str, Any]:
+    """``clients_missing`` and ``notices`` when ``pullers`` is above the number of other
+    clients that ever joined: each update then stays on the relay until more join."""
     if pullers <= others:
-        return []
+        return {"clients_missing": 0, "notices": []}
     fix = f"; set pullers = {others} to free it" if others else ""
-    return [
+    notice = (
         f"pullers = {pullers}, but {others} other client(s) joined this relay: each update "
         f"stays on it until {pullers - others} more join{fix}"
-    ]
+    )
+    return {"clients_missing": pullers - others, "notices": [notice]}
 
 
 class Engine:
@@ -225,8 +226,9 @@ class Engine:
         if not dry:
             self._tidy(listing, states, report)
         others = len(set(states) - {self.me})
-        report.notices += pullers_notice(self.options.pullers, others)
-        report.clients_missing = max(0, self.options.pullers - others)
+        shortfall = pullers_shortfall(self.options.pullers, others)
+        report.notices += shortfall["notices"]
+        report.clients_missing = shortfall["clients_missing"]
         return report
 
     def _exchange(
@@ -529,9 +531,6 @@ class Engine:
         """The local files, escale's temporary files and the names that cannot be synced,
         from the prescan if there is one (the symlinks and unreadable files go to
         ``report``)."""
-        return self._scan_folder(report)
-
-    def _scan_folder(self, report: RoundReport) -> tuple[dict[str, FileStat], list[str], list[str]]:
         if self.prescan is not None:
             prescan, self.prescan = self.prescan, None  # used once: later rounds scan anew
             found = prescan.result()

@@ -485,6 +485,8 @@ class Puller:
 
     def _file_in_the_way(self, path: str) -> Optional[str]:
         """The highest folder of ``path`` that is a regular file on disk, if any."""
+        if path.rpartition("/")[0] in self._folders_checked:
+            return None  # its folders were seen as folders (or missing) for an earlier entry
         parts = path.split("/")[:-1]
         for depth in range(1, len(parts) + 1):
             folder = "/".join(parts[:depth])

@@ -6,7 +6,7 @@ from typing import Any, Optional
 
 from .collect import Listing
 from .config import Config, SectionConfig
-from .engine import pullers_notice
+from .engine import pullers_shortfall
 from .errors import EscaleError
 from .history import LocalState
 from .local import scan, with_ignore
@@ -98,8 +98,7 @@ def _relay_status(section: SectionConfig, plugins: Plugins, acks: dict[str, int]
     )
     return {
         "relay_usage": listing.usage,
-        "clients_missing": max(0, section.pullers - others),
-        "notices": pullers_notice(section.pullers, others),
+        **pullers_shortfall(section.pullers, others),
         "pending_down": 0 if section.mode == "upload" else pending,
     }
 

@@ -39,16 +39,9 @@ class Forged:
 
 def checksum(cluster: Cluster, content: bytes) -> str:
     """The content's checksum in the repository's algorithm."""
-    plugins = get_plugins()
-    relay = open_relay(parse_relay_url(cluster.relay), plugins.relays)
-    repo = open_repository(
-        relay,
-        plugins.ciphers,
-        PASSPHRASE.encode(),
-        create_cipher="aes-256-gcm",
-        create_checksum="sha256",
-    )
-    hasher = checksum_factory(repo.checksum, plugins.checksums)()
+    relay, repo = open_repo(cluster)
+    relay.close()
+    hasher = checksum_factory(repo.checksum, get_plugins().checksums)()
     hasher.update(content)
     return hasher.hexdigest()
 
@@ -65,14 +58,7 @@ def forge(
     """Publish update ``seq`` of client ``mallory``: ``files`` (path, content) in one pack,
     and tombstones (path, base checksum); paths are written as given, unchecked."""
     plugins = get_plugins()
-    relay = open_relay(parse_relay_url(cluster.relay), plugins.relays)
-    repo = open_repository(
-        relay,
-        plugins.ciphers,
-        PASSPHRASE.encode(),
-        create_cipher="aes-256-gcm",
-        create_checksum="sha256",
-    )
+    relay, repo = open_repo(cluster)
     cid = repo.client_id("mallory")
     manifest = Manifest(repo.id, cid, seq, repo.checksum, 1, time.time())
     pack = b""

@@ -46,9 +46,16 @@ def start_daemon(config_file: Optional[Path]) -> int:
             "'escale stop' stops it"
         )
     logfile = log_path(config)
-    logfile.parent.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "escale_core", *_config_args(config_file), "daemon-run"]
-    with open(logfile, "a", encoding="utf-8") as errors:
+    try:
+        logfile.parent.mkdir(parents=True, exist_ok=True)
+        errors = open(logfile, "a", encoding="utf-8")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise EscaleError(
+            f"log file {logfile}: {(exc.strerror or 'cannot be written').lower()}; set the "
+            "global key log_file to a writable place"
+        ) from None
+    with errors:
         child = subprocess.Popen(
             command,
             stdin=subprocess.DEVNULL,

@@ -21,7 +21,7 @@ from ..errors import ConfigError
 from ..plugins import get_plugins
 from .control import ControlServer, socket_path
 from .pidfile import PidFile, get_pid_file
-from .worker import RoundRunner, SectionStatus, SectionWorker
+from .worker import RoundRunner, SectionWorker
 
 log = logging.getLogger("escale")
 
@@ -57,10 +57,6 @@ class Daemon:
         self._pid = PidFile(get_pid_file(self.config)) if pid_file else None
         self._stopping = threading.Event()
         self._reload = threading.Event()
-
-    def statuses(self) -> list[SectionStatus]:
-        """What each worker is doing."""
-        return [worker.status for worker in self.workers.values()]
 
     def run(self) -> None:
         """Run until SIGTERM or SIGINT (or :meth:`stop`)."""
