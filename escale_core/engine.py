@@ -43,6 +43,9 @@ NAMED_MAX = 1000
 #: A round that would delete more than half of the synced files (and at least this many)
 #: stops and asks for --force.
 MASS_DELETION_MIN = 10
+#: an unchanged client state is written again after this many seconds, so that its time
+#: tells others when the client was last seen
+STATE_REFRESH = 3600.0
 
 
 @dataclass
@@ -60,8 +63,11 @@ class SyncOptions:
     restore_mtime: bool = True
     force: bool = False
     checksum_cache: bool = True
-    #: called with a number of bytes as data moves (progress bars)
+    #: called with a number of bytes as data moves (progress bars); it may raise
+    #: :class:`RoundAbandoned` to stop the round between two pieces
     progress: Optional[Callable[[int], None]] = None
+    #: called as the round moves on: ``"scanning"``, ``"pushing"``, ``"pulling"``
+    phase: Optional[Callable[[str], None]] = None
     #: what is kept of files that pulls replace or delete (``.escale/versions``)
     versions: VersionPolicy = field(default_factory=VersionPolicy)
     #: a tombstone every known client has seen is forgotten once it is this old (seconds):
@@ -180,6 +186,10 @@ class Engine:
         #: the section's filters with this round's .escaleignore (set by each round)
         self.filters = options.filters
 
+    def _phase(self, name: str) -> None:
+        if self.options.phase is not None:
+            self.options.phase(name)
+
     def hasher(self, algorithm: str) -> Callable[[], Hasher]:
         """The checksum factory of ``algorithm``.
 
@@ -222,7 +232,9 @@ class Engine:
             last_seq = self._exchange(listing, states, acks, want_full, last_seq, report)
         finally:
             if not dry:
-                states[self.me] = self._publish_state(acks, want_full, last_seq)
+                states[self.me] = self._publish_state(
+                    acks, want_full, last_seq, states.get(self.me)
+                )
         if not dry:
             self._tidy(listing, states, report)
         others = len(set(states) - {self.me})
@@ -364,9 +376,14 @@ class Engine:
         return max(int(stored), floor)
 
     def _publish_state(
-        self, acks: dict[str, int], want_full: dict[str, int], last_seq: int
+        self,
+        acks: dict[str, int],
+        want_full: dict[str, int],
+        last_seq: int,
+        published_before: Optional[ClientState],
     ) -> ClientState:
-        """Save acknowledgements locally, then publish this client's state."""
+        """Save acknowledgements locally, then publish this client's state, unless the relay
+        holds it already (an idle round then writes nothing, and wakes no other daemon)."""
         self.state.save_snapshot()
         self.state.set_meta("acks", acks)
         self.state.set_meta("want_full", want_full)
@@ -375,6 +392,8 @@ class Engine:
         published = int(self.state.get_meta("published_seq", last_seq))
         pushes = self.options.mode != "download"
         mine = ClientState(self.options.client, published, acks, want_full, time.time(), pushes)
+        if published_before is not None and _same_state(published_before, mine):
+            return published_before
         self.repo.write_client(self.me, mine)
         return mine
 
@@ -395,6 +414,7 @@ class Engine:
     ) -> tuple[int, dict[str, FileStat]]:
         """Push local changes (the whole index for a full update); return the last sequence
         number and what the scan saw."""
+        self._phase("scanning")
         local, leftovers, unnamed = self._scan(report)
         for path in leftovers if not self.options.dry_run else ():  # of a killed run
             remove_temp(path)
@@ -423,6 +443,7 @@ class Engine:
             report.bytes_up = sum(local[p].size for p in changed if p in local)
             return last_seq, local
         plan = PushPlan(changed, deleted, requesters, local)
+        self._phase("pushing")
         result = self._build_update(listing, last_seq, plan, announce)
         _report_push(result, local, report)
         if result.seq is None:
@@ -586,6 +607,8 @@ class Engine:
         if rejoin:
             self._replay_own(puller, listing, names, report)
         pending = self._pending_updates(listing, states, acks, want_full)
+        if pending:
+            self._phase("pulling")
         self._apply_in_order(puller, pending, names, acks, want_full, report)
         report.waiting = sorted(  # a client in download mode serves nothing: not waited for
             names.get(cid, cid[:8]) for cid in want_full if cid not in states or states[cid].pushes
@@ -759,6 +782,19 @@ class Engine:
         if report.versioned or now - last > 3600:
             clean_versions(self.options.root, self.options.versions, now)
             self.state.set_meta("versions_cleaned", now)
+
+
+def _same_state(before: ClientState, now: ClientState) -> bool:
+    """Whether the relay's copy of a client's state says what ``now`` says, and is recent
+    enough to tell others when the client was last seen (within :data:`STATE_REFRESH`)."""
+    age = now.time - before.time
+    return 0 <= age < STATE_REFRESH and (
+        before.name,
+        before.last_seq,
+        before.acks,
+        before.want_full,
+        before.pushes,
+    ) == (now.name, now.last_seq, now.acks, now.want_full, now.pushes)
 
 
 def unreadable_message(path: str) -> str:

@@ -17,6 +17,7 @@ Backend exceptions (``OSError``, ``botocore`` errors, HTTP errors...) are mapped
     │   └── MissingDependencyError   exit 2: an optional backend is not installed (install hint)
     ├── StateError                   the local state database is unusable
     ├── LocalFolderError             the synced folder is missing, unmounted or replaced
+    ├── RoundAbandoned               a round stopped between two objects on request (stop)
     ├── RelayError                   the relay failed or refused an operation
     │   ├── RelayNotFoundError       an object or the repository is missing
     │   ├── NotARepositoryError      the relay folder holds other files: never written into
@@ -45,6 +46,7 @@ __all__ = [
     "RelayError",
     "RelayNotFoundError",
     "RelayUnavailableError",
+    "RoundAbandoned",
     "StateError",
     "UnsupportedFormatError",
     "UsageError",
@@ -133,6 +135,15 @@ class ConfigError(EscaleError):
             line=self.line,
             hint=self.hint,
         )
+
+
+class RoundAbandoned(EscaleError):
+    """A round was asked to stop (``escale stop``) and abandoned the object it was moving.
+
+    Raised from a round's progress callback: what was being written goes (a local temporary
+    file, an unpublished relay object), nothing placed or published is half-applied, and the
+    next round starts over from there.
+    """
 
 
 class PluginError(EscaleError):

@@ -10,14 +10,16 @@ Rows are loaded on first use and written back in one transaction; an idle round 
 from __future__ import annotations
 
 import json
+import logging
 import marshal
 import math
 import sqlite3
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, NamedTuple, Optional
+from typing import Any, Callable, NamedTuple, Optional, Union
 
+from .errors import UsageError
 from .local import FileStat
 from .state import open_state
 
@@ -249,40 +251,116 @@ class LocalState:
 _SNAPSHOT_FORMAT = f"marshal-{marshal.version}-py{sys.version_info[0]}.{sys.version_info[1]}"
 
 
+#: the original's ``refresh = true``: the longest pause between rounds, in seconds
+DEFAULT_REFRESH = 30.0
+#: the original re-read the relay's used space at most every 5 minutes
+QUOTA_READ_INTERVAL = 300.0
+MB = 1_000_000
+
+
 class TimeQuotaController:
     """Adaptive pauses between rounds and the relay quota (the original's controller).
 
-    The pause after ``n`` idle rounds grows from ``refresh/2`` to ``refresh`` along a sigmoid;
-    any transfer resets it.
+    The pause after ``n`` idle rounds grows along a sigmoid from ``shortest`` to ``refresh``
+    (``t0 + (tN - t0) / (1 + exp(10 - 2n))``: about ``shortest`` for three rounds, ``refresh``
+    after eight); any transfer resets it.
 
-    :param refresh: the longest pause, in seconds.
-    :param quota: the largest relay repository size in bytes, or ``None``.
+    :param refresh: the longest pause, in seconds; ``True`` (the original's default) is 30 s.
+    :param quota: the largest relay repository size, in MB (the original's unit), or ``None``.
+    :param quota_read_interval: how often, in seconds, :meth:`push` reads the relay's used
+        space again through ``quota_read_callback`` (default 300; it counts its own pushes
+        in between).
+    :param quota_read_callback: returns the relay's used space in bytes.
+    :param logger: where a push refused for the quota is logged.
+    :param shortest: the pause right after a transfer (default ``refresh / 2``, as the
+        original; the daemon lists a network relay again after 1 s).
     """
 
     def __init__(
         self,
-        refresh: float = 30.0,
-        quota: Optional[int] = None,
+        refresh: Union[bool, float] = True,
+        quota: Optional[float] = None,
+        quota_read_interval: Optional[float] = None,
+        quota_read_callback: Optional[Callable[[], int]] = None,
+        logger: Optional[logging.Logger] = None,
+        *,
+        shortest: Optional[float] = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self.refresh = float(refresh)
+        # the original parsed ``refresh`` as a boolean first: True meant 30 s, never 1 s
+        self.refresh = DEFAULT_REFRESH if isinstance(refresh, bool) else float(refresh)
+        if self.refresh <= 0:
+            raise UsageError(f"TimeQuotaController: refresh must be positive, not {refresh}")
+        self.shortest = min(self.refresh, self.refresh / 2 if shortest is None else shortest)
         self.quota = quota
+        self.quota_read_interval = (
+            QUOTA_READ_INTERVAL if quota_read_interval is None else quota_read_interval
+        )
+        self.quota_read_callback = quota_read_callback
+        self.logger = logger or logging.getLogger("escale")
         self.idle_rounds = 0
         self._sleep = sleep
+        self._active = False  # a push or pull since the last wait
+        self._used: Optional[int] = None
+        self._used_read_at = -math.inf
+
+    @property
+    def quota_bytes(self) -> Optional[int]:
+        """The quota in bytes (``None``: no quota)."""
+        return None if self.quota is None else int(self.quota * MB)
 
     def pause(self) -> float:
         """The pause before the next round."""
-        low, high = self.refresh / 2, self.refresh
+        low, high = self.shortest, self.refresh
         return low + (high - low) / (1 + math.exp(10 - 2 * self.idle_rounds))
 
     def record(self, transferred: bool) -> None:
         """Count an idle round, or reset after a transfer."""
-        self.idle_rounds = 0 if transferred else self.idle_rounds + 1
+        self.idle_rounds = 0 if transferred or self._active else self.idle_rounds + 1
+        self._active = False
 
     def wait(self) -> None:
-        """Sleep for :meth:`pause` seconds."""
+        """Sleep for :meth:`pause` seconds (a push or pull since the last wait resets it)."""
+        if self._active:
+            self.idle_rounds, self._active = 0, False
         self._sleep(self.pause())
+
+    def push(
+        self, local_file: Union[str, Path], callback: Optional[Callable[[], Any]] = None
+    ) -> bool:
+        """Count a push of ``local_file`` against the quota, then run ``callback`` (the upload).
+
+        :returns: False, and nothing run, when the file would take the relay over the quota.
+        """
+        size = Path(local_file).stat().st_size
+        used = self.used_space()
+        if used is not None and not self.fits(used, size):
+            self.logger.warning(
+                "%s: not pushed, the relay quota (%s MB) is exceeded", local_file, self.quota
+            )
+            return False
+        if callback is not None:
+            callback()
+        if self._used is not None:
+            self._used += size
+        self._active = True
+        return True
+
+    def pull(self, local_file: Union[str, Path]) -> None:
+        """Note a pull of ``local_file``: the pauses start short again."""
+        self._active = True
+
+    def used_space(self) -> Optional[int]:
+        """The relay's used space in bytes, read again every ``quota_read_interval`` seconds
+        (``None``: no quota or no way to read it)."""
+        if self.quota is None or self.quota_read_callback is None:
+            return None
+        now = time.monotonic()
+        if self._used is None or now - self._used_read_at >= self.quota_read_interval:
+            self._used, self._used_read_at = int(self.quota_read_callback()), now
+        return self._used
 
     def fits(self, used: int, extra: int) -> bool:
         """Whether ``extra`` bytes may be pushed to a relay already holding ``used`` bytes."""
-        return self.quota is None or used + extra <= self.quota
+        quota = self.quota_bytes
+        return quota is None or used + extra <= quota

@@ -213,9 +213,7 @@ class Manager:
         self.encryption = encryption or "plain"
         self.checksum = "auto" if checksum is True else str(checksum)
         self.count = count or 1
-        self.tq_controller = tq_controller or TimeQuotaController(
-            30.0 if refresh is True or refresh is False else float(refresh)
-        )
+        self.tq_controller = tq_controller or TimeQuotaController(refresh)
         self.address = self._address(relay, address, directory)
         self.relay_factory = relay if callable(relay) and not isinstance(relay, str) else None
         self.relay_args = relay_args
@@ -267,7 +265,7 @@ class Manager:
                     self.mode,
                     self.filters,
                     self.count,
-                    self.tq_controller.quota,
+                    self.tq_controller.quota_bytes,
                     force=force,
                     restore_mtime=self.timestamp is not False,
                 )

@@ -15,7 +15,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional
 
 from .address import RelayAddress
-from .errors import RelayAuthError, RelayError, RelayNotFoundError, RelayUnavailableError
+from .errors import (
+    EscaleError,
+    RelayAuthError,
+    RelayError,
+    RelayNotFoundError,
+    RelayUnavailableError,
+)
 
 if TYPE_CHECKING:
     from .registry import Registry
@@ -107,7 +113,7 @@ def mapped_errors(what: str) -> Iterator[None]:
     """Map backend exceptions raised inside the block to :class:`RelayError` subclasses."""
     try:
         yield
-    except RelayError:
+    except EscaleError:  # already escale's word (a relay error, an abandoned round...)
         raise
     except FileNotFoundError as exc:
         raise RelayNotFoundError(f"{what}: not found ({exc})") from exc

@@ -206,15 +206,18 @@ def sync_section(
     directory: Optional[Path] = None,
     progress: Optional[Callable[[int], None]] = None,
     dry_run: bool = False,
+    phase: Optional[Callable[[str], None]] = None,
 ) -> RoundReport:
     """Run one round for ``section``.
 
+    :param progress: called with a number of bytes as data moves.
     :param dry_run: decide everything, change nothing: the relay is only read, and the round
-        works on a copy of the local state, thrown away at the end."""
+        works on a copy of the local state, thrown away at the end.
+    :param phase: called as the round moves on (``"scanning"``, ``"pushing"``...)."""
     folder = directory or section_state_dir(config)
     with section_lock(section.name, folder), tempfile.TemporaryDirectory() as scratch:
         options = options_for(section, force, progress)
-        options.dry_run = dry_run
+        options.dry_run, options.phase = dry_run, phase
         pushes = options.mode != "download"
         prescan = BackgroundScan(options.root, options.filters) if pushes else None
         relay = open_section_relay(section, plugins)

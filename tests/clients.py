@@ -11,7 +11,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+import pytest
+
+from escale_core.config import load_config
+from escale_core.errors import RoundAbandoned
+from escale_core.plugins import get_plugins
+from escale_core.session import sync_section
+
 PASSPHRASE = "correct horse battery staple"
+MIB = 1 << 20
 
 
 @dataclass
@@ -131,3 +139,31 @@ def same_tree(a: Path, b: Path) -> bool:
         return False
     _, mismatch, errors = filecmp.cmpfiles(a, b, cmp.common_files, shallow=False)
     return not mismatch and not errors and all(same_tree(a / d, b / d) for d in cmp.common_dirs)
+
+
+def round_stopped_after(client: Client, limit: int, phases: list[str]) -> None:
+    """Run one round of ``client`` in this process that is asked to stop once ``limit``
+    bytes moved (as the daemon's worker does on ``escale stop``)."""
+    plugins = get_plugins()
+    config = load_config(client.config, plugins)
+    moved = 0
+
+    def progress(count: int) -> None:
+        nonlocal moved
+        moved += count
+        if moved >= limit:
+            raise RoundAbandoned("stopped by request")
+
+    with pytest.raises(RoundAbandoned):
+        sync_section(
+            config, config.section("shared"), plugins, progress=progress, phase=phases.append
+        )
+
+
+def big_file(client: Client, name: str, mib: int) -> Path:
+    """Write ``mib`` MiB of random bytes to ``name`` in the client's folder."""
+    path = client.write(name, b"")
+    with open(path, "wb") as out:
+        for _ in range(mib):
+            out.write(os.urandom(MIB))
+    return path

@@ -12,11 +12,13 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import pytest
 
 from .clients import Client, Cluster, same_tree
+from .servers import RelayServer
+from .test_sync_network import add, network_cluster
 
 
 def escale(client: Client, *args: str) -> subprocess.CompletedProcess[str]:
@@ -263,3 +265,34 @@ def test_a_log_file_that_cannot_be_written_is_one_line(cluster: Cluster, tmp_pat
         run.stderr
     )
     assert "log_file" in run.stderr and len(run.stderr.strip().splitlines()) == 1
+
+
+def daemon_view(client: Client) -> dict[str, Any]:
+    """What the running daemon does with the client's section (``status --json``)."""
+    found: dict[str, Any] = json.loads(escale(client, "status", "--json").stdout)[client.section][
+        "daemon"
+    ]
+    return found
+
+
+def test_an_idle_daemon_checks_a_network_relay_without_rounds_and_a_change_starts_one(
+    sftp_server: RelayServer,
+    tmp_path: Path,
+    isolated_env: dict[str, str],
+    start: Callable[[Client], int],
+) -> None:
+    cluster = network_cluster(sftp_server, tmp_path, isolated_env)
+    a = add(cluster, sftp_server, "alice", "refresh = 1")
+    b = add(cluster, sftp_server, "bob")
+    a.write("from-alice.txt", "one")
+    start(a)
+    wait_until(lambda: daemon_view(a)["checks"] >= 2, "idle relay checks")
+    idle = daemon_view(a)
+    wait_until(lambda: daemon_view(a)["checks"] >= idle["checks"] + 2, "more idle checks")
+    assert daemon_view(a)["rounds"] == idle["rounds"]  # checking scans no local file
+    b.sync()
+    b.write("from-bob.txt", "two")
+    b.sync()
+    wait_until(lambda: (a.root / "from-bob.txt").exists(), "bob's file on alice")
+    assert daemon_view(a)["rounds"] > idle["rounds"]
+    assert same_tree(a.root, b.root)

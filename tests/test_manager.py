@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from escale_core.errors import IntegrityError
+from escale_core.errors import IntegrityError, UsageError
 from escale_core.manager import (
     AccessAttributes,
     AccessController,
@@ -83,7 +83,43 @@ def test_time_quota_controller_pauses_grow_from_half_to_full_refresh() -> None:
     assert 10 <= first < 11 and 19.9 < tq.pause() <= 20
     tq.record(True)
     assert tq.pause() == first
-    assert tq.fits(60, 40) and not tq.fits(61, 40)
+    mb = 1_000_000  # the quota is in MB, as in the original
+    assert tq.fits(60 * mb, 40 * mb) and not tq.fits(60 * mb + 1, 40 * mb)
+
+
+def test_time_quota_controller_refresh_true_is_the_original_30_seconds() -> None:
+    assert TimeQuotaController().refresh == TimeQuotaController(refresh=True).refresh == 30
+    assert TimeQuotaController(refresh=1).refresh == 1
+    with pytest.raises(UsageError, match="refresh must be positive"):
+        TimeQuotaController(refresh=0)
+
+
+def test_time_quota_controller_push_refuses_over_quota_and_rereads_used_space(
+    tmp_path: Path,
+) -> None:
+    reads: list[int] = []
+
+    def used() -> int:
+        reads.append(1)
+        return 400_000
+
+    slept: list[float] = []
+    tq = TimeQuotaController(
+        refresh=20, quota=1, quota_read_interval=3600, quota_read_callback=used, sleep=slept.append
+    )
+    big, small = tmp_path / "big", tmp_path / "small"
+    big.write_bytes(b"x" * 700_000)
+    small.write_bytes(b"x" * 500_000)
+    uploaded: list[str] = []
+    assert not tq.push(big, lambda: uploaded.append("big"))
+    assert tq.push(small, lambda: uploaded.append("small"))
+    assert not tq.push(small, lambda: uploaded.append("again"))  # its own push is counted
+    assert uploaded == ["small"] and len(reads) == 1  # read once within the interval
+    for _ in range(10):
+        tq.record(False)
+    tq.pull(small)  # a pull resets the pauses: the next wait is short again
+    tq.wait()
+    assert slept == [pytest.approx(10, abs=0.1)]
 
 
 def test_checksum_cache_rereads_only_changed_files(tmp_path: Path) -> None:

@@ -9,11 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from .clients import Client, Cluster, same_tree, tree
+from .clients import MIB, Client, Cluster, big_file, round_stopped_after, same_tree, tree
 from .servers import RelayServer
 
 BACKENDS = ["webdav", "sftp", "ftp", "s3"]
-MIB = 1 << 20
 
 
 def network_cluster(server: RelayServer, tmp_path: Path, env: dict[str, str]) -> Cluster:
@@ -77,3 +76,17 @@ def test_three_clients_converge_through_a_network_relay(
     assert (c.root / "docs/report.txt").read_text() == "v2, edited by alice"
     assert not (c.root / "deep/er/still/b.bin").exists()
     assert (a.root / "big.bin").stat().st_size == 100 * MIB
+
+
+def test_a_round_stopped_midway_over_a_network_relay_is_abandoned_and_then_completes(
+    server: RelayServer, tmp_path: Path, isolated_env: dict[str, str]
+) -> None:
+    cluster = network_cluster(server, tmp_path, isolated_env)
+    a = add(cluster, server, "alice", 'max_page_size = "1MiB"')
+    b = add(cluster, server, "bob")
+    big_file(a, "big.bin", 8)
+    round_stopped_after(a, 3 * MIB, [])  # the relay lets escale's own stop through
+    b.sync()
+    assert not (b.root / "big.bin").exists()
+    converge([a, b])
+    assert same_tree(a.root, b.root)

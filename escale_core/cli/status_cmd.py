@@ -54,15 +54,21 @@ def _daemon_state(worker: Optional[dict[str, Any]]) -> Optional[dict[str, Any]]:
     """The running daemon's view of a section (``None``: no daemon syncs it)."""
     if worker is None:
         return None
-    keys = ("state", "rounds", "last_round", "last_error", "next_round", "failures")
-    return {key: worker.get(key) for key in keys}
+    keys = ("state", "rounds", "checks", "last_round", "last_error", "next_round", "failures")
+    return {key: worker.get(key) for key in keys} | {"transfer": worker.get("transfer")}
 
 
-def _next(result: dict[str, Any]) -> str:
-    when = result["daemon"]["next_round"]
-    if when is None or result["daemon"]["state"] == "paused":
-        return ""
-    return f", next round at {_when(when)} (or at the next change)"
+def _daemon_line(daemon: dict[str, Any]) -> str:
+    """``in the daemon: pushing 12.0 MiB at 40.0 MiB/s`` or ``...: idle, next round at ...``."""
+    line = f"\n  in the daemon: {daemon['state']}"
+    transfer = daemon.get("transfer")
+    if transfer:
+        rate = f" at {human_size(transfer['rate'])}/s" if transfer["rate"] else ""
+        return line + f" {human_size(transfer['bytes'])}{rate}"
+    when = daemon["next_round"]
+    if when is None or daemon["state"] in ("paused", "stopped"):
+        return line
+    return line + f", next check at {_when(when)} (or at the next change)"
 
 
 def register(app: typer.Typer) -> None:
@@ -94,8 +100,6 @@ def register(app: typer.Typer) -> None:
             blocks = [format_status(s, verbose) for s in results]
             for index, result in enumerate(results):
                 if result["daemon"] is not None:
-                    blocks[index] += f"\n  in the daemon: {result['daemon']['state']}" + _next(
-                        result
-                    )
+                    blocks[index] += _daemon_line(result["daemon"])
             typer.echo("\n".join(blocks))
         sys.exit(1 if any(s["error"] for s in results) else 0)

@@ -7,7 +7,7 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import typer
 
@@ -137,8 +137,15 @@ def watch_sections(
             for line in details(report):
                 typer.echo(line)
 
-    def one_round(config: Config, section: SectionConfig, plugins: Plugins) -> RoundReport:
-        return sync_section(config, section, plugins, force=force)
+    def one_round(
+        config: Config,
+        section: SectionConfig,
+        plugins: Plugins,
+        *,
+        progress: Callable[[int], None],
+        phase: Callable[[str], None],
+    ) -> RoundReport:
+        return sync_section(config, section, plugins, force=force, progress=progress, phase=phase)
 
     Daemon(config_file, names, pid_file=names is None, on_round=printed, run_round=one_round).run()
 

@@ -3,10 +3,10 @@
 A :class:`ChangeWatcher` follows file-system events (watchfiles: inotify, FSEvents...) under a
 section's local folder, and under its relay folder when the relay is a local folder or a
 mount, and wakes the worker once the changes settle. What escale itself writes and nobody
-needs to hear of is left out: its local folder ``.escale/`` (previous versions, the marker),
-its temporary files, and the relay's client states (rewritten at every round: following them
-would wake every daemon after each round of any other). A change a round makes itself wakes
-it once more, for one idle round.
+needs to hear of is left out: its local folder ``.escale/`` (previous versions, the marker)
+and its temporary files. The relay's client states are followed: a round rewrites one only
+when it says something new (acknowledgements, a request for a full update), so an idle
+round wakes nobody. A change a round makes itself wakes it once more, for one idle round.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def watch_available() -> bool:
 
 class ChangeWatcher(threading.Thread):
     """Calls ``on_change`` when files change under ``folders`` (``relay`` among them is a
-    relay folder: its client states are left out).
+    relay folder: everything in it is news).
 
     :param folders: the folders to follow (missing ones are skipped).
     :param on_change: called from this thread once a batch of changes settled.
@@ -77,8 +77,7 @@ class ChangeWatcher(threading.Thread):
         if any(part.startswith(TEMP_PREFIX) or part.startswith(".tmp-") for part in parts):
             return False
         if self.relay is not None and Path(path).is_relative_to(self.relay):
-            rel = Path(path).relative_to(self.relay).parts
-            return not rel or rel[0] != "clients"
+            return True
         return ".escale" not in parts
 
     def run(self) -> None:

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any, Callable, Optional, TypeVar
 
 from escale_core.address import RelayAddress
-from escale_core.errors import RelayError, RelayNotFoundError, RelayUnavailableError
+from escale_core.errors import EscaleError, RelayError, RelayNotFoundError, RelayUnavailableError
 from escale_core.local import WRITEBACK_EVERY, start_writeback, sync_filesystem
 from escale_core.relay import Capabilities, Relay, mapped_errors
 
@@ -81,7 +81,7 @@ class FsspecRelay(Relay):
         """Map exceptions raised inside the block to relay errors."""
         try:
             yield
-        except RelayError:
+        except EscaleError:  # already escale's word (a relay error, an abandoned round...)
             raise
         except Exception as exc:
             mapped = self.map_error(exc, what)  # the backend's own reading comes first

@@ -33,6 +33,7 @@ from fsspec.implementations.ftp import FTPFileSystem, _mlsd2
 from escale_core.address import RelayAddress
 from escale_core.errors import (
     ConfigError,
+    EscaleError,
     RelayAuthError,
     RelayError,
     RelayNotFoundError,
@@ -142,7 +143,7 @@ class FtpRelay(FsspecRelay):
         # map_error first: socket errors are OSErrors, which the generic mapping words vaguely
         try:
             yield
-        except RelayError:
+        except EscaleError:  # already escale's word (a relay error, an abandoned round...)
             raise
         except Exception as exc:
             mapped = self.map_error(exc, what)
