@@ -16,6 +16,8 @@ from typing import Any, Callable
 
 import pytest
 
+from escale_core.manager import get_pid_file
+
 from .clients import Client, Cluster, same_tree
 from .servers import RelayServer
 from .test_sync_network import add, network_cluster
@@ -85,6 +87,8 @@ def test_a_second_start_is_refused_naming_the_running_daemon_and_stop_ends_it(
     again = escale(a, "start")
     assert again.returncode == 1
     assert f"already running (pid {pid}" in again.stderr and "escale stop" in again.stderr
+    # the seed's API names the file that holds the running daemon's pid
+    assert get_pid_file(str(a.config)).read_text().split()[0] == str(pid)
     stopped = escale(a, "stop")
     assert stopped.returncode == 0 and f"stopped (pid {pid})" in stopped.stdout
     assert not alive(pid)
