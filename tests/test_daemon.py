@@ -300,3 +300,28 @@ def test_an_idle_daemon_checks_a_network_relay_without_rounds_and_a_change_start
     wait_until(lambda: (a.root / "from-bob.txt").exists(), "bob's file on alice")
     assert daemon_view(a)["rounds"] > idle["rounds"]
     assert same_tree(a.root, b.root)
+
+
+def test_two_idle_daemons_on_a_watched_relay_folder_do_not_wake_each_other(
+    cluster: Cluster, start: Callable[[Client], int]
+) -> None:
+    a = cluster.add("alice", extra="refresh = 1")
+    b = cluster.add("bob", extra="refresh = 1")
+    a.write("f.txt", "one")
+    for client in (a, b):
+        start(client)
+    wait_until(lambda: (b.root / "f.txt").exists() and watching(a) and watching(b), "the file")
+
+    def rounds() -> tuple[int, int]:
+        return daemon_view(a)["rounds"], daemon_view(b)["rounds"]
+
+    settled: list[tuple[int, int]] = []
+
+    def quiet() -> bool:  # no round for two seconds: each would wake the other within one
+        settled.append(rounds())
+        time.sleep(2)
+        return rounds() == settled[-1]
+
+    wait_until(quiet, "idle daemons to stop running rounds", timeout=60)
+    b.write("g.txt", "two")  # and a change still travels
+    wait_until(lambda: (a.root / "g.txt").exists(), "bob's file on alice")
