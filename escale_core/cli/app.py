@@ -46,6 +46,7 @@ def build_app() -> typer.Typer:
         pending,
         plugins_cmd,
         relay_cmd,
+        service_cmd,
         status_cmd,
         sync_cmd,
         versions_cmd,
@@ -92,6 +93,7 @@ def build_app() -> typer.Typer:
     config_cmd.register(app)
     versions_cmd.register(app)
     daemon_cmd.register(app)
+    service_cmd.register(app)
     pending.register(app)
     get_plugins().register_commands(app)
     return app

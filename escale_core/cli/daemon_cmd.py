@@ -6,7 +6,6 @@ import logging
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Optional
@@ -16,8 +15,9 @@ import typer
 from ..config import load_config
 from ..daemon import Daemon, DaemonRunningError, get_pid_file, running_pid
 from ..daemon.control import ask_daemon
-from ..daemon.logs import log_path, log_to_file
+from ..daemon.logs import daemon_log, log_path
 from ..daemon.runner import STOP_TIMEOUT
+from ..daemon.service import daemon_command
 from ..errors import EscaleError
 from ..plugins import get_plugins
 
@@ -25,10 +25,6 @@ log = logging.getLogger("escale")
 
 #: how long ``start`` waits for the daemon to hold its pid file
 START_TIMEOUT = 30.0
-
-
-def _config_args(config_file: Optional[Path]) -> list[str]:
-    return ["-c", str(config_file)] if config_file is not None else []
 
 
 def start_daemon(config_file: Optional[Path]) -> int:
@@ -46,7 +42,7 @@ def start_daemon(config_file: Optional[Path]) -> int:
             "'escale stop' stops it"
         )
     logfile = log_path(config)
-    command = [sys.executable, "-m", "escale_core", *_config_args(config_file), "daemon-run"]
+    command = daemon_command(config_file)  # the service runs the very same
     try:
         logfile.parent.mkdir(parents=True, exist_ok=True)
         errors = open(logfile, "a", encoding="utf-8")  # noqa: SIM115 - closed below
@@ -145,7 +141,8 @@ def register(app: typer.Typer) -> None:
 
     @app.command("daemon-run", hidden=True)
     def daemon_run(ctx: typer.Context) -> None:
-        """The daemon itself, in the foreground, logging to its log file (``start`` runs it)."""
+        """The daemon itself, in the foreground, logging to its log file, or to the journal
+        under systemd (``start`` and the service run it)."""
         config = load_config(ctx.obj.config, get_plugins())
-        log_to_file(config)
+        daemon_log(config)
         Daemon(ctx.obj.config).run()

@@ -3,7 +3,8 @@
 SIGTERM and SIGINT stop it: no new round starts, the rounds running finish (a round is the
 unit the crash guarantees of DESIGN §2 cover), then it exits. SIGHUP reloads the
 configuration: workers of removed or changed sections stop, new ones start; a configuration
-that no longer loads is reported and the running one kept.
+that no longer loads is reported and the running one kept. Under systemd it tells its
+manager how it is (:mod:`.sdnotify`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from ..errors import ConfigError
 from ..plugins import get_plugins
 from .control import ControlServer, socket_path
 from .pidfile import PidFile, get_pid_file
+from .sdnotify import ServiceNotifier
 from .worker import RoundRunner, SectionWorker
 
 log = logging.getLogger("escale")
@@ -63,19 +65,24 @@ class Daemon:
         if self._pid is not None:
             self._pid.acquire()
         previous = self._install_signals()
-        control = None
+        control, service = None, ServiceNotifier()  # service: tells systemd, when under it
         try:
             if self._pid is not None:  # the daemon of a configuration answers its socket
                 control = ControlServer(socket_path(self.config), lambda: dict(self.workers))
                 control.start()
             self._start_workers(self.config)
             log.info("daemon started: %s", ", ".join(self.workers) or "no section")
+            service.ready(self.workers)
             while not self._stopping.is_set():
                 self._reload.wait(1.0)
                 if self._reload.is_set() and not self._stopping.is_set():
                     self._reload.clear()
+                    service.reloading()
                     self.reload()
+                    service.ready(self.workers)
+                service.update(self.workers)
         finally:
+            service.stopping()
             if control is not None:
                 control.close()
             self._stop_workers(list(self.workers))
