@@ -42,6 +42,8 @@ def test_every_hook_is_documented(hook: str) -> None:
         "start",
         "stop",
         "restart",
+        "service install",
+        "service uninstall",
         "plugins list",
         "access",
         "init",
