@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from pathlib import Path
 from types import FrameType
 from typing import Callable, Optional
@@ -133,8 +134,9 @@ class Daemon:
         workers = [self.workers.pop(name) for name in names if name in self.workers]
         for worker in workers:
             worker.stop()
+        deadline = time.monotonic() + STOP_TIMEOUT  # one wait for all: they stop together
         for worker in workers:
-            worker.join(STOP_TIMEOUT)
+            worker.join(max(0.0, deadline - time.monotonic()))
             if worker.is_alive():
                 log.warning("[%s] its round did not finish in time; abandoned", worker.name)
 
