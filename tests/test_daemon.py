@@ -97,28 +97,6 @@ def test_a_second_start_is_refused_naming_the_running_daemon_and_stop_ends_it(
     assert "not running" in escale(a, "stop").stdout
 
 
-def test_two_daemons_propagate_creates_edits_deletes_and_renames_both_ways(
-    cluster: Cluster, start: Callable[[Client], int]
-) -> None:
-    a = cluster.add("alice", extra="refresh = 1")
-    b = cluster.add("bob", extra="refresh = 1")
-    a.write("docs/one.txt", "one")
-    a.sync()
-    b.sync()
-    for client in (a, b):
-        start(client)
-    a.write("docs/two.txt", "two, from alice")
-    wait_until(lambda: (b.root / "docs/two.txt").exists(), "alice's new file on bob")
-    b.write("docs/one.txt", "one, edited by bob")
-    wait_until(lambda: (a.root / "docs/one.txt").read_text() == "one, edited by bob", "bob's edit")
-    (a.root / "docs/two.txt").rename(a.root / "docs/renamed.txt")
-    (b.root / "docs/one.txt").unlink()
-    wait_until(
-        lambda: same_tree(a.root, b.root) and not (a.root / "docs/one.txt").exists(), "convergence"
-    )
-    assert sorted(p.name for p in (a.root / "docs").iterdir()) == ["renamed.txt"]
-
-
 def test_sighup_picks_up_a_new_section_and_a_failing_section_never_stops_another(
     cluster: Cluster, start: Callable[[Client], int], tmp_path: Path
 ) -> None:
