@@ -85,6 +85,10 @@ def latency_table(series: list[Series], peer: Optional[Series], plan: Plan) -> l
         rows.append("| " + " | ".join(cells) + " |")
     if peer is None:
         rows.append("| syncthing | direct | not installed | 0 | – | – | – | – | – |")
+    rows.append("")
+    for one in [*series, *([peer] if peer else [])]:  # in the order taken
+        taken = ", ".join(f"{value:.2f}" for value in one.seconds)
+        rows.append(f"- {one.tool} {one.relay}, {one.condition.split(':')[0]}: {taken} s")
     return rows
 
 

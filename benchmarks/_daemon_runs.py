@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import shutil
 import time
 from collections.abc import Iterator
@@ -96,34 +97,43 @@ def escale_latency(kind: str, base: Path, plan: Plan) -> list[Series]:
         clients = make_pair(base, url, extra)
         try:
             start_daemons(clients, plan.timeout)
-            folders = (clients[0].folder, clients[1].folder)
-
-            def settled(wait: float) -> Callable[[], None]:
-                def before() -> None:
-                    time.sleep(wait)
-                    wait_until(lambda: all(c.idle() for c in clients), "idle", plan.timeout)
-
-                return before
-
-            if kind == "file":
-                idle = Series(
-                    "escale", kind, f"{plan.settle:g} s after the last arrival, both idle"
-                )
-                idle.goal = LOCAL_GOAL
-                return [sample_series(idle, folders, staging, plan.samples, settled(plan.settle),
-                                      plan.timeout)]  # fmt: skip
-            idle = Series("escale", kind, f"after idle: {plan.idle_wait:g} s quiet, both idle")
-            idle.goal = plan.refresh
-            active = Series("escale", kind, "right after activity (the previous arrival)")
-            active.goal = ACTIVE_GOAL
-            sample_series(
-                idle, folders, staging, plan.samples, settled(plan.idle_wait), plan.timeout
-            )
-            sample_series(active, folders, staging, plan.samples, lambda: None, plan.timeout)
-            return [idle, active]
+            return escale_series(kind, clients, staging, plan)
         finally:
             for client in clients:
                 client.stop()
+
+
+def escale_series(
+    kind: str, clients: list[EscaleClient], staging: Path, plan: Plan
+) -> list[Series]:
+    """The series of one relay, on running daemons: one for a ``file`` relay (events on both
+    sides), "after idle" then "right after activity" for a network relay (polled)."""
+    folders = (clients[0].folder, clients[1].folder)
+    # seeded: two runs wait the same (random-looking) times
+    jitter = random.Random(7)
+
+    def settled(wait: float, spread: float = 0.0) -> Callable[[], None]:
+        def before() -> None:
+            time.sleep(wait + jitter.uniform(0, spread))
+            wait_until(lambda: all(c.idle() for c in clients), "idle", plan.timeout)
+
+        return before
+
+    if kind == "file":
+        idle = Series("escale", kind, f"{plan.settle:g} s after the last arrival, both idle")
+        idle.goal = LOCAL_GOAL
+        before = settled(plan.settle)
+        return [sample_series(idle, folders, staging, plan.samples, before, plan.timeout)]
+    # The pauses between relay checks follow a fixed schedule after activity: a fixed wait
+    # would land every sample at the same point of B's pause (a constant, not a spread), so
+    # a random part as long as ``refresh`` is added.
+    quiet = f"{plan.idle_wait:g} s + uniform 0–{plan.refresh:g} s"
+    idle = Series("escale", kind, f"after idle: {quiet} quiet, both idle", plan.refresh)
+    active = Series("escale", kind, "right after activity (the previous arrival)", ACTIVE_GOAL)
+    before = settled(plan.idle_wait, plan.refresh)
+    sample_series(idle, folders, staging, plan.samples, before, plan.timeout)
+    sample_series(active, folders, staging, plan.samples, lambda: None, plan.timeout)
+    return [idle, active]
 
 
 def syncthing_latency(base: Path, plan: Plan) -> Series:
@@ -155,6 +165,21 @@ def make_tree(root: Path, files: int) -> None:
     os.sync()
 
 
+def settle_rounds(client: EscaleClient, quiet: float) -> float:
+    """Wait until ``client``'s daemon is idle and runs no round for ``quiet`` seconds; return
+    the seconds waited, less the last quiet period (the initial sync was over then).
+
+    A round that wrote to the relay wakes its own daemon once more (its own write is news to
+    its watcher or relay check): that round belongs to the initial sync, not to the window.
+    """
+    start = time.monotonic()
+    while True:
+        rounds = (client.daemon_status() or {}).get("rounds")
+        time.sleep(quiet)
+        if client.idle() and (client.daemon_status() or {}).get("rounds") == rounds:
+            return time.monotonic() - start - quiet
+
+
 def escale_idle(kind: str, base: Path, plan: Plan) -> IdleCost:
     """One escale daemon over a tree of ``plan.files`` files: its first round (the initial
     sync, timed apart), then the idle window."""
@@ -165,7 +190,7 @@ def escale_idle(kind: str, base: Path, plan: Plan) -> IdleCost:
             client.write_config()
             make_tree(client.folder, plan.files)
             try:
-                initial = start_daemons([client], 3600)
+                initial = start_daemons([client], 3600) + settle_rounds(client, 5.0)
                 before = client.daemon_status() or {}
                 assert client.pid is not None
                 wall, cpu, peak, peak_all = measure_idle(client.pid, plan.idle_seconds)
