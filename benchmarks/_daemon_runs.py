@@ -20,7 +20,7 @@ from typing import Callable, Optional
 from _daemon_common import IdleCost, Series, latency_sample, measure_idle, wait_until
 from _daemon_escale import EscaleClient, make_pair, start_daemons
 from _daemon_syncthing import Syncthing, all_idle, make_instances, start_all, stop_all
-from _measure import run_untimed
+from _measure import BenchmarkError, run_untimed
 from _servers import section_extra
 from _servers import start as start_server
 from _workloads import make_tiny
@@ -98,9 +98,22 @@ def escale_latency(kind: str, base: Path, plan: Plan) -> list[Series]:
         try:
             start_daemons(clients, plan.timeout)
             return escale_series(kind, clients, staging, plan)
+        except BenchmarkError as exc:  # the daemons' view, before their folders are deleted
+            raise BenchmarkError(f"{exc}\n{diagnosis(clients)}") from exc
         finally:
             for client in clients:
                 client.stop()
+
+
+def diagnosis(clients: list[EscaleClient], lines: int = 25) -> str:
+    """Each daemon's status and the end of its log, for a run that failed."""
+    parts = []
+    for client in clients:
+        log = client.state / "escale.log"
+        tail = log.read_text(errors="replace").splitlines()[-lines:] if log.exists() else []
+        parts.append(f"{client.name}: status {client.daemon_status()}")
+        parts += [f"  {line}" for line in tail]
+    return "\n".join(parts)
 
 
 def escale_series(
