@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -86,3 +87,61 @@ def test_state_cost_reports_bytes_per_record_for_each_vector_size() -> None:
     )
     rows = [line for line in run.stdout.splitlines() if "path +" in line]
     assert [row.split("|")[1].strip() for row in rows] == ["1", "3", "5"], run.stdout
+
+
+def test_daemon_benchmark_reports_latency_and_idle_cost_without_syncthing() -> None:
+    """benchmarks/daemon.py at a tiny size, Syncthing hidden: both tables keep their shape."""
+    # a short work folder: a daemon's control socket path must fit in 108 bytes (AF_UNIX)
+    with tempfile.TemporaryDirectory(prefix="ebd-") as work:
+        run_daemon_benchmark(Path(work))
+
+
+def run_daemon_benchmark(tmp_path: Path) -> None:
+    output = tmp_path / "daemon.md"
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "daemon.py"),
+            "--quick",
+            "--relays",
+            "file,sftp",
+            "--idle-relays",
+            "file",
+            "--samples",
+            "2",
+            "--refresh",
+            "1",
+            "--idle-wait",
+            "2",
+            "--idle-minutes",
+            "0.1",
+            "--files",
+            "1000",
+            "--syncthing",
+            str(tmp_path / "no-syncthing"),
+            "--workdir",
+            str(tmp_path),
+            "--output",
+            str(output),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    rows = [
+        [cell.strip() for cell in line.strip("|").split("|")]
+        for line in done.stdout.splitlines()
+        if line.startswith("| escale") or line.startswith("| syncthing")
+    ]
+    latency = [row for row in rows if len(row) == 9]
+    idle = [row for row in rows if len(row) == 11]
+    assert [row[1] for row in latency] == ["file", "sftp", "sftp", "direct"], done.stdout
+    for row in latency[:3]:
+        assert row[3] == "2" and float(row[4]) > 0 and float(row[6]) >= float(row[4])
+    assert latency[3][2] == "not installed"
+    assert [(row[0], row[1]) for row in idle] == [("escale", "file"), ("syncthing", "direct")]
+    assert idle[0][2] == "1,000" and idle[0][6].endswith(" %") and float(idle[0][7]) > 0
+    assert "syncthing: not installed" in done.stdout
+    assert output.read_text() == done.stdout
+    assert not any(tmp_path.glob("escale-bench-*")), "the work folder was not removed"
