@@ -224,7 +224,9 @@ class Engine:
         # Acks come from the local state only: a client whose state was lost starts afresh
         # (gaps then make it ask for full updates) instead of trusting what it once applied.
         acks: dict[str, int] = self.state.get_meta("acks", {})
-        want_full: dict[str, int] = self.state.get_meta("want_full", mine.want_full)
+        # a copy: the relay's state of this client must stay as read (an unchanged state is
+        # not written again, which is decided by comparing with it)
+        want_full: dict[str, int] = self.state.get_meta("want_full", dict(mine.want_full))
         last_seq = self._last_seq(listing, states, mine, want_full)
         if not dry:
             collect.remove_orphans(self.repo, self.state, listing, self.me, acks, last_seq + 1)

@@ -1043,6 +1043,13 @@ REGRESSIONS = (
         (1, 1, 1),
         (Write(A, "a"), Round(A), Round(B), LoseState(B), Round(C), Delete(A, "a")),
     ),
+    # alice lost her state: her request for a full update must reach the relay even though
+    # the rest of her client state is unchanged (an unchanged state is not written again)
+    Scenario(
+        (A, B),
+        (1, 1),
+        (Write(A, "a"), Round(A), Round(B, "download"), Delete(A, "a"), LoseState(A)),
+    ),
 )
 
 
