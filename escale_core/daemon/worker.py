@@ -43,6 +43,8 @@ POLL_AFTER_ACTIVITY = 1.0
 #: a section whose relay is only checked still runs a full round this often (seconds): a
 #: safety net while an intermittent missed change over WebDAV is investigated (issue 11 note)
 CHECKED_RESCAN = 300.0
+#: the round after the watch starts runs this many seconds later (the watch is set up by then)
+WATCH_SETTLE = 1.0
 #: the transfer rate is measured over this many seconds
 RATE_WINDOW = 5.0
 
@@ -213,7 +215,10 @@ class SectionWorker(threading.Thread):
                 self.status.state = "paused"
             if self.watcher is None and self.status.rounds:  # the folders exist now
                 self._start_watching()
-                pause = self._pause_after(pause)
+                if self.watcher is not None:
+                    # what changed between the round and the watch is in no event: one more
+                    # round once the watch has surely begun
+                    self._changed, pause = True, min(pause, WATCH_SETTLE)
             self.status.next_round = time.time() + pause
             self._sleep(pause)
 
