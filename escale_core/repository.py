@@ -170,6 +170,7 @@ def open_repository(
     create_cipher: str,
     create_checksum: str,
     kept: Optional[dict[str, Any]] = None,
+    create: bool = True,
 ) -> Repository:
     """Open the repository on ``relay``, creating it if the relay folder holds none.
 
@@ -179,11 +180,15 @@ def open_repository(
     :param kept: the header this client joined the repository with, if it did: then the
         relay's header must be that one, and a missing one is never replaced by a new
         repository (DESIGN §2.12).
+    :param create: whether an empty relay folder gets a new repository (``False``: the
+        operations, which work on an existing repository only, refuse it).
     :raises IntegrityError: wrong passphrase, tampered or replaced header.
     :raises UnsupportedFormatError: a repository of another format.
     :raises RelayNotFoundError: the header this client joined with is missing.
     """
-    header, created = _header(relay, ciphers, passphrase, create_cipher, create_checksum, kept)
+    header, created = _header(
+        relay, ciphers, passphrase, create_cipher, create_checksum, kept, create
+    )
     if header["cipher"] not in ciphers:
         raise UnsupportedFormatError(
             f"relay object {HEADER}: unknown cipher {header['cipher']!r} "
@@ -221,6 +226,7 @@ def _header(
     cipher: str,
     checksum: str,
     kept: Optional[dict[str, Any]],
+    create: bool = True,
 ) -> tuple[dict[str, Any], Optional[bytes]]:
     """The relay's header (and the master key if this call created the repository)."""
     try:
@@ -234,6 +240,11 @@ def _header(
                 "client's copy of the relay folder has it; it holds no secret in clear)"
             ) from None
         if not _holds_header(relay):
+            if not create:
+                raise RelayNotFoundError(
+                    f"no repository there yet (no {HEADER}): create it with 'escale init', "
+                    "or a first 'escale sync'"
+                ) from None
             return _create(relay, ciphers, passphrase, cipher, checksum)
         header = _read_header(relay)  # created by another client meanwhile
     if kept is not None and header != kept:

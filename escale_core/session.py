@@ -116,10 +116,13 @@ def open_section_repository(
     relay: Relay,
     plugins: Plugins,
     kept: Optional[dict[str, Any]] = None,
+    create: bool = True,
 ) -> Repository:
     """Open (or create) the repository of ``section`` on ``relay``; checks the passphrase.
 
-    :param kept: the header the section's client joined with (it must not change)."""
+    :param kept: the header the section's client joined with (it must not change).
+    :param create: ``False``: an empty relay folder is refused instead of getting a new
+        repository."""
     passphrase = None if section.encryption == "plain" else section.read_passphrase()
     try:
         return open_repository(
@@ -129,6 +132,7 @@ def open_section_repository(
             create_cipher=section.encryption,
             create_checksum=resolve_checksum(section.checksum, plugins.checksums),
             kept=kept,
+            create=create,
         )
     except EscaleError as exc:
         raise type(exc)(f"[{section.name}] relay {section.address.display()}: {exc}") from exc
