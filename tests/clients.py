@@ -7,6 +7,7 @@ import filecmp
 import os
 import subprocess
 import sys
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -17,6 +18,8 @@ from escale_core.config import load_config
 from escale_core.errors import RoundAbandoned
 from escale_core.plugins import get_plugins
 from escale_core.session import sync_section
+
+from .servers import RelayServer
 
 PASSPHRASE = "correct horse battery staple"
 MIB = 1 << 20
@@ -167,3 +170,27 @@ def big_file(client: Client, name: str, mib: int) -> Path:
         for _ in range(mib):
             out.write(os.urandom(MIB))
     return path
+
+
+def network_cluster(server: RelayServer, tmp_path: Path, env: dict[str, str]) -> Cluster:
+    """Clients sharing a fresh repository folder on ``server``."""
+    return Cluster(tmp_path / "clients", server.url(f"repo-{uuid.uuid4().hex[:8]}"), env)
+
+
+def add(cluster: Cluster, server: RelayServer, name: str, extra: str = "") -> Client:
+    """A new client of ``cluster`` whose section has what ``server`` needs (credentials,
+    ``relay_options``)."""
+    options = "".join(f"{k} = {toml_value(v)}\n" for k, v in server.relay_options.items())
+    table = f"[shared.relay_options]\n{options}" if options else ""
+    return cluster.add(name, extra=f"{server.config}\n{extra}\n{table}")
+
+
+def toml_value(value: object) -> str:
+    """``value`` as a TOML value."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'

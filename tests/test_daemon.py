@@ -18,9 +18,8 @@ import pytest
 
 from escale_core.manager import get_pid_file
 
-from .clients import Client, Cluster, same_tree
+from .clients import Client, Cluster, add, network_cluster, same_tree
 from .servers import RelayServer
-from .test_sync_network import add, network_cluster
 
 
 def escale(client: Client, *args: str) -> subprocess.CompletedProcess[str]:

@@ -18,10 +18,9 @@ from escale_core.daemon.control import ask_daemon
 from escale_core.local import TEMP_PREFIX
 from escale_core.plugins import get_plugins
 
-from .clients import MIB, Client, Cluster, same_tree
+from .clients import MIB, Client, Cluster, add, network_cluster, same_tree
 from .servers import RelayServer
 from .test_daemon import alive, escale, started_pid, wait_until, watching
-from .test_sync_network import add, network_cluster
 
 BIG_MIB = 150
 

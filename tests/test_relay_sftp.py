@@ -24,9 +24,9 @@ from escale_core.relay import Relay, open_relay
 from escale_core.testing import OpenRelay, RelayConformance
 
 from .clients import Client, Cluster, same_tree
+from .clients import toml_value as _toml
 from .servers import children
 from .servers.sftp import SSHD, SftpServer, start_asyncssh
-from .test_sync_network import _toml
 
 MIB = 1 << 20
 

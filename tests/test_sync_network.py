@@ -4,36 +4,23 @@ encryption on, through WebDAV, SFTP, FTP and S3 servers started on 127.0.0.1."""
 from __future__ import annotations
 
 import os
-import uuid
 from pathlib import Path
 
 import pytest
 
-from .clients import MIB, Client, Cluster, big_file, round_stopped_after, same_tree, tree
+from .clients import (
+    MIB,
+    Client,
+    add,
+    big_file,
+    network_cluster,
+    round_stopped_after,
+    same_tree,
+    tree,
+)
 from .servers import RelayServer
 
 BACKENDS = ["webdav", "sftp", "ftp", "s3"]
-
-
-def network_cluster(server: RelayServer, tmp_path: Path, env: dict[str, str]) -> Cluster:
-    """Clients sharing a fresh repository folder on ``server``."""
-    return Cluster(tmp_path / "clients", server.url(f"repo-{uuid.uuid4().hex[:8]}"), env)
-
-
-def add(cluster: Cluster, server: RelayServer, name: str, extra: str = "") -> Client:
-    options = "".join(f"{k} = {_toml(v)}\n" for k, v in server.relay_options.items())
-    table = f"[shared.relay_options]\n{options}" if options else ""
-    return cluster.add(name, extra=f"{server.config}\n{extra}\n{table}")
-
-
-def _toml(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return str(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml(v) for v in value) + "]"
-    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def converge(clients: list[Client], rounds: int = 3) -> None:
