@@ -36,6 +36,8 @@ TAG_SIZE = 16
 
 #: Object kinds, bound into every envelope.
 KIND_MANIFEST, KIND_PACK, KIND_CHUNK, KIND_CLIENT = 1, 2, 3, 4
+#: The note ``escale migrate`` leaves in the repository it moved away from (``moved``).
+KIND_MOVED = 5
 
 #: KDF minimums enforced when reading a header (a weakened header is refused).
 ARGON2_MIN = {"memory_cost": 19456, "iterations": 2, "lanes": 1}

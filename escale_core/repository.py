@@ -6,6 +6,7 @@ Layout (every name but the header is opaque)::
     clients/<cid>                        client state, written by that client only
     updates/<cid>/<seq>                  manifest of update <seq> of client <cid>, published last
     data/<cid>/<seq>/<index>             packs and chunks of that update, published first
+    moved                                where ``escale migrate`` moved the repository (sealed)
 
 ``<cid>`` is an HMAC of the client name under the repository key, so names stay secret.
 """
@@ -21,7 +22,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from .crypto import KIND_CLIENT, KIND_MANIFEST, Sealer, derive_key, new_kdf, unwrap_key, wrap_key
+from .crypto import KIND_CLIENT, KIND_MANIFEST, KIND_MOVED, Sealer, derive_key, new_kdf, unwrap_key, wrap_key
 from .errors import (
     EscaleError,
     IntegrityError,
@@ -40,6 +41,10 @@ MAX_HEADER = 64 << 10
 #: The most bytes read of a sealed manifest, and of a sealed client state.
 MAX_SEALED_MANIFEST = 256 << 20
 MAX_SEALED_CLIENT = MAX_CLIENT_STATE + (1 << 20)
+#: The note left by ``escale migrate`` in the repository it copied elsewhere.
+MOVED = "moved"
+#: The most bytes read of a sealed ``moved`` note (a real one is a few hundred bytes).
+MAX_MOVED = 64 << 10
 #: 2: version vectors, tombstones and full updates (``docs/protocol.md``); 1: escale 0.1.
 FORMAT_VERSION = 2
 
@@ -119,6 +124,40 @@ class Repository:
             self.relay.read_stream(client_name(cid)), MAX_SEALED_CLIENT, "client state"
         )
         return ClientState.decode(b"".join(self.sealer.open(KIND_CLIENT, ctx, sealed)))
+
+    def write_moved(self, to: str, when: float) -> None:
+        """Leave the note that the repository moved to ``to`` (an address without password)
+        at ``when`` (Unix time)."""
+        note = {"format": "escale-moved", "version": 1, "to": to, "time": when}
+        self.relay.write_stream(
+            MOVED,
+            self.sealer.seal(KIND_MOVED, self.context("moved"), [json.dumps(note).encode()]),
+        )
+
+    def read_moved(self) -> Optional[tuple[str, float]]:
+        """Where and when the repository moved (``escale migrate``), or ``None``.
+
+        :raises IntegrityError: a tampered, malformed or too large note.
+        """
+        try:
+            sealed = b"".join(bounded(self.relay.read_stream(MOVED), MAX_MOVED, "moved note"))
+        except RelayNotFoundError:
+            return None
+        except IntegrityError as exc:
+            raise IntegrityError(f"relay object {MOVED}: {exc}") from None
+        try:
+            blob = b"".join(self.sealer.open(KIND_MOVED, self.context("moved"), [sealed]))
+            note = json.loads(blob)
+            to, when = note["to"], note["time"]
+            if note.get("format") != "escale-moved" or not isinstance(to, str):
+                raise ValueError("not a moved note")
+            if not isinstance(when, (int, float)) or isinstance(when, bool):
+                raise ValueError("no time")
+        except IntegrityError as exc:
+            raise IntegrityError(f"relay object {MOVED}: {exc}") from None
+        except (ValueError, KeyError, TypeError) as exc:
+            raise IntegrityError(f"relay object {MOVED}: malformed ({exc})") from None
+        return to[:4096], float(when)
 
     def seal_data(
         self, kind: int, cid: str, seq: int, index: int, chunks: Iterable[bytes]

@@ -7,6 +7,7 @@ import os
 import sqlite3
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
@@ -138,6 +139,27 @@ def open_section_repository(
         raise type(exc)(f"[{section.name}] relay {section.address.display()}: {exc}") from exc
 
 
+def refuse_if_moved(config: Config, section: SectionConfig, repo: Repository) -> None:
+    """Stop before anything is written when ``escale migrate`` moved the repository away.
+
+    :raises RelayError: the repository holds a ``moved`` note; the message says where to.
+    """
+    try:
+        moved = repo.read_moved()
+    except EscaleError as exc:
+        raise type(exc)(f"[{section.name}] relay {section.address.display()}: {exc}") from exc
+    if moved is None:
+        return
+    to, when = moved
+    date = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(when))
+    file = config.file or section.file
+    where = os.path.abspath(file) if file else "the configuration file"
+    raise RelayError(
+        f"[{section.name}] relay {section.address.display()}: this repository moved to {to} "
+        f'on {date} (escale migrate): set relay = "{to}" in {where}'
+    )
+
+
 @dataclass
 class SectionLock:
     """An exclusive lock on a section's local state (one escale process per section)."""
@@ -233,6 +255,7 @@ def sync_section(
             try:
                 kept = state.get_meta("header")
                 repo = open_section_repository(section, relay, plugins, kept)
+                refuse_if_moved(config, section, repo)
                 if kept is None:  # joined now: this header is the repository for good
                     state.set_meta("header", repo.header)
                 engine = Engine(repo, state, options, plugins.checksums, prescan)

@@ -40,9 +40,11 @@ def build_app() -> typer.Typer:
     from ..plugins import get_plugins
     from . import (
         access_cmd,
+        backup_cmd,
         config_cmd,
         daemon_cmd,
         demo_cmd,
+        migrate_cmd,
         pending,
         plugins_cmd,
         relay_cmd,
@@ -94,6 +96,8 @@ def build_app() -> typer.Typer:
     versions_cmd.register(app)
     daemon_cmd.register(app)
     service_cmd.register(app)
+    migrate_cmd.register(app)
+    backup_cmd.register(app)
     pending.register(app)
     get_plugins().register_commands(app)
     return app

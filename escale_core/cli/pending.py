@@ -6,7 +6,6 @@ available and exits with status 2.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import NoReturn
 
 import typer
@@ -26,23 +25,6 @@ def register(app: typer.Typer) -> None:
     def init() -> None:
         """Interactive wizard: write a section and generate a key file."""
         not_yet("init")
-
-    @app.command()
-    def migrate(
-        section: str = typer.Argument(...), dest_url: str = typer.Argument(..., metavar="DEST_URL")
-    ) -> None:
-        """Copy the relay repository elsewhere and update the configuration."""
-        not_yet("migrate")
-
-    @app.command()
-    def backup(section: str = typer.Argument(...), archive: Path = typer.Argument(...)) -> None:
-        """Save the relay repository into an archive."""
-        not_yet("backup")
-
-    @app.command()
-    def restore(section: str = typer.Argument(...), archive: Path = typer.Argument(...)) -> None:
-        """Restore the relay repository from an archive."""
-        not_yet("restore")
 
     @app.command()
     def fix(section: str = typer.Argument(...)) -> None:

@@ -1,0 +1,47 @@
+"""``escale backup`` and ``escale restore``: a section's relay objects in a tar archive
+(:mod:`escale_core.ops.backup`)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from ..config import load_config
+from ..ops.backup import backup, restore
+from ..plugins import get_plugins
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``backup`` and ``restore`` to ``app``."""
+
+    @app.command("backup")
+    def backup_(
+        ctx: typer.Context,
+        section: str = typer.Argument(..., help="The section."),
+        archive: str = typer.Argument(..., help="The tar archive to write ('-': stdout)."),
+    ) -> None:
+        """Save the relay objects of the repository (as they are: still encrypted) into a tar
+        archive."""
+        plugins = get_plugins()
+        config = load_config(ctx.obj.config, plugins)
+        # with '-' the archive is stdout: the summary goes to stderr
+        say = (lambda line: typer.echo(line, err=True)) if archive == "-" else typer.echo
+        backup(config, section, plugins, archive if archive == "-" else Path(archive), progress=say)
+        sys.stdout.flush()
+
+    @app.command("restore")
+    def restore_(
+        ctx: typer.Context,
+        section: str = typer.Argument(..., help="The section."),
+        archive: Path = typer.Argument(..., help="The tar archive written by 'escale backup'."),
+        force: bool = typer.Option(
+            False, "--force", help="Replace what the relay folder holds (else refused)."
+        ),
+    ) -> None:
+        """Put the relay objects of an archive back on the section's relay (checked first;
+        the header last)."""
+        plugins = get_plugins()
+        config = load_config(ctx.obj.config, plugins)
+        restore(config, section, plugins, archive, force=force, progress=typer.echo)

@@ -1,0 +1,258 @@
+"""``escale backup`` / ``escale restore``: the relay objects of a repository in a tar archive.
+
+The objects go into the archive as they are on the relay (still sealed: the archive reveals
+nothing the relay does not), header first, streaming with bounded memory. ``locks/``,
+temporary objects and names the format does not define are left out.
+
+A restore never trusts the archive: a first pass reads every member's header and refuses the
+archive (before anything is written) for a member that is not a regular file, whose name is not
+an object name of the format (``..``, absolute paths, links and devices included), that appears
+twice or is larger than its kind's bound, or without a valid header. The second pass streams
+the objects to the relay, the header last; with ``--force``, a relay folder that holds a
+repository first loses its header (so no client syncs with a half-restored one), and the
+objects the archive does not hold are deleted at the end.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+import tarfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Callable, Optional, Union
+
+from ..config import Config
+from ..errors import EscaleError, IntegrityError, RelayNotFoundError, UsageError
+from ..plugins import Plugins
+from ..relay import Relay
+from ..repository import HEADER, _parse_header, bounded
+from .maintenance import Maintenance, maintenance
+from .objects import in_write_order, kind_of, max_size
+
+#: Bytes read from the archive per relay write chunk.
+BLOCK = 1 << 20
+#: Kinds read whole before writing them into the archive: they may change while a backup runs
+#: (a client state is rewritten by its client), so their size is what was read.
+_MUTABLE = ("header", "client", "moved")
+
+Archive = Union[Path, str]
+
+
+@dataclass
+class BackupReport:
+    """What a backup or a restore did."""
+
+    objects: int = 0
+    bytes: int = 0
+    #: objects listed but collected before they were read (backup), or deleted (restore)
+    gone: int = 0
+
+
+class _ChunkReader(io.RawIOBase):
+    """A file-like view of a stream of chunks (for :meth:`tarfile.TarFile.addfile`)."""
+
+    def __init__(self, chunks: Iterator[bytes], first: bytes) -> None:
+        self.chunks, self.pending = chunks, first
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: "memoryview | bytearray") -> int:  # type: ignore[override]
+        while not self.pending:
+            self.pending = next(self.chunks, b"")
+            if not self.pending:
+                return 0
+        count = min(len(buffer), len(self.pending))
+        buffer[:count] = self.pending[:count]
+        self.pending = self.pending[count:]
+        return count
+
+
+@contextmanager
+def _output(archive: Archive) -> Iterator[IO[bytes]]:
+    """The archive file to write (``-``: standard output), written whole or not at all."""
+    if str(archive) == "-":
+        yield sys.stdout.buffer
+        sys.stdout.buffer.flush()
+        return
+    path = Path(archive)
+    temp = path.with_name(f".{path.name}.partial")
+    try:
+        with open(temp, "wb") as out:
+            yield out
+            out.flush()
+            os.fsync(out.fileno())
+        temp.replace(path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+
+
+def backup(
+    config: Config,
+    section_name: str,
+    plugins: Plugins,
+    archive: Archive,
+    *,
+    progress: Optional[Callable[[str], None]] = None,
+) -> BackupReport:
+    """Write the relay objects of ``section_name`` into the tar ``archive`` (``-``: stdout).
+
+    :raises EscaleError: no repository there, a relay error, a busy maintenance lock.
+    """
+    section = config.section(section_name)
+    report = BackupReport()
+    with maintenance(config, section, plugins, f"backup {section.name}") as m:
+        m.open_repository()  # a repository, and the right passphrase
+        sizes = m.relay.list_sizes("")
+        names = in_write_order(sizes)
+        names.insert(0, names.pop())  # the header first: a restore reads it before the rest
+        try:
+            with _output(archive) as out, tarfile.open(fileobj=out, mode="w|") as tar:
+                for name in names:
+                    m.keep_alive()
+                    _add(tar, m.relay, name, sizes[name], report)
+        except OSError as exc:
+            raise EscaleError(f"archive {archive}: {exc.strerror or exc}") from None
+    if progress:
+        progress(f"{m.where()}: {report.objects} objects ({report.bytes} bytes) in {archive}")
+    return report
+
+
+def _add(tar: tarfile.TarFile, relay: Relay, name: str, size: int, report: BackupReport) -> None:
+    """Add object ``name`` to ``tar``, streaming (an object collected meanwhile is left out)."""
+    chunks = iter(relay.read_stream(name))
+    try:
+        if kind_of(name) in _MUTABLE:
+            data = b"".join(bounded(chunks, max_size(name), f"relay object {name}"))
+            first, size, chunks = data, len(data), iter(())
+        else:
+            first = next(chunks, b"")
+    except RelayNotFoundError:
+        report.gone += 1  # collected by a client's round since the listing
+        return
+    info = tarfile.TarInfo(name)
+    info.size, info.mtime, info.mode = size, int(time.time()), 0o600
+    tar.addfile(info, _ChunkReader(chunks, first))  # type: ignore[arg-type]
+    report.objects += 1
+    report.bytes += size
+
+
+def check_archive(path: Path) -> tuple[dict[str, int], bytes]:
+    """Every member of the archive at ``path``, checked: name → size, and the header's bytes.
+
+    :raises IntegrityError: a member that is not an object of the format (see the module).
+    """
+    members: dict[str, int] = {}
+    header: Optional[bytes] = None
+    with _input(path) as tar:
+        for member in tar:
+            name = _checked(member, members, path)
+            members[name] = member.size
+            if name == HEADER:
+                source = tar.extractfile(member)
+                assert source is not None  # a regular file
+                header = source.read(max_size(HEADER))
+                try:
+                    _parse_header(header)
+                except IntegrityError as exc:
+                    raise IntegrityError(f"archive {path}: {exc}") from None
+    if header is None:
+        raise IntegrityError(f"archive {path}: no {HEADER} in it: not an escale backup")
+    return members, header
+
+
+def _checked(member: tarfile.TarInfo, seen: dict[str, int], path: Path) -> str:
+    name = member.name
+    what = f"archive {path}: member {name!r}"
+    if not member.isreg():
+        raise IntegrityError(f"{what} is not a regular file (a link or a device): refused")
+    if kind_of(name) is None:
+        raise IntegrityError(f"{what} is not a relay object of the format: refused")
+    if name in seen:
+        raise IntegrityError(f"{what} appears twice: refused")
+    if member.size > max_size(name):
+        raise IntegrityError(
+            f"{what} has {member.size} bytes, more than such an object may have: refused"
+        )
+    return name
+
+
+@contextmanager
+def _input(path: Path) -> Iterator[tarfile.TarFile]:
+    try:
+        with tarfile.open(path, mode="r|*") as tar:
+            yield tar
+    except tarfile.TarError as exc:
+        raise IntegrityError(f"archive {path}: not a readable tar archive ({exc})") from None
+    except OSError as exc:
+        raise EscaleError(f"archive {path}: {exc.strerror or exc}") from None
+
+
+def restore(
+    config: Config,
+    section_name: str,
+    plugins: Plugins,
+    archive: Path,
+    *,
+    force: bool = False,
+    progress: Optional[Callable[[str], None]] = None,
+) -> BackupReport:
+    """Put the relay objects of ``archive`` back on the relay of ``section_name``.
+
+    :param force: replace what the relay folder holds (else a non-empty one is refused).
+    :raises UsageError: the relay folder is not empty and ``force`` is not given.
+    :raises IntegrityError: the archive holds something else than relay objects.
+    """
+    section = config.section(section_name)
+    if str(archive) == "-":
+        raise UsageError("escale restore reads the archive twice (it checks it first): give a file")
+    members, header = check_archive(Path(archive))
+    report = BackupReport()
+    with maintenance(config, section, plugins, f"restore {section.name}") as m:
+        existing = [n for n in m.relay.list("") if not n.startswith("locks/")]
+        if existing and not force:
+            raise UsageError(
+                f"{m.where()}: the relay folder is not empty ({len(existing)} objects): a restore "
+                f"replaces them; run 'escale restore {section.name} {archive} --force'"
+            )
+        if HEADER in existing:
+            m.relay.delete(HEADER)  # no client syncs with a half-restored repository
+        _write_objects(m, Path(archive), members, report)
+        for name in existing:
+            if name not in members and kind_of(name) is not None and name != HEADER:
+                m.relay.delete(name)
+                report.gone += 1
+        m.relay.write_bytes(HEADER, header)
+        m.relay.sync()
+    if progress:
+        progress(f"{m.where()}: restored {report.objects} objects ({report.bytes} bytes)")
+    return report
+
+
+def _write_objects(
+    m: Maintenance, path: Path, members: dict[str, int], report: BackupReport
+) -> None:
+    """Stream every member but the header to the relay (checked again: the file may have
+    changed since the first pass)."""
+    seen: dict[str, int] = {}
+    with _input(path) as tar:
+        for member in tar:
+            name = _checked(member, seen, path)
+            seen[name] = member.size
+            if members.get(name) != member.size:
+                raise IntegrityError(f"archive {path} changed while it was restored: run again")
+            if name == HEADER:
+                continue
+            m.keep_alive()
+            source = tar.extractfile(member)
+            assert source is not None  # a regular file
+            m.relay.write_stream(name, iter(lambda s=source: s.read(BLOCK), b""))  # type: ignore[misc]
+            report.objects += 1
+            report.bytes += member.size
+    report.objects += 1  # the header, written last by the caller
