@@ -229,6 +229,7 @@ def restore(
                 m.relay.delete(name)
                 report.gone += 1
         m.relay.write_bytes(HEADER, header)
+        report.bytes += len(header)
         m.relay.sync()
     if progress:
         progress(f"{m.where()}: restored {report.objects} objects ({report.bytes} bytes)")
