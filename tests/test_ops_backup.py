@@ -1,0 +1,251 @@
+"""``escale backup`` / ``escale restore``: the relay objects (still sealed) in a tar archive,
+streamed with bounded memory; a restore checks the whole archive before writing anything and
+writes the header last. Real ``escale`` processes, a real WebDAV server."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import shutil
+import subprocess
+import tarfile
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from .clients import MIB, Client, Cluster, add, same_tree, tree
+from .servers import RelayServer
+
+
+def run(client: Client, *args: str) -> subprocess.CompletedProcess[str]:
+    """``escale -c CONFIG ARGS`` of ``client``, to completion."""
+    return subprocess.run(
+        client.command(*args),
+        capture_output=True,
+        text=True,
+        env=client.env,
+        timeout=600,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def converge(clients: list[Client], rounds: int = 4) -> None:
+    """Rounds until every client is in sync (exit 0) with the same tree."""
+    for _ in range(rounds):
+        results = [c.sync(check=False) for c in clients]
+        if all(r.returncode == 0 for r in results) and all(
+            same_tree(clients[0].root, c.root) for c in clients[1:]
+        ):
+            return
+    raise AssertionError(
+        {c.name: (r.stdout, r.stderr, sorted(tree(c.root))) for c, r in zip(clients, results)}
+    )
+
+
+@pytest.fixture(params=["file", "webdav"])
+def clients(
+    request: pytest.FixtureRequest, tmp_path: Path, isolated_env: dict[str, str]
+) -> tuple[list[Client], Path | None]:
+    """Three clients of one repository, and its local relay folder (``None`` over WebDAV)."""
+    if request.param == "file":
+        cluster = Cluster(tmp_path / "clients", f"file://{tmp_path / 'relay'}", isolated_env)
+        return [cluster.add(n, extra="pullers = 2") for n in ("alice", "bob", "carol")], (
+            tmp_path / "relay"
+        )
+    server: RelayServer = request.getfixturevalue("webdav_server")
+    cluster = Cluster(
+        tmp_path / "clients", server.url(f"repo-{uuid.uuid4().hex[:8]}"), isolated_env
+    )
+    return [add(cluster, server, n, "pullers = 2") for n in ("alice", "bob", "carol")], None
+
+
+def wipe(client: Client, folder: Path | None) -> None:
+    """Lose the relay folder: every object deleted."""
+    if folder is not None:
+        shutil.rmtree(folder)
+        return
+    from escale_core.config import load_config
+    from escale_core.plugins import get_plugins
+    from escale_core.session import open_section_relay
+
+    relay = open_section_relay(load_config(client.config, get_plugins()).section("shared"), get_plugins())
+    try:
+        for name in relay.list(""):
+            relay.delete(name)
+        assert relay.list("") == []
+    finally:
+        relay.close()
+
+
+def test_backup_wipe_restore_then_every_client_converges_even_after_later_writes(
+    clients: tuple[list[Client], Path | None], tmp_path: Path
+) -> None:
+    (alice, bob, carol), folder = clients
+    alice.write("docs/a.txt", "from alice")
+    bob.write("b.bin", os.urandom(200_000))
+    converge([alice, bob, carol])
+    archive = tmp_path / "backup.tar"
+    saved = run(alice, "backup", "shared", str(archive))
+    assert saved.returncode == 0, saved.stderr
+    # written after the backup: the restored relay has lost these updates
+    carol.write("later.txt", "after the backup")
+    alice.write("docs/a.txt", "edited after the backup")
+    converge([alice, bob, carol])
+    # ... and this one was never pulled by anyone before the relay was lost
+    carol.write("unseen.txt", "pushed, then lost with the relay")
+    carol.sync(check=False)
+    wipe(alice, folder)
+
+    restored = run(bob, "restore", "shared", str(archive))
+    assert restored.returncode == 0, restored.stderr
+    converge([alice, bob, carol])
+    assert (bob.root / "later.txt").read_text() == "after the backup"
+    assert (carol.root / "docs/a.txt").read_text() == "edited after the backup"
+    assert (alice.root / "unseen.txt").read_text() == "pushed, then lost with the relay"
+    bob.write("new.txt", "after the restore")
+    converge([alice, bob, carol])
+    assert (alice.root / "new.txt").read_text() == "after the restore"
+
+
+def test_restore_refuses_a_non_empty_repository_without_force(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    alice = cluster.add("alice")
+    alice.write("a.txt", "a")
+    alice.sync()
+    archive = tmp_path / "backup.tar"
+    assert run(alice, "backup", "shared", str(archive)).returncode == 0
+    alice.write("b.txt", "b")
+    alice.sync()
+    before = relay_objects(tmp_path / "relay")
+    refused = run(alice, "restore", "shared", str(archive))
+    assert refused.returncode == 2
+    assert refused.stderr.strip().splitlines()[-1].endswith(
+        f"the relay folder is not empty ({len(before)} objects): a restore replaces them; "
+        f"run 'escale restore shared {archive} --force'"
+    )
+    assert relay_objects(tmp_path / "relay") == before
+    forced = run(alice, "restore", "shared", str(archive), "--force")
+    assert forced.returncode == 0, forced.stderr
+    with tarfile.open(archive) as tar:
+        assert sorted(relay_objects(tmp_path / "relay")) == sorted(tar.getnames())
+
+
+def relay_objects(folder: Path) -> dict[str, bytes]:
+    """The objects of a local relay folder (locks left out)."""
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and not p.relative_to(folder).as_posix().startswith("locks/")
+    }
+
+
+def test_backup_leaves_out_locks_temporary_and_unknown_objects(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    alice = cluster.add("alice")
+    alice.write("a.txt", "a")
+    alice.sync()
+    relay = tmp_path / "relay"
+    (relay / "locks").mkdir(exist_ok=True)
+    (relay / "locks" / "gc").write_text("{}")
+    (relay / "updates" / ".tmp-0123").write_text("half")
+    (relay / "notes.txt").write_text("not ours")
+    archive = tmp_path / "backup.tar"
+    assert run(alice, "backup", "shared", str(archive)).returncode == 0
+    with tarfile.open(archive) as tar:
+        names = tar.getnames()
+    assert names[0] == "escale.json"
+    assert not [n for n in names if n.startswith("locks/") or ".tmp-" in n or n == "notes.txt"]
+    assert {n.split("/")[0] for n in names} == {"escale.json", "data", "updates", "clients"}
+
+
+def _tampered(archive: Path, how: str) -> Path:
+    """A copy of ``archive`` with one bad member at the end (after good objects)."""
+    out = archive.with_name(f"{how}.tar")
+    with tarfile.open(archive) as source, tarfile.open(out, "w") as tar:
+        for member in source.getmembers():
+            tar.addfile(member, source.extractfile(member))
+        info = tarfile.TarInfo({"dotdot": "../x", "unknown": "data/evil", "symlink": "moved"}[how])
+        if how == "symlink":
+            info.type, info.linkname = tarfile.SYMTYPE, "/etc/passwd"
+            tar.addfile(info)
+        else:
+            info.size = 4
+            tar.addfile(info, io.BytesIO(b"evil"))
+    return out
+
+
+@pytest.mark.parametrize("how", ["dotdot", "symlink", "unknown"])
+def test_a_tampered_archive_is_refused_before_anything_is_written(
+    how: str, cluster: Cluster, tmp_path: Path
+) -> None:
+    alice = cluster.add("alice")
+    alice.write("a.txt", "a")
+    alice.sync()
+    archive = tmp_path / "backup.tar"
+    assert run(alice, "backup", "shared", str(archive)).returncode == 0
+    shutil.rmtree(tmp_path / "relay")
+    refused = run(alice, "restore", "shared", str(_tampered(archive, how)))
+    assert refused.returncode == 1
+    line = refused.stderr.strip().splitlines()[-1]
+    assert "refused" in line and f"{how}.tar" in line, line
+    assert not (tmp_path / "relay").exists() or relay_objects(tmp_path / "relay") == {}
+    assert not (tmp_path / "x").exists()
+
+
+def _vmhwm(pid: int) -> int:
+    """The process's peak resident memory so far (VmHWM), in bytes."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def peak_rss(client: Client, *args: str) -> int:
+    """Run ``escale ARGS``; the peak RSS of that process, read while it runs (ru_maxrss of a
+    child would include what the test process had before the fork)."""
+    peak = 0
+    proc = subprocess.Popen(
+        client.command(*args),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        env=client.env,
+    )
+    while proc.poll() is None:
+        with contextlib.suppress(OSError, ValueError):
+            peak = max(peak, _vmhwm(proc.pid))
+        time.sleep(0.005)
+    assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
+    return peak
+
+
+def test_a_200_mib_object_goes_through_backup_restore_and_migrate_in_bounded_memory(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    alice = cluster.add("alice")
+    alice.write("a.txt", "a")
+    alice.sync()
+    archive = tmp_path / "small.tar"
+    baseline = peak_rss(alice, "backup", "shared", str(archive))
+    relay = tmp_path / "relay"
+    cid = next((relay / "clients").iterdir()).name
+    big = relay / "data" / cid / "0000000099" / "000000"  # sealed bytes are opaque to a backup
+    big.parent.mkdir(parents=True)
+    with open(big, "wb") as out:
+        for _ in range(200):
+            out.write(os.urandom(MIB))
+    archive = tmp_path / "big.tar"
+    peaks = {"backup": peak_rss(alice, "backup", "shared", str(archive))}
+    assert archive.stat().st_size > 200 * MIB
+    shutil.rmtree(relay)
+    peaks["restore"] = peak_rss(alice, "restore", "shared", str(archive))
+    assert big.stat().st_size == 200 * MIB
+    peaks["migrate"] = peak_rss(alice, "migrate", "shared", f"file://{tmp_path / 'moved'}")
+    assert (tmp_path / "moved" / big.relative_to(relay)).stat().st_size == 200 * MIB
+    for what, peak in peaks.items():
+        assert peak - baseline < 48 * MIB, (what, peak >> 20, baseline >> 20)
