@@ -22,7 +22,16 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from .crypto import KIND_CLIENT, KIND_MANIFEST, KIND_MOVED, Sealer, derive_key, new_kdf, unwrap_key, wrap_key
+from .crypto import (
+    KIND_CLIENT,
+    KIND_MANIFEST,
+    KIND_MOVED,
+    Sealer,
+    derive_key,
+    new_kdf,
+    unwrap_key,
+    wrap_key,
+)
 from .errors import (
     EscaleError,
     IntegrityError,

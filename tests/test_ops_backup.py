@@ -71,7 +71,9 @@ def wipe(client: Client, folder: Path | None) -> None:
     from escale_core.plugins import get_plugins
     from escale_core.session import open_section_relay
 
-    relay = open_section_relay(load_config(client.config, get_plugins()).section("shared"), get_plugins())
+    relay = open_section_relay(
+        load_config(client.config, get_plugins()).section("shared"), get_plugins()
+    )
     try:
         for name in relay.list(""):
             relay.delete(name)
@@ -123,9 +125,13 @@ def test_restore_refuses_a_non_empty_repository_without_force(
     before = relay_objects(tmp_path / "relay")
     refused = run(alice, "restore", "shared", str(archive))
     assert refused.returncode == 2
-    assert refused.stderr.strip().splitlines()[-1].endswith(
-        f"the relay folder is not empty ({len(before)} objects): a restore replaces them; "
-        f"run 'escale restore shared {archive} --force'"
+    assert (
+        refused.stderr.strip()
+        .splitlines()[-1]
+        .endswith(
+            f"the relay folder is not empty ({len(before)} objects): a restore replaces them; "
+            f"run 'escale restore shared {archive} --force'"
+        )
     )
     assert relay_objects(tmp_path / "relay") == before
     forced = run(alice, "restore", "shared", str(archive), "--force")

@@ -82,7 +82,9 @@ def test_migrate_moves_the_repository_new_and_migrating_clients_follow_old_ones_
 ) -> None:
     local_url = f"file://{tmp_path / 'local-relay'}"
     remote_url = sftp_server.url(f"repo-{uuid.uuid4().hex[:8]}")
-    source, dest = (local_url, remote_url) if direction == "file-to-sftp" else (remote_url, local_url)
+    source, dest = (
+        (local_url, remote_url) if direction == "file-to-sftp" else (remote_url, local_url)
+    )
     old = Cluster(tmp_path / "old", source, isolated_env)
     if source == remote_url:
         alice, bob = add(old, sftp_server, "alice"), add(old, sftp_server, "bob")
@@ -167,9 +169,7 @@ class _FailingRelay(FsspecRelay):
         return super().write_stream(name, chunks)
 
 
-def _migrate_in_process(
-    client: Client, plugins: Plugins, dest: Path, **faults: Any
-) -> None:
+def _migrate_in_process(client: Client, plugins: Plugins, dest: Path, **faults: Any) -> None:
     relay = _FailingRelay(parse_relay_url(f"file://{dest}"))
     for key, value in faults.items():
         setattr(relay, key, value)

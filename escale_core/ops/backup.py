@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Callable, Optional, Union
+from typing import IO, Any, Callable, Optional, Union
 
 from ..config import Config
 from ..errors import EscaleError, IntegrityError, RelayNotFoundError, UsageError
@@ -57,20 +57,27 @@ class _ChunkReader(io.RawIOBase):
     """A file-like view of a stream of chunks (for :meth:`tarfile.TarFile.addfile`)."""
 
     def __init__(self, chunks: Iterator[bytes], first: bytes) -> None:
-        self.chunks, self.pending = chunks, first
+        self.chunks, self.pending, self.offset = chunks, memoryview(first), 0
 
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer: "memoryview | bytearray") -> int:  # type: ignore[override]
-        while not self.pending:
-            self.pending = next(self.chunks, b"")
-            if not self.pending:
-                return 0
-        count = min(len(buffer), len(self.pending))
-        buffer[:count] = self.pending[:count]
-        self.pending = self.pending[count:]
-        return count
+    def readinto(self, buffer: Any) -> int:
+        """Fill ``buffer`` whole unless the stream ends (tarfile takes a short read for the
+        end of the data)."""
+        view = memoryview(buffer).cast("B")
+        filled = 0
+        while filled < len(view):
+            if self.offset == len(self.pending):
+                chunk = next(self.chunks, b"")
+                if not chunk:
+                    break
+                self.pending, self.offset = memoryview(chunk), 0
+            count = min(len(view) - filled, len(self.pending) - self.offset)
+            view[filled : filled + count] = self.pending[self.offset : self.offset + count]
+            self.offset += count
+            filled += count
+        return filled
 
 
 @contextmanager
@@ -138,7 +145,7 @@ def _add(tar: tarfile.TarFile, relay: Relay, name: str, size: int, report: Backu
         return
     info = tarfile.TarInfo(name)
     info.size, info.mtime, info.mode = size, int(time.time()), 0o600
-    tar.addfile(info, _ChunkReader(chunks, first))  # type: ignore[arg-type]
+    tar.addfile(info, _ChunkReader(chunks, first))
     report.objects += 1
     report.bytes += size
 

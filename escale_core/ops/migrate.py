@@ -16,11 +16,13 @@ otherwise left untouched.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
@@ -30,8 +32,13 @@ from tomlkit.exceptions import TOMLKitError
 from ..address import RelayAddress, parse_relay_url
 from ..config import Config, SectionConfig
 from ..config.editing import update_section
-from ..errors import EscaleError, IntegrityError, NotARepositoryError, RelayNotFoundError
-from ..errors import UsageError
+from ..errors import (
+    EscaleError,
+    IntegrityError,
+    NotARepositoryError,
+    RelayNotFoundError,
+    UsageError,
+)
 from ..locks import LockBusyError, RelayLock
 from ..plugins import Plugins
 from ..relay import Relay
@@ -169,39 +176,35 @@ def _refuse_if_moved_elsewhere(m: Maintenance, repo: Repository, destination: st
     if moved is not None and moved[0] != destination:
         raise UsageError(
             f"{m.where()}: this repository already moved to {moved[0]} (escale migrate): "
-            f"migrate from there, or set relay = \"{moved[0]}\" in {m.config.file}"
+            f'migrate from there, or set relay = "{moved[0]}" in {m.config.file}'
         )
 
 
-class _destination_lock:  # noqa: N801 - used as a context manager, like a function
-    """The destination's maintenance lock: no two migrations into one folder at once."""
+@contextmanager
+def _destination_lock(relay: Relay, where: str) -> Iterator[Callable[[], None]]:
+    """Hold the destination's maintenance lock (no two migrations into one folder at once);
+    yield the function that refreshes it when due."""
+    lock = RelayLock(relay, MAINTENANCE_LOCK, timeout=LOCK_TIMEOUT, wait=30.0)
+    try:
+        lock.acquire()
+    except LockBusyError as exc:
+        raise LockBusyError(
+            f"relay {where}: another client runs an operation there ({exc}); "
+            "run 'escale migrate' again later"
+        ) from None
+    refreshed = time.monotonic()
 
-    def __init__(self, relay: Relay, where: str) -> None:
-        self.lock = RelayLock(relay, MAINTENANCE_LOCK, timeout=LOCK_TIMEOUT, wait=30.0)
-        self.where = where
-        self.refreshed = time.monotonic()
+    def keep_alive() -> None:
+        nonlocal refreshed
+        if time.monotonic() - refreshed > REFRESH_EVERY:
+            lock.refresh()
+            refreshed = time.monotonic()
 
-    def __enter__(self) -> _destination_lock:
-        try:
-            self.lock.acquire()
-        except LockBusyError as exc:
-            raise LockBusyError(
-                f"relay {self.where}: another client runs an operation there ({exc}); "
-                "run 'escale migrate' again later"
-            ) from None
-        return self
-
-    def keep_alive(self) -> None:
-        """Refresh the lock if due."""
-        if time.monotonic() - self.refreshed > REFRESH_EVERY:
-            self.lock.refresh()
-            self.refreshed = time.monotonic()
-
-    def __exit__(self, *exc: object) -> None:
-        try:
-            self.lock.release()
-        except EscaleError:
-            pass  # it expires by itself
+    try:
+        yield keep_alive
+    finally:
+        with contextlib.suppress(EscaleError):
+            lock.release()  # it expires by itself
 
 
 class _Copier:
@@ -212,11 +215,12 @@ class _Copier:
         m: Maintenance,
         source: Relay,
         dest: Relay,
-        dest_lock: _destination_lock,
+        dest_keep_alive: Callable[[], None],
         report: MigrateReport,
         say: Callable[[str], None],
     ) -> None:
-        self.m, self.source, self.dest, self.dest_lock = m, source, dest, dest_lock
+        self.m, self.source, self.dest = m, source, dest
+        self.dest_keep_alive = dest_keep_alive
         self.report, self.say = report, say
         #: immutable objects verified at the destination in this run, with their size
         self.verified: dict[str, int] = {}
@@ -266,7 +270,7 @@ class _Copier:
             if name == MOVED or (name == HEADER and not final):
                 continue
             self.m.keep_alive()
-            self.dest_lock.keep_alive()
+            self.dest_keep_alive()
             self._copy(name, sources[name], there.get(name))
         if final:
             self._delete_stale(sources, there)
@@ -339,8 +343,7 @@ def _dest_header(relay: Relay, where: str) -> dict[str, Any]:
             raise ValueError("not an escale repository header")
     except (ValueError, IntegrityError) as exc:
         raise NotARepositoryError(
-            f"{where}: relay object {HEADER}: {exc}: refusing to copy over it; give an empty "
-            "folder"
+            f"{where}: relay object {HEADER}: {exc}: refusing to copy over it; give an empty folder"
         ) from None
     return header
 
