@@ -301,3 +301,185 @@ class Manager:
 class IndexManager(Manager):
     """The original's index protocol manager: every escale repository bundles small files now,
     so it is the :class:`Manager` itself."""
+
+
+# -- the original's escale.manager.migration and escale.manager.backup (docs/api.md) -------
+
+
+def _loaded(config: Union[str, Path, Config, None]) -> Config:
+    """The configuration: given, read from a file, or found where ``escale`` finds it."""
+    if isinstance(config, Config):
+        return config
+    return load_config(config, get_plugins())
+
+
+def _section_lock(relay: Relay, safe: Any) -> Any:
+    """The maintenance lock of ``relay`` when ``safe``, else nothing."""
+    from contextlib import nullcontext
+
+    from .locks import RelayLock
+    from .ops.maintenance import LOCK_TIMEOUT, MAINTENANCE_LOCK
+
+    if not safe:
+        return nullcontext()
+    return RelayLock(relay, MAINTENANCE_LOCK, timeout=LOCK_TIMEOUT)
+
+
+def inter_relay_copy(
+    src_relay: Relay,
+    dest_relay: Relay,
+    safe: Union[bool, tuple[bool, bool]] = True,
+    overwrite: bool = False,
+    files: Optional[list[str]] = None,
+) -> list[str]:
+    """Copy repository objects from ``src_relay`` to ``dest_relay``, each streamed and verified
+    (read back, SHA-256 compared), data first and the header last.
+
+    :param safe: hold each relay's maintenance lock meanwhile (a pair: source, destination).
+    :param overwrite: copy an object the destination already has with the same size (else it
+        is compared by hash and skipped when equal, copied again when not).
+    :param files: the object names to copy (default: every object of the format).
+    :returns: the names that could not be copied (each logged with the reason).
+    """
+    from .errors import EscaleError
+    from .ops.migrate import Copier, MigrateReport
+    from .ops.objects import in_write_order
+
+    safe_src, safe_dest = safe if isinstance(safe, tuple) else (safe, safe)
+    failed: list[str] = []
+    with _section_lock(src_relay, safe_src), _section_lock(dest_relay, safe_dest):
+        sizes = src_relay.list_sizes("")
+        there = {} if overwrite else dest_relay.list_sizes("")
+        copier = Copier(src_relay, dest_relay, MigrateReport(dest_relay.address.display()))
+        for name in in_write_order(files if files is not None else sizes):
+            try:
+                size = sizes[name] if name in sizes else len(src_relay.read_bytes(name))
+                copier.copy(name, size, there.get(name))
+            except EscaleError as exc:
+                log.error("%s: %s", name, exc)
+                failed.append(name)
+    return failed
+
+
+def migrate_repository(
+    repository: str,
+    changes: Any,
+    config: Union[str, Path, Config, None] = None,
+    safe: Any = True,
+    logger: Optional[logging.Logger] = None,
+    alt_repo: Optional[str] = None,
+) -> Config:
+    """Move the repository of section ``repository`` to another relay (``escale migrate``):
+    copied, verified, the section's ``relay`` switched in the configuration file, and the old
+    relay left with a note for its clients.
+
+    :param changes: the new relay: a mapping with ``relay`` (a URL) and optionally
+        ``relay_options``, or a mapping of sections to such mappings (``alt_repo`` or
+        ``repository`` is looked up in it). The client name and encryption cannot change.
+    :param safe: ignored: the maintenance locks are always held.
+    :returns: the configuration, read again.
+    """
+    from .ops.migrate import migrate
+
+    loaded = _loaded(config)
+    key = alt_repo or repository
+    # (a ConfigParser: its get() reads an option, so its sections are looked up by index)
+    change = changes[key] if key in changes else changes  # noqa: SIM401
+    if "relay" not in change:
+        raise UsageError(f"changes for [{repository}]: give the new 'relay' address")
+    say = (logger or log).info
+    migrate(
+        loaded,
+        repository,
+        get_plugins(),
+        change["relay"],
+        change.get("relay_options"),
+        progress=say,
+    )
+    return load_config(loaded.file, get_plugins())
+
+
+def migrate_repositories_and_update_config(
+    changes: Any,
+    config: Union[str, Path, Config, None] = None,
+    safe: Any = True,
+    logger: Optional[logging.Logger] = None,
+) -> Config:
+    """Migrate every section named in ``changes`` (a mapping of sections to ``{"relay": URL,
+    "relay_options": {...}}``) and return the configuration, read again."""
+    loaded = _loaded(config)
+    for section in changes:
+        loaded = migrate_repository(section, changes, loaded, safe, logger)
+    return loaded
+
+
+def Backup(directory: Union[str, Path], **super_args: Any) -> Relay:
+    """A local folder as a relay, to copy a repository into with :func:`inter_relay_copy`
+    (the original's ``LocalMount`` subclass; locks are the relay's ``locks/`` objects)."""
+    address = parse_relay_url(f"file://{Path(directory).expanduser().absolute()}")
+    return open_relay(address, get_plugins().relays, **super_args)
+
+
+def backup_manager(
+    archive: Union[str, Path],
+    repository: str,
+    backup_or_restore: str = "backup",
+    safe: Any = True,
+    config: Union[str, Path, Config, None] = None,
+    logger: Optional[logging.Logger] = None,
+    force: bool = False,
+) -> Any:
+    """``escale backup`` (``backup_or_restore="backup"``) or ``escale restore`` of section
+    ``repository`` with ``archive``; returns the :class:`~escale_core.ops.backup.BackupReport`.
+
+    :param safe: ignored: the maintenance lock is always held.
+    :param force: for a restore, replace what the relay folder holds.
+    """
+    from .ops.backup import backup, restore
+
+    loaded = _loaded(config)
+    say = (logger or log).info
+    if backup_or_restore == "backup":
+        return backup(loaded, repository, get_plugins(), Path(archive), progress=say)
+    if backup_or_restore == "restore":
+        return restore(loaded, repository, get_plugins(), Path(archive), force=force, progress=say)
+    raise UsageError(f"backup_or_restore: {backup_or_restore!r} is not 'backup' or 'restore'")
+
+
+def backup_relay_repository(
+    relay: Relay,
+    archive: Union[str, Path],
+    safe: bool = True,
+    logger: Optional[logging.Logger] = None,
+) -> Any:
+    """Write the repository objects of an opened ``relay`` into the tar ``archive``."""
+    from .ops.backup import write_archive
+
+    with _section_lock(relay, safe):
+        return write_archive(relay, Path(archive))
+
+
+def restore_relay_repository(
+    relay: Relay,
+    archive: Union[str, Path],
+    safe: bool = True,
+    logger: Optional[logging.Logger] = None,
+    force: bool = False,
+) -> Any:
+    """Put the objects of the tar ``archive`` back on an opened ``relay`` (checked first, the
+    header last; a non-empty relay folder needs ``force``)."""
+    from .ops.backup import restore_archive
+
+    with _section_lock(relay, safe):
+        return restore_archive(relay, Path(archive), force)
+
+
+__all__ += [
+    "Backup",
+    "backup_manager",
+    "backup_relay_repository",
+    "inter_relay_copy",
+    "migrate_repositories_and_update_config",
+    "migrate_repository",
+    "restore_relay_repository",
+]

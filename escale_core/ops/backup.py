@@ -31,7 +31,7 @@ from ..errors import EscaleError, IntegrityError, RelayNotFoundError, UsageError
 from ..plugins import Plugins
 from ..relay import Relay
 from ..repository import HEADER, _parse_header, bounded
-from .maintenance import Maintenance, maintenance
+from .maintenance import maintenance
 from .objects import in_write_order, kind_of, max_size
 
 #: Bytes read from the archive per relay write chunk.
@@ -113,21 +113,35 @@ def backup(
     :raises EscaleError: no repository there, a relay error, a busy maintenance lock.
     """
     section = config.section(section_name)
-    report = BackupReport()
     with maintenance(config, section, plugins, f"backup {section.name}") as m:
         m.open_repository()  # a repository, and the right passphrase
-        sizes = m.relay.list_sizes("")
-        names = in_write_order(sizes)
-        names.insert(0, names.pop())  # the header first: a restore reads it before the rest
-        try:
-            with _output(archive) as out, tarfile.open(fileobj=out, mode="w|") as tar:
-                for name in names:
-                    m.keep_alive()
-                    _add(tar, m.relay, name, sizes[name], report)
-        except OSError as exc:
-            raise EscaleError(f"archive {archive}: {exc.strerror or exc}") from None
+        report = write_archive(m.relay, archive, m.keep_alive)
     if progress:
         progress(f"{m.where()}: {report.objects} objects ({report.bytes} bytes) in {archive}")
+    return report
+
+
+def write_archive(
+    relay: Relay, archive: Archive, keep_alive: Callable[[], None] = lambda: None
+) -> BackupReport:
+    """Write the repository objects of ``relay`` into the tar ``archive``, the header first.
+
+    :param keep_alive: called between objects (refreshes the caller's lock).
+    :raises RelayNotFoundError: the relay folder holds no repository.
+    """
+    sizes = relay.list_sizes("")
+    names = in_write_order(sizes)
+    if not names or names[-1] != HEADER:
+        raise RelayNotFoundError(f"no repository there (no {HEADER}): nothing to back up")
+    names.insert(0, names.pop())  # the header first: a restore reads it before the rest
+    report = BackupReport()
+    try:
+        with _output(archive) as out, tarfile.open(fileobj=out, mode="w|") as tar:
+            for name in names:
+                keep_alive()
+                _add(tar, relay, name, sizes[name], report)
+    except OSError as exc:
+        raise EscaleError(f"archive {archive}: {exc.strerror or exc}") from None
     return report
 
 
@@ -217,34 +231,57 @@ def restore(
     :raises IntegrityError: the archive holds something else than relay objects.
     """
     section = config.section(section_name)
-    if str(archive) == "-":
-        raise UsageError("escale restore reads the archive twice (it checks it first): give a file")
-    members, header = check_archive(Path(archive))
-    report = BackupReport()
     with maintenance(config, section, plugins, f"restore {section.name}") as m:
-        existing = [n for n in m.relay.list("") if not n.startswith("locks/")]
-        if existing and not force:
-            raise UsageError(
-                f"{m.where()}: the relay folder is not empty ({len(existing)} objects): a restore "
-                f"replaces them; run 'escale restore {section.name} {archive} --force'"
-            )
-        if HEADER in existing:
-            m.relay.delete(HEADER)  # no client syncs with a half-restored repository
-        _write_objects(m, Path(archive), members, report)
-        for name in existing:
-            if name not in members and kind_of(name) is not None and name != HEADER:
-                m.relay.delete(name)
-                report.gone += 1
-        m.relay.write_bytes(HEADER, header)
-        report.bytes += len(header)
-        m.relay.sync()
+        again = f"escale restore {section.name} {archive} --force"
+        report = restore_archive(m.relay, archive, force, m.keep_alive, m.where(), again)
     if progress:
         progress(f"{m.where()}: restored {report.objects} objects ({report.bytes} bytes)")
     return report
 
 
+def restore_archive(
+    relay: Relay,
+    archive: Path,
+    force: bool = False,
+    keep_alive: Callable[[], None] = lambda: None,
+    where: str = "relay",
+    again: str = "escale restore SECTION ARCHIVE --force",
+) -> BackupReport:
+    """Put the objects of ``archive`` on ``relay`` (see the module), the header last.
+
+    :param where: how messages name the relay; ``again``: the command that forces it.
+    :raises UsageError: the relay folder is not empty and ``force`` is not given.
+    :raises IntegrityError: the archive holds something else than relay objects.
+    """
+    if str(archive) == "-":
+        raise UsageError("escale restore reads the archive twice (it checks it first): give a file")
+    members, header = check_archive(Path(archive))
+    existing = [n for n in relay.list("") if not n.startswith("locks/")]
+    if existing and not force:
+        raise UsageError(
+            f"{where}: the relay folder is not empty ({len(existing)} objects): a restore "
+            f"replaces them; run '{again}'"
+        )
+    if HEADER in existing:
+        relay.delete(HEADER)  # no client syncs with a half-restored repository
+    report = BackupReport()
+    _write_objects(relay, Path(archive), members, report, keep_alive)
+    for name in existing:
+        if name not in members and kind_of(name) is not None and name != HEADER:
+            relay.delete(name)
+            report.gone += 1
+    relay.write_bytes(HEADER, header)
+    report.bytes += len(header)
+    relay.sync()
+    return report
+
+
 def _write_objects(
-    m: Maintenance, path: Path, members: dict[str, int], report: BackupReport
+    relay: Relay,
+    path: Path,
+    members: dict[str, int],
+    report: BackupReport,
+    keep_alive: Callable[[], None],
 ) -> None:
     """Stream every member but the header to the relay (checked again: the file may have
     changed since the first pass)."""
@@ -257,10 +294,10 @@ def _write_objects(
                 raise IntegrityError(f"archive {path} changed while it was restored: run again")
             if name == HEADER:
                 continue
-            m.keep_alive()
+            keep_alive()
             source = tar.extractfile(member)
             assert source is not None  # a regular file
-            m.relay.write_stream(name, iter(lambda s=source: s.read(BLOCK), b""))  # type: ignore[misc]
+            relay.write_stream(name, iter(lambda s=source: s.read(BLOCK), b""))  # type: ignore[misc]
             report.objects += 1
             report.bytes += member.size
     report.objects += 1  # the header, written last by the caller

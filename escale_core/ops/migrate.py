@@ -153,7 +153,12 @@ def migrate(
         dest = dest_relay or open_section_relay(target, plugins)
         try:
             with _destination_lock(dest, report.destination) as dest_lock:
-                copier = _Copier(m, repo.relay, dest, dest_lock, report, say)
+
+                def keep_alive() -> None:
+                    m.keep_alive()
+                    dest_lock()
+
+                copier = Copier(repo.relay, dest, report, keep_alive)
                 copier.check_destination(repo)
                 say(f"{m.where()}: copying to {report.destination}")
                 copier.copy_all(final=False)
@@ -207,21 +212,21 @@ def _destination_lock(relay: Relay, where: str) -> Iterator[Callable[[], None]]:
             lock.release()  # it expires by itself
 
 
-class _Copier:
+class Copier:
     """Copies a repository object by object, verifying each copy."""
 
     def __init__(
         self,
-        m: Maintenance,
         source: Relay,
         dest: Relay,
-        dest_keep_alive: Callable[[], None],
         report: MigrateReport,
-        say: Callable[[str], None],
+        keep_alive: Callable[[], None] = lambda: None,
     ) -> None:
-        self.m, self.source, self.dest = m, source, dest
-        self.dest_keep_alive = dest_keep_alive
-        self.report, self.say = report, say
+        """
+        :param report: counts what is done (its ``destination`` names the destination).
+        :param keep_alive: called between objects (refreshes the caller's locks).
+        """
+        self.source, self.dest, self.report, self.keep_alive = source, dest, report, keep_alive
         #: immutable objects verified at the destination in this run, with their size
         self.verified: dict[str, int] = {}
 
@@ -269,9 +274,8 @@ class _Copier:
         for name in in_write_order(sources):
             if name == MOVED or (name == HEADER and not final):
                 continue
-            self.m.keep_alive()
-            self.dest_keep_alive()
-            self._copy(name, sources[name], there.get(name))
+            self.keep_alive()
+            self.copy(name, sources[name], there.get(name))
         if final:
             self._delete_stale(sources, there)
 
@@ -284,7 +288,12 @@ class _Copier:
                 self.dest.delete(name)
                 self.report.deleted += 1
 
-    def _copy(self, name: str, size: int, dest_size: Optional[int]) -> None:
+    def copy(self, name: str, size: int, dest_size: Optional[int]) -> None:
+        """Copy object ``name`` of ``size`` bytes unless the destination has the same bytes
+        (``dest_size``: its size there, if it is there); verified.
+
+        :raises IntegrityError: the copy read back differs from the source.
+        """
         immutable = kind_of(name) in ("data", "manifest")
         if immutable and self.verified.get(name) == size:
             return  # verified in the first pass of this run: such an object never changes
