@@ -54,9 +54,6 @@ def test_version_prints_the_package_version(escale: RunEscale) -> None:
     ("args", "command"),
     [
         (["init"], "init"),
-        (["migrate", "photos", "s3://b/x"], "migrate"),
-        (["backup", "photos", "a.tar"], "backup"),
-        (["restore", "photos", "a.tar"], "restore"),
         (["fix", "photos"], "fix"),
         (["config", "import", "old.conf"], "config import"),
     ],
