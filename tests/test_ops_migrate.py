@@ -244,3 +244,29 @@ def test_migrate_refuses_a_destination_holding_other_files_or_another_repository
     assert f'relay = "file://{tmp_path / "relay"}"' in alice.config.read_text()
     same = run(alice, "migrate", "shared", f"file://{tmp_path / 'relay'}")
     assert same.returncode == 2 and "already the section's relay" in same.stderr
+
+
+def test_inter_relay_copy_of_the_seed_api_copies_verified_and_skips_equal_objects(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    from escale_core.manager import Backup, inter_relay_copy
+
+    _cluster_with_updates(cluster)
+    source, dest = Backup(tmp_path / "relay"), Backup(tmp_path / "copy")
+    try:
+        assert inter_relay_copy(source, dest) == []
+        assert relay_files(tmp_path / "copy") == relay_files(tmp_path / "relay")
+        (tmp_path / "copy" / "escale.json").write_text("{}")
+        assert inter_relay_copy(source, dest, files=["escale.json", "missing/x"]) == []
+        assert relay_files(tmp_path / "copy") == relay_files(tmp_path / "relay")
+    finally:
+        source.close()
+        dest.close()
+
+
+def test_a_tampered_moved_note_is_refused_naming_it(cluster: Cluster, tmp_path: Path) -> None:
+    alice = _cluster_with_updates(cluster)
+    (tmp_path / "relay" / "moved").write_bytes(b"ESC\x01\x05" + bytes(16) + b"forged")
+    refused = alice.sync(check=False)
+    assert refused.returncode == 1
+    assert "relay object moved: aes-256-gcm: authentication failed" in refused.stderr
