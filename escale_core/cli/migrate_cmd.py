@@ -43,6 +43,6 @@ def register(app: typer.Typer) -> None:
             parts.append(f"{report.deleted} stale deleted")
         typer.echo(f"[{section}] {', '.join(parts)}; every copy verified")
         typer.echo(
-            f'[{section}] relay = "{dest_url}" set in {config.file}; clients of the old relay '
-            "are told to do the same"
+            f'[{section}] relay = "{report.destination}" set in {config.file}; clients of the old '
+            "relay are told to do the same"
         )
