@@ -73,42 +73,44 @@ def commented(client: Client) -> None:
     client.config.write_text(COMMENTED + text.replace("[shared]", "[shared]  # mine"))
 
 
-@pytest.mark.parametrize("direction", ["file-to-sftp", "sftp-to-file"])
+@pytest.mark.parametrize("direction", ["file-to-sftp", "sftp-to-file", "file-to-webdav"])
 def test_migrate_moves_the_repository_new_and_migrating_clients_follow_old_ones_are_told(
     direction: str,
-    sftp_server: RelayServer,
+    request: pytest.FixtureRequest,
     tmp_path: Path,
     isolated_env: dict[str, str],
 ) -> None:
+    backend = "webdav" if "webdav" in direction else "sftp"
+    server: RelayServer = request.getfixturevalue(f"{backend}_server")
     local_url = f"file://{tmp_path / 'local-relay'}"
-    remote_url = sftp_server.url(f"repo-{uuid.uuid4().hex[:8]}")
+    remote_url = server.url(f"repo-{uuid.uuid4().hex[:8]}")
     source, dest = (
-        (local_url, remote_url) if direction == "file-to-sftp" else (remote_url, local_url)
+        (local_url, remote_url) if direction.startswith("file") else (remote_url, local_url)
     )
     old = Cluster(tmp_path / "old", source, isolated_env)
     if source == remote_url:
-        alice, bob = add(old, sftp_server, "alice"), add(old, sftp_server, "bob")
+        alice, bob = add(old, server, "alice"), add(old, server, "bob")
     else:
-        alice = old.add("alice", extra=sftp_server.config)
-        bob = old.add("bob")
+        # the destination's credentials settings (a password...) are the section's
+        alice, bob = (old.add(name, extra=server.config) for name in ("alice", "bob"))
     commented(alice)
     alice.write("docs/a.txt", "from alice")
     bob.write("b.bin", b"\x00\x01" * 50_000)
     for client in (alice, bob, alice):
         client.sync()
 
-    options = option_args(sftp_server) if dest == remote_url else []
+    options = option_args(server) if dest == remote_url else []
     moved = run(alice, "migrate", "shared", dest, *options)
     assert moved.returncode == 0, moved.stderr
     assert "every copy verified" in moved.stdout
     text = alice.config.read_text()
     assert text.startswith(COMMENTED) and "[shared]  # mine" in text
     assert f'relay = "{dest}"' in text
-    assert ("relay_options" in text) == (dest == remote_url)
+    assert ("relay_options" in text) == bool(dest == remote_url and server.relay_options)
 
     # a new client of the destination gets every file
     carol = (
-        add(Cluster(tmp_path / "new", dest, isolated_env), sftp_server, "carol")
+        add(Cluster(tmp_path / "new", dest, isolated_env), server, "carol")
         if dest == remote_url
         else Cluster(tmp_path / "new", dest, isolated_env).add("carol")
     )
@@ -135,7 +137,7 @@ def test_migrate_moves_the_repository_new_and_migrating_clients_follow_old_ones_
     assert tree(bob.root) == before
 
     # once it follows the move, every client converges
-    options = sftp_server.relay_options if dest == remote_url else None
+    options = server.relay_options if dest == remote_url else None
     update_section(bob.config, "shared", {"relay": dest, "relay_options": options})
     for client in (bob, alice, carol, bob, alice):
         client.sync(check=False)  # each waits for the others' full updates at first
