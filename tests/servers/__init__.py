@@ -123,6 +123,8 @@ class RelayServer:
     :param url_prefix: relay URL up to the folder of repositories, e.g. ``webdav://u@127.0.0.1:P``.
     :param config: extra TOML lines for a section (credentials, ``[s.relay_options]`` excluded).
     :param relay_options: the section's ``relay_options`` table.
+    :param files: the folder on disk that ``url_prefix`` names (``url(f)`` is ``files / f``),
+        when the server keeps its objects as files.
     """
 
     name: str
@@ -130,6 +132,7 @@ class RelayServer:
     url_prefix: str
     config: str = ""
     relay_options: dict[str, object] = field(default_factory=dict)
+    files: Optional[Path] = None
 
     def url(self, folder: str) -> str:
         """The relay URL of repository ``folder``."""

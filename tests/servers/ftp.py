@@ -60,6 +60,7 @@ def start_ftp(root: Path, base: Path, *, tls: bool = False) -> RelayServer:
         f"{scheme}://{USER}@127.0.0.1:{port}/repos",
         config=f'password_file = "{secret}"',
         relay_options=options,
+        files=root / "repos",
     )
 
 

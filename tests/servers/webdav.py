@@ -76,6 +76,7 @@ def start_webdav(root: Path, base: Path, *, tls: Optional[tuple[Path, Path]] = N
         f"{scheme}://{USER}@127.0.0.1:{port}/{BASE}",
         config=f'password = "{PASSWORD}"',
         relay_options={"verify": str(tls[0])} if tls else {},
+        files=root / BASE,
     )
 
 
