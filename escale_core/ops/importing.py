@@ -24,6 +24,7 @@ from urllib.parse import quote
 
 import tomlkit
 
+from ..access import ORIGINAL_MODES
 from ..address import parse_address
 from ..config import schema
 from ..config import values as v
@@ -45,16 +46,6 @@ LEGACY_SCHEMES = {
 }
 #: Protocols whose address may be ``proto:///mount//relative`` (the original's multi-path ones).
 MULTIPATH = ("googledrive", "google", "gdrive", "dropbox", "box", "file", "local", "rclone")
-#: ``mode`` values the original accepted (its code took ``protective``, not ``preservative``).
-ORIGINAL_MODES = {
-    "shared": "shared",
-    "share": "shared",
-    "sharing": "shared",
-    "upload": "upload",
-    "download": "download",
-    "conservative": "conservative",
-    "protective": "conservative",
-}
 #: Keys the original's wizard wrote for information only.
 WIZARD_ONLY = ("client_count", "homogeneous_clients", "upload_count")
 #: Original spellings the escale schema reads otherwise: ``key file`` was the TLS private key.
