@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from escale_core.config import Config, SectionConfig, parse_config
+from escale_core.config import Config, SectionConfig, parse_config, schema
 from escale_core.config.editing import update_section
 from escale_core.errors import ConfigError
 from escale_core.ops.importing import import_file
@@ -105,6 +105,38 @@ def test_relay_parts_and_their_aliases_become_one_relay_url(
     loaded = result.section().address
     original_user = {"sftp": "me", "webdav": "bob", "ftp": "me"}.get(loaded.scheme)
     assert loaded.username == original_user
+
+
+ALIASES = [
+    *((a, "host.example.org", "address") for a in schema.LEGACY_RELAY_PARTS["address"]),
+    *((a, "2121", "port") for a in schema.LEGACY_RELAY_PARTS["port"]),
+    *((a, "srv/escale", "directory") for a in schema.LEGACY_RELAY_PARTS["directory"]),
+    *((a, "me", "user") for a in ("user", "auth user", "host user", "relay user", "remote user")),
+]
+
+
+@pytest.mark.parametrize(("alias", "value", "part"), ALIASES)
+def test_every_alias_of_the_relay_parts(
+    tmp_path: Path, plugins: Any, alias: str, value: str, part: str
+) -> None:
+    parts = {"address": "address = h", "port": "", "directory": "directory = d", "user": ""}
+    parts[part] = f"{alias} = {value}"
+    lines = "protocol = ftp\n" + "\n".join(p for p in parts.values() if p)
+    relay = convert(tmp_path, plugins, section(lines, relay="")).table()["relay"]
+    expected = {
+        "address": "ftp://host.example.org/d",
+        "port": "ftp://h:2121/d",
+        "directory": "ftp://h/srv/escale",
+        "user": "ftp://me@h/d",
+    }
+    assert relay == expected[part]
+
+
+def test_quoted_section_names_and_a_user_of_a_local_relay(tmp_path: Path, plugins: Any) -> None:
+    ini = "[My Photos.2024]\npath = {tmp}/A\nrelay path = {tmp}/r\nuser = me\n"
+    result = convert(tmp_path, plugins, ini)
+    assert result.section("My Photos.2024").relay == f"file://{tmp_path}/r"
+    assert "[My Photos.2024] 'user': no equivalent in escale (" in "\n".join(result.warnings)
 
 
 def test_multi_path_relay_loads_as_mount_and_folder(tmp_path: Path, plugins: Any) -> None:

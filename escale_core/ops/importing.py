@@ -298,9 +298,12 @@ class _Converter:
             return found[1].strip()
         user = _find(merged, "username")
         try:
-            return legacy_relay_url(parts, user[1] if user else None)
+            url = legacy_relay_url(parts, user[1] if user else None)
         except ValueError as exc:
             raise self.fail(section, "address", str(exc)) from None
+        if user is not None and "@" not in url:
+            self.none(section, user[0], "a local or mounted relay has no user")
+        return url
 
     def mode(self, section: str, merged: Mapping[str, str]) -> Optional[str]:
         """``mode``, or the push-only / pull-only flags (which win, as in the original)."""
@@ -327,10 +330,10 @@ class _Converter:
         found = _find(merged, "encryption")
         key, text = found if found else ("encryption", "off")
         secret = _find(merged, "passphrase")
-        name = text.strip().lower()
-        if name in v._TRUE or name == "fernet" or name.startswith("blowfish"):
+        name, truth = text.strip().lower(), _truth(text)
+        if truth or name == "fernet" or name.startswith("blowfish"):
             cipher = "aes-256-gcm"
-            if name not in v._TRUE:
+            if truth is None:
                 self.warn(
                     section,
                     key,
@@ -340,7 +343,7 @@ class _Converter:
         elif name.startswith("native"):
             self.none(section, key, "encryption by the storage service; escale encrypts itself")
             cipher = "aes-256-gcm" if secret else "plain"
-        elif name in v._FALSE:
+        elif truth is False:
             cipher = "plain"
         else:
             raise self.fail(
@@ -399,29 +402,29 @@ class _Converter:
         return None
 
     def _refresh(self, section: str, key: str, text: str) -> Optional[float]:
-        lowered = text.strip().lower()
-        if lowered in v._TRUE:  # the original read booleans first: refresh = 1 meant 30 s
+        truth = _truth(text)
+        if truth:  # the original read booleans first: refresh = 1 meant 30 s
             return 30
-        if lowered in v._FALSE:
+        if truth is False:
             self.warn(section, key, f"{text.strip()} crashed the original; the default 30 is used")
             return None
         number = self.convert(section, key, schema.SECTION_BY_NAME["refresh"], text)
         return int(number) if float(number).is_integer() else number
 
     def _lock_timeout(self, section: str, key: str, text: str) -> Any:
-        lowered = text.strip().lower()
-        if lowered in v._TRUE:
+        truth = _truth(text)
+        if truth:
             return None
-        if lowered in v._FALSE:
+        if truth is False:
             self.none(section, key, "locks never expiring; escale's always expire")
             return None
         return self.convert(section, key, schema.SECTION_BY_NAME["lock_timeout"], text)
 
     def _checksum(self, section: str, key: str, text: str) -> Optional[str]:
-        lowered = text.strip().lower().replace("_", "-")
-        if lowered in v._TRUE:
+        lowered, truth = text.strip().lower().replace("_", "-"), _truth(text)
+        if truth:
             return None
-        if lowered in v._FALSE:
+        if truth is False:
             self.none(section, key, "no checksum; escale always checksums contents")
             return None
         if lowered not in self.plugins.checksums:
@@ -430,9 +433,9 @@ class _Converter:
         return lowered
 
     def _checksum_cache(self, section: str, key: str, text: str) -> bool:
-        lowered = text.strip().lower()
-        if lowered in v._TRUE | v._FALSE:
-            return lowered in v._TRUE
+        truth = _truth(text)
+        if truth is not None:
+            return truth
         self.warn(section, key, "a cache file: escale keeps checksums in its state database")
         return True
 
@@ -440,8 +443,17 @@ class _Converter:
         self.none(section, key, "escale always bundles small files")
 
     def _timestamp(self, section: str, key: str, text: str) -> Any:
-        lowered = text.strip().lower()
-        return lowered in v._TRUE if lowered in v._TRUE | v._FALSE else text.strip()
+        truth = _truth(text)
+        return text.strip() if truth is None else truth
+
+
+def _truth(text: str) -> Optional[bool]:
+    """``True``/``False`` for the original's booleans (yes/no, on/off, 1/0, true/false), else
+    ``None``."""
+    try:
+        return v.to_bool(text, v.Context(Path.cwd()))
+    except ValueError:
+        return None
 
 
 def _kind(norm: str) -> Optional[str]:
@@ -458,14 +470,11 @@ def _kind(norm: str) -> Optional[str]:
 def _find(values: Mapping[str, str], kind: str) -> Optional[Entry]:
     """The (key, value) of ``values`` that sets ``kind`` (a canonical name or relay part)."""
     for key, text in values.items():
-        if _kind(schema.normalize_key(key)) == kind and key_not_flag(key):
+        norm = schema.normalize_key(key)
+        # mode flags (push only...) are read by _Converter.mode itself
+        if _kind(norm) == kind and norm not in schema.LEGACY_MODE_FLAGS:
             return key, text
     return None
-
-
-def key_not_flag(key: str) -> bool:
-    """Mode flags (push only...) are read by :meth:`_Converter.mode` itself."""
-    return schema.normalize_key(key) not in schema.LEGACY_MODE_FLAGS
 
 
 def legacy_relay_url(parts: Mapping[str, str], username: Optional[str] = None) -> str:
