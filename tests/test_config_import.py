@@ -519,3 +519,21 @@ def test_cli_imports_to_stdout_or_o_and_refuses_to_overwrite_without_force(
     synced = escale("-c", str(new), "sync", "sync")
     assert synced.returncode == 0, synced.stderr
     assert (tmp_path / "new-relay" / "escale.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("pieces", "relay"),
+    [
+        ('"relay address" = "googledrive:///mnt/gd//Escale"', "gdrive:///mnt/gd//Escale"),
+        ('protocol = "sftp"\naddress = "me@host"\ndirectory = "srv"', "sftp://me@host/srv"),
+        ('"relay path" = "{tmp}/R"', "file://{tmp}/R"),
+    ],
+)
+def test_the_loader_reads_legacy_relay_pieces_as_the_import_does(
+    tmp_path: Path, plugins: Any, pieces: str, relay: str
+) -> None:
+    text = f'[s]\npath = "{{tmp}}/A"\n{pieces}\nencryption = "plain"\n'
+    loaded = parse_config(text.replace("{tmp}", str(tmp_path)), tmp_path / "x.toml", plugins)
+    assert loaded.section("s").relay == relay.replace("{tmp}", str(tmp_path))
+    ini = convert(tmp_path, plugins, section(pieces.replace('"', ""), relay=""))
+    assert ini.section().relay == loaded.section("s").relay

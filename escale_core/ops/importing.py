@@ -20,14 +20,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
-from urllib.parse import quote
 
 import tomlkit
 
 from ..access import ORIGINAL_MODES
-from ..address import parse_address
 from ..config import schema
 from ..config import values as v
+from ..config.legacy import legacy_relay_url
 from ..config.loader import parse_config
 from ..config.sections import MAX_PAGE
 from ..errors import ConfigError
@@ -36,16 +35,6 @@ from ..patterns import Pattern
 if TYPE_CHECKING:
     from ..plugins import Plugins
 
-#: The original's protocol names that are another scheme in escale.
-LEGACY_SCHEMES = {
-    "local": "file",
-    "googledrive": "gdrive",
-    "google": "gdrive",
-    "http": "webdav",
-    "https": "webdavs",
-}
-#: Protocols whose address may be ``proto:///mount//relative`` (the original's multi-path ones).
-MULTIPATH = ("googledrive", "google", "gdrive", "dropbox", "box", "file", "local", "rclone")
 #: Keys the original's wizard wrote for information only.
 WIZARD_ONLY = ("client_count", "homogeneous_clients", "upload_count")
 #: Original spellings the escale schema reads otherwise: ``key file`` was the TLS private key.
@@ -475,41 +464,3 @@ def _find(values: Mapping[str, str], kind: str) -> Optional[Entry]:
         if _kind(norm) == kind and norm not in schema.LEGACY_MODE_FLAGS:
             return key, text
     return None
-
-
-def legacy_relay_url(parts: Mapping[str, str], username: Optional[str] = None) -> str:
-    """One relay URL from the original's protocol, address, port and directory options,
-    read as the original did (``parse_section``): an absolute directory without an address is
-    the address; an address may be a whole URL whose path joins the directory; an address
-    that is an absolute path with a directory is the multi-path form ``proto:///mount//dir``.
-
-    :raises ValueError: no address, no protocol, or a port that is not a number.
-    """
-    address, directory = parts.get("address", "").strip(), parts.get("directory", "").strip()
-    if not address and os.path.isabs(os.path.expanduser(directory)):
-        address, directory = directory, ""
-    if not address:
-        raise ValueError("no relay address (address, directory or relay path)")
-    found, host, port, path = parse_address(address, MULTIPATH)
-    protocol = (parts.get("protocol", "").strip() or found or "").lower()
-    port = parts.get("port", "").strip() or port
-    directory = "/".join(p.strip("/") for p in (directory, path or "") if p and p.strip("/"))
-    local = host is not None and os.path.isabs(os.path.expanduser(host))
-    if not protocol:
-        if not local:
-            raise ValueError(f"cannot tell the protocol of {address!r}: set protocol")
-        protocol = "file"
-    scheme = LEGACY_SCHEMES.get(protocol, protocol)
-    if port and not port.isdigit():
-        raise ValueError(f"port {port!r} is not a number")
-    if local:
-        assert host is not None
-        if scheme == "file":
-            folder = os.path.join(host, directory) if directory else host
-            return folder if folder.startswith("~") else "file://" + folder
-        return f"{scheme}://{host}//{directory}" if directory else f"{scheme}://{host}"
-    if host is None:  # proto://relative of a multi-path protocol
-        return f"{scheme}://{directory}"
-    if username and "@" not in host:
-        host = f"{quote(username.strip(), safe='')}@{host}"
-    return f"{scheme}://{host}{':' + port if port else ''}/{directory}"
