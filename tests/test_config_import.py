@@ -3,6 +3,7 @@ TOML that loads and gives the same effective settings; what has no equivalent is
 
 from __future__ import annotations
 
+import json
 import sys
 import textwrap
 from dataclasses import dataclass
@@ -537,3 +538,49 @@ def test_the_loader_reads_legacy_relay_pieces_as_the_import_does(
     assert loaded.section("s").relay == relay.replace("{tmp}", str(tmp_path))
     ini = convert(tmp_path, plugins, section(pieces.replace('"', ""), relay=""))
     assert ini.section().relay == loaded.section("s").relay
+
+
+ORIGINAL_CLIENT = """\
+cache dir = {tmp}/state-{name}
+
+[photos]
+client name = client{name}
+local path = {tmp}/{name}
+protocol = file
+relay path = {tmp}/old-relay
+encryption = fernet
+passphrase = {tmp}/key
+index = 1
+"""
+
+
+def test_migrating_md_steps_move_two_original_clients(tmp_path: Path, escale: RunEscale) -> None:
+    """docs/migrating.md, steps 3 to 8: import both configurations, the original relay is
+    refused, a new empty one works, and the second client's equal file is not downloaded."""
+    (tmp_path / "key").write_text("the-original-fernet-key\n")
+    (tmp_path / "old-relay").mkdir()
+    (tmp_path / "old-relay" / "photo.jpg").write_text("an original placeholder relay")
+    for name, files in (("A", ("photo.jpg", "doc.txt")), ("B", ("photo.jpg",))):
+        (tmp_path / name).mkdir()
+        for file in files:
+            (tmp_path / name / file).write_text(f"content of {file}")
+        old = tmp_path / f"{name}.conf"
+        old.write_text(ORIGINAL_CLIENT.format(tmp=tmp_path, name=name))
+        assert (
+            escale("config", "import", str(old), "-o", str(tmp_path / f"{name}.toml")).returncode
+            == 0
+        )
+    refused = escale("-c", str(tmp_path / "A.toml"), "sync", "photos")
+    assert refused.returncode == 1 and "point the section at an empty folder" in refused.stderr
+    assert [p.name for p in (tmp_path / "old-relay").iterdir()] == ["photo.jpg"]  # untouched
+    for name in ("A", "B"):
+        update_section(tmp_path / f"{name}.toml", "photos", {"relay": str(tmp_path / "new-relay")})
+    assert escale("-c", str(tmp_path / "A.toml"), "sync", "photos").returncode == 0
+    run = escale("-c", str(tmp_path / "B.toml"), "sync", "photos", "--json")
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout)["photos"]
+    assert report["pulled"] == ["doc.txt"] and not report["conflicts"]  # photo.jpg: no transfer
+    assert sorted(p.name for p in (tmp_path / "B").iterdir() if p.is_file()) == [
+        "doc.txt",
+        "photo.jpg",
+    ]
