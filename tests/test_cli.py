@@ -58,7 +58,6 @@ def test_version_prints_the_package_version(escale: RunEscale) -> None:
         (["backup", "photos", "a.tar"], "backup"),
         (["restore", "photos", "a.tar"], "restore"),
         (["fix", "photos"], "fix"),
-        (["config", "import", "old.conf"], "config import"),
     ],
 )
 def test_commands_not_yet_implemented_say_so_and_exit_2(
