@@ -291,8 +291,8 @@ def _not_a_repository(names: list[str]) -> EscaleError:
     if original:
         return NotARepositoryError(
             f"relay folder holds an original Escale relay (e.g. {original[0]!r}) but no "
-            f"{HEADER}: {refusing}; point the section at an empty folder (importing an "
-            "original Escale relay is a separate operation, 'escale import', not built yet)"
+            f"{HEADER}: {refusing}; let the original clients finish, then point the section at "
+            "a new, empty folder (docs/migrating.md)"
         )
     return NotARepositoryError(
         f"relay folder holds files but no {HEADER} (another program's files, or an original "
