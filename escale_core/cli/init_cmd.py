@@ -24,7 +24,6 @@ from ..ops.init import (
 from ..plugins import get_plugins
 from ..probe import Check, format_checks
 
-
 #: The modes, as asked (the configuration also reads the original Escale's aliases).
 MODE_NAMES = ["shared", "upload", "download", "conservative"]
 
