@@ -147,7 +147,8 @@ def open_section_repository(
         )
     except PassphraseChangedError as exc:
         raise PassphraseChangedError(
-            f"{place}: {exc}: put the new passphrase in {passphrase_place(section)}"
+            f"{place}: {exc}: put the new passphrase in {passphrase_place(section)} (if "
+            f"nobody changed it, the relay's {HEADER} was tampered with); nothing was written"
         ) from None
     except EscaleError as exc:
         raise type(exc)(f"{place}: {exc}") from exc

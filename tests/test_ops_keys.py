@@ -71,7 +71,8 @@ def joined(cluster: Cluster, *names: str) -> list[Client]:
 def changed_line(cluster: Cluster, client: Client) -> str:
     return (
         f"escale: error: [shared] relay {cluster.relay}: the repository's passphrase was "
-        f"changed (escale key passwd): put the new passphrase in {key_of(client)}"
+        f"changed (escale key passwd): put the new passphrase in {key_of(client)} (if nobody "
+        "changed it, the relay's escale.json was tampered with); nothing was written"
     )
 
 

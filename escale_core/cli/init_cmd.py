@@ -65,8 +65,10 @@ def _key_choice(
 
 def _accept(ask: Asker) -> Callable[[list[Check]], bool]:
     def accept(checks: list[Check]) -> bool:
+        if not ask.interactive:
+            return False  # the error line names the failed probes
         typer.echo(format_checks(checks), err=True)
-        return ask.interactive and typer.confirm("Some probes failed; go on anyway?", default=False)
+        return bool(typer.confirm("Some probes failed; go on anyway?", default=False))
 
     return accept
 
