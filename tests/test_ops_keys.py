@@ -8,14 +8,15 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 
 from escale_core.config import load_config
 from escale_core.crypto import derive_key, new_kdf, unwrap_key, wrap_key
-from escale_core.errors import PassphraseChangedError, UsageError
+from escale_core.errors import IntegrityError, PassphraseChangedError, UsageError
 from escale_core.history import LocalState
 from escale_core.ops.keys import change_passphrase, pending_file, stage
 from escale_core.plugins import Plugins
@@ -196,6 +197,7 @@ def test_passwd_stopped_after_writing_the_header_is_finished_by_running_it_again
     finally:
         relay.close()
     assert key_of(a).read_text() == PASSPHRASE + "\n"  # interrupted here
+    assert master_key(relay_header(cluster), pending_file(config, section).read_text().strip())
     run = a.sync(check=False)
     assert run.returncode == 1 and changed_line(cluster, a) in run.stderr
     new_file = tmp_path / "new"
@@ -274,3 +276,54 @@ def test_the_old_passphrase_error_is_its_own_class(cluster: Cluster, plugins: Pl
             open_section_repository(section, relay, plugins, kept=header, kept_key_check="x")
     finally:
         relay.close()
+
+
+def _opens(header: dict[str, Any], *files: Path) -> bool:
+    for file in files:
+        if file.exists():
+            try:
+                master_key(header, file.read_text().splitlines()[0].strip())
+                return True
+            except IntegrityError:  # this file's passphrase does not open it
+                continue
+    return False
+
+
+def _kill_when(proc: subprocess.Popen[bytes], seen: Callable[[], bool]) -> None:
+    """Kill ``proc`` as soon as ``seen()`` holds (or let it end)."""
+    while proc.poll() is None and not seen():
+        time.sleep(0.0005)
+    proc.kill()
+    proc.wait()
+
+
+def test_passwd_killed_between_its_steps_leaves_a_file_whose_passphrase_opens_the_header(
+    cluster: Cluster,
+) -> None:
+    """Real processes killed the moment the pending file appears, or the header changes: at
+    every stop the passphrase file or the pending one opens the relay's header; a run to the
+    end then syncs with nothing lost."""
+    (a,) = joined(cluster, "a")
+    a.write("kept.txt", "data")
+    a.sync()
+    key, pending = key_of(a), key_of(a).with_name("key.new")
+    header_file = Path(cluster.relay.removeprefix("file://")) / "escale.json"
+    for trigger in ("pending", "header") * 3:
+        before = header_file.read_bytes()
+        proc = subprocess.Popen(
+            a.command("key", "passwd", "shared", "--generate"),
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=a.env,
+            stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        if trigger == "pending":
+            _kill_when(proc, pending.exists)
+        else:
+            _kill_when(proc, lambda old=before: header_file.read_bytes() != old)
+        assert _opens(relay_header(cluster), key, pending), f"killed after the {trigger}"
+        # a killed run's maintenance lock expires after 10 minutes: as if they had passed
+        (header_file.parent / "locks" / "maintenance").unlink(missing_ok=True)
+    run = passwd(a, "--generate")
+    assert run.returncode == 0, run.stderr
+    assert _opens(relay_header(cluster), key) and not pending.exists()
+    a.sync()
+    assert (a.root / "kept.txt").read_text() == "data"

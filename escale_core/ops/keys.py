@@ -161,6 +161,8 @@ def change_passphrase(
             section = m.section
             result = PasswdResult(_place(section), finished_interrupted=finished)
             if _current_passphrase(section) == new:
+                # the section's passphrase opens the header: a pending one is stale
+                pending.unlink(missing_ok=True)
                 result.unchanged = True
                 remember_header(state, repo)
                 return result
