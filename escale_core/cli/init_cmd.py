@@ -98,15 +98,23 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def init(
         ctx: typer.Context,
-        section: Optional[str] = typer.Argument(None, help="The new section's name."),
-        path: Optional[Path] = typer.Option(None, "--path", help="The local folder."),
-        relay: Optional[str] = typer.Option(None, "--relay", metavar="URL", help="Relay URL."),
-        client: Optional[str] = typer.Option(None, "--client", help="This client's name."),
-        mode: Optional[str] = typer.Option(
-            None, "--mode", help="shared | upload | download | conservative."
+        section: Optional[str] = typer.Argument(
+            None, metavar="SECTION", help="The new section's name."
         ),
-        pullers: Optional[int] = typer.Option(None, "--pullers", min=1, help="Pullers."),
-        encryption: str = typer.Option("aes-256-gcm", "--encryption", help="Cipher."),
+        path: Optional[Path] = typer.Option(None, "--path", metavar="P", help="The local folder."),
+        relay: Optional[str] = typer.Option(None, "--relay", metavar="URL", help="Relay URL."),
+        client: Optional[str] = typer.Option(
+            None, "--client", metavar="NAME", help="This client's name (default: host name)."
+        ),
+        mode: Optional[str] = typer.Option(
+            None, "--mode", metavar="M", help="shared | upload | download | conservative."
+        ),
+        pullers: Optional[int] = typer.Option(
+            None, "--pullers", metavar="N", min=1, help="Pullers (default 1)."
+        ),
+        encryption: str = typer.Option(
+            "aes-256-gcm", "--encryption", metavar="C", help="Cipher of a new repository."
+        ),
         passphrase_file: Optional[Path] = typer.Option(
             None, "--passphrase-file", metavar="FILE", help="An existing passphrase file."
         ),

@@ -49,7 +49,7 @@ def register(app: typer.Typer) -> None:
     @group.command("passwd")
     def passwd(
         ctx: typer.Context,
-        section: str = typer.Argument(..., help="The section."),
+        section: str = typer.Argument(..., metavar="SECTION", help="The section."),
         new_passphrase_file: Optional[Path] = typer.Option(
             None, "--new-passphrase-file", metavar="FILE", help="Read the new passphrase here."
         ),

@@ -29,7 +29,7 @@ from typing import Any, Callable, Optional, Union
 import tomlkit
 
 from ..config import SectionConfig
-from ..config.editing import section_exists
+from ..config.editing import section_exists, update_section
 from ..config.loader import parse_config, user_config_path
 from ..errors import ConfigError, EscaleError, RelayError, UsageError
 from ..plugins import Plugins
@@ -239,8 +239,6 @@ def init_section(
     if not section.path.exists():
         section.path.mkdir(parents=True)
         result.folder_created = True
-    from ..config.editing import update_section
-
     update_section(config_file, name, values, create=True)
     return result
 
