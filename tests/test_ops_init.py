@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from .clients import Cluster, same_tree
+from .clients import Cluster, add, same_tree, toml_value
 from .conftest import RunEscale
 from .servers import RelayServer
 
@@ -172,21 +172,38 @@ def test_init_run_again_after_an_interruption_reuses_its_key_file_and_joins(
     assert escale("-c", str(config), "sync", "docs").returncode == 0
 
 
-def test_init_on_a_webdav_relay_then_sync_and_a_second_client_joins(
-    tmp_path: Path, escale: RunEscale, webdav_server: RelayServer, isolated_env: dict[str, str]
+def _relay_option_flags(server: RelayServer) -> list[str]:
+    """``--relay-option`` flags giving what ``server`` needs (its options, a password)."""
+    flags = [
+        f"--relay-option={key}={toml_value(value)}" for key, value in server.relay_options.items()
+    ]
+    if server.config.startswith("password = "):
+        password = server.config.split('"')[1]
+        flags.append(f"--relay-option=password={password}")
+    return flags
+
+
+@pytest.mark.parametrize("backend", ["webdav_server", "sftp_server"])
+def test_init_on_a_network_relay_then_sync_and_a_second_client_joins(
+    tmp_path: Path,
+    escale: RunEscale,
+    isolated_env: dict[str, str],
+    request: pytest.FixtureRequest,
+    backend: str,
 ) -> None:
-    url = webdav_server.url(f"init-{uuid.uuid4().hex[:8]}")
-    password = webdav_server.config.split('"')[1]
+    server: RelayServer = request.getfixturevalue(backend)
+    url = server.url(f"init-{uuid.uuid4().hex[:8]}")
     config = _config(tmp_path)
     run = _init(escale, config, "web", "--path", str(tmp_path / "web"), "--relay", url,
-                "--relay-option", f"password={password}", "--generate-key")  # fmt: skip
+                *_relay_option_flags(server), "--generate-key")  # fmt: skip
     assert run.returncode == 0, run.stderr
     assert "relay probes: all passed" in run.stdout and "created repository" in run.stdout
-    (tmp_path / "web" / "doc.txt").write_text("over webdav")
+    (tmp_path / "web" / "doc.txt").write_text("over the network")
     assert escale("-c", str(config), "sync", "web").returncode == 0
     cluster = Cluster(tmp_path / "clients", url, isolated_env)
     passphrase = (tmp_path / "web.key").read_text().strip()
-    other = cluster.add("other", passphrase=passphrase, extra=webdav_server.config)
+    other = add(cluster, server, "other")
+    (other.config.parent / "key").write_text(passphrase + "\n")  # the key file, copied
     other.sync()
     assert escale("-c", str(config), "sync", "web").returncode == 0
     assert same_tree(tmp_path / "web", other.root)
