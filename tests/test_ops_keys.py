@@ -15,7 +15,14 @@ from typing import Any, Callable
 import pytest
 
 from escale_core.config import load_config
-from escale_core.crypto import derive_key, new_kdf, unwrap_key, wrap_key
+from escale_core.crypto import (
+    derive_key,
+    kdf_not_weaker,
+    new_kdf,
+    renewed_kdf,
+    unwrap_key,
+    wrap_key,
+)
 from escale_core.errors import IntegrityError, PassphraseChangedError, UsageError
 from escale_core.history import LocalState
 from escale_core.ops.keys import change_passphrase, pending_file, stage
@@ -327,3 +334,23 @@ def test_passwd_killed_between_its_steps_leaves_a_file_whose_passphrase_opens_th
     assert _opens(relay_header(cluster), key) and not pending.exists()
     a.sync()
     assert (a.root / "kept.txt").read_text() == "data"
+
+
+@pytest.mark.parametrize(
+    "current",
+    [
+        {"name": "scrypt", "n": 2**16, "r": 8, "p": 1, "salt": "AAAAAAAAAAAAAAAAAAAAAA=="},
+        {
+            "name": "argon2id",
+            "memory_cost": 65536,
+            "iterations": 2,
+            "lanes": 4,
+            "salt": "AAAAAAAAAAA=",
+        },
+    ],
+)
+def test_a_rewrap_keeps_the_kdf_algorithm_and_never_lowers_a_cost(current: dict) -> None:
+    renewed = renewed_kdf(current)
+    assert renewed["name"] == current["name"] and renewed["salt"] != current["salt"]
+    assert kdf_not_weaker(renewed, current)
+    assert not kdf_not_weaker(current, {**current, "iterations": 3, "n": 2**17})
