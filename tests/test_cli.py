@@ -53,7 +53,6 @@ def test_version_prints_the_package_version(escale: RunEscale) -> None:
 @pytest.mark.parametrize(
     ("args", "command"),
     [
-        (["init"], "init"),
         (["migrate", "photos", "s3://b/x"], "migrate"),
         (["backup", "photos", "a.tar"], "backup"),
         (["restore", "photos", "a.tar"], "restore"),
