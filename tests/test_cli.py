@@ -53,9 +53,7 @@ def test_version_prints_the_package_version(escale: RunEscale) -> None:
 @pytest.mark.parametrize(
     ("args", "command"),
     [
-        (["init"], "init"),
         (["fix", "photos"], "fix"),
-        (["config", "import", "old.conf"], "config import"),
     ],
 )
 def test_commands_not_yet_implemented_say_so_and_exit_2(

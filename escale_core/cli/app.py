@@ -44,6 +44,8 @@ def build_app() -> typer.Typer:
         config_cmd,
         daemon_cmd,
         demo_cmd,
+        init_cmd,
+        key_cmd,
         migrate_cmd,
         pending,
         plugins_cmd,
@@ -92,6 +94,8 @@ def build_app() -> typer.Typer:
     plugins_cmd.register(app)
     demo_cmd.register(app)
     relay_cmd.register(app)
+    init_cmd.register(app)
+    key_cmd.register(app)
     config_cmd.register(app)
     versions_cmd.register(app)
     daemon_cmd.register(app)

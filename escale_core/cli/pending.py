@@ -22,11 +22,6 @@ def register(app: typer.Typer) -> None:
     """Add the not-yet-implemented commands to ``app``."""
 
     @app.command()
-    def init() -> None:
-        """Interactive wizard: write a section and generate a key file."""
-        not_yet("init")
-
-    @app.command()
     def fix(section: str = typer.Argument(...)) -> None:
         """Rebuild the relay's state from an up-to-date local folder."""
         not_yet("fix")
