@@ -446,7 +446,7 @@ class IndexManager(Manager):
 # -- the original's escale.manager.migration and escale.manager.backup (docs/api.md) -------
 
 
-def _loaded(config: Union[str, Path, Config, None]) -> Config:
+def _toml_config(config: Union[str, Path, Config, None]) -> Config:
     """The configuration: given, read from a file, or found where ``escale`` finds it."""
     if isinstance(config, Config):
         return config
@@ -521,7 +521,7 @@ def migrate_repository(
     """
     from .ops.migrate import migrate
 
-    loaded = _loaded(config)
+    loaded = _toml_config(config)
     key = alt_repo or repository
     # (a ConfigParser: its get() reads an option, so its sections are looked up by index)
     change = changes[key] if key in changes else changes  # noqa: SIM401
@@ -547,7 +547,7 @@ def migrate_repositories_and_update_config(
 ) -> Config:
     """Migrate every section named in ``changes`` (a mapping of sections to ``{"relay": URL,
     "relay_options": {...}}``) and return the configuration, read again."""
-    loaded = _loaded(config)
+    loaded = _toml_config(config)
     for section in changes:
         loaded = migrate_repository(section, changes, loaded, safe, logger)
     return loaded
@@ -577,7 +577,7 @@ def backup_manager(
     """
     from .ops.backup import backup, restore
 
-    loaded = _loaded(config)
+    loaded = _toml_config(config)
     say = (logger or log).info
     if backup_or_restore == "backup":
         return backup(loaded, repository, get_plugins(), Path(archive), progress=say)
