@@ -4,6 +4,7 @@ tells its clients where the repository went. Real ``escale`` processes, a real S
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import uuid
@@ -272,3 +273,46 @@ def test_a_tampered_moved_note_is_refused_naming_it(cluster: Cluster, tmp_path: 
     refused = alice.sync(check=False)
     assert refused.returncode == 1
     assert "relay object moved: aes-256-gcm: authentication failed" in refused.stderr
+
+
+def test_a_killed_migration_is_run_again_at_once_and_completes(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """Killed mid-copy (SIGKILL), the migration leaves its maintenance locks behind; its own
+    client takes them back at once (it keeps their token), skips what was copied and verified,
+    and completes."""
+    import signal
+    import time
+
+    alice = cluster.add("alice")
+    big = alice.root / "big.bin"
+    with open(big, "wb") as out:
+        for _ in range(200):
+            out.write(os.urandom(1 << 20))
+    alice.sync()
+    dest = tmp_path / "dest"
+    proc = subprocess.Popen(
+        alice.command("migrate", "shared", f"file://{dest}"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=alice.env,
+    )
+    deadline = time.monotonic() + 120
+    while len(list(dest.rglob("0*"))) < 6 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL
+    assert (tmp_path / "relay" / "locks" / "maintenance").exists()
+    assert not (dest / "escale.json").exists()
+
+    started = time.monotonic()
+    again = run(alice, "migrate", "shared", f"file://{dest}")
+    assert again.returncode == 0, again.stderr
+    assert time.monotonic() - started < 25  # not held up by its own stale lock
+    assert "already there" in again.stdout
+    source = relay_files(tmp_path / "relay")
+    source.pop("moved")
+    assert relay_files(dest) == source
+    assert not (tmp_path / "relay" / "locks").exists() or not any(
+        (tmp_path / "relay" / "locks").iterdir()
+    )

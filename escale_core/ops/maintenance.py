@@ -6,12 +6,17 @@
   this section runs meanwhile on this machine.
 - The relay's maintenance lock (``locks/maintenance``, DESIGN §2.3): no other client runs an
   operation on the same repository. It carries a random token and times only, expires unless
-  refreshed (:meth:`Maintenance.keep_alive`), so a killed operation blocks nobody for long.
+  refreshed (:meth:`Maintenance.keep_alive`), so a killed operation blocks nobody for long;
+  its own client, which keeps the lock's token in its state folder, takes it back at once
+  (holding the section lock, it knows the operation that left it is dead).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
+import os
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,13 +30,14 @@ from ..history import LocalState
 from ..locks import LockBusyError, RelayLock
 from ..plugins import Plugins
 from ..relay import Relay
-from ..repository import Repository
+from ..repository import Repository, bounded
 from ..session import (
     open_section_relay,
     open_section_repository,
     section_lock,
     section_state_dir,
 )
+from ..state import state_file
 
 #: The name of the relay lock every operation takes.
 MAINTENANCE_LOCK = "maintenance"
@@ -58,6 +64,39 @@ def refuse_if_daemon_syncs(config: Config, section: str, command: str) -> None:
             f"run 'escale pause {section}', then 'escale {command}', then "
             f"'escale resume {section}'"
         )
+
+
+def own_token(folder: Path, section: str) -> str:
+    """This client's maintenance-lock token for ``section``, kept in the state folder."""
+    path = state_file(section, folder).with_suffix(".maintenance")
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except OSError:
+        token = ""
+    if not re.fullmatch(r"[0-9a-f]{16}", token):
+        token = os.urandom(8).hex()
+        path.write_text(token + "\n", encoding="utf-8")
+    return token
+
+
+def take_lock(relay: Relay, token: str, wait: float) -> RelayLock:
+    """Take ``relay``'s maintenance lock with this client's ``token``; a lock left with that
+    token by an operation of this client that was killed is taken back at once (the caller
+    holds the section lock: no operation of this client runs).
+
+    :raises LockBusyError: another client holds it.
+    """
+    lock = RelayLock(relay, MAINTENANCE_LOCK, timeout=LOCK_TIMEOUT, wait=wait)
+    lock.token = token
+    for name in relay.list("locks"):
+        if name == f"locks/{MAINTENANCE_LOCK}" or name.startswith(f"locks/{MAINTENANCE_LOCK}/"):
+            try:
+                held = json.loads(b"".join(bounded(relay.read_stream(name), 4096, "lock")))
+            except (EscaleError, ValueError):
+                continue  # gone meanwhile, or not a lock of ours
+            if isinstance(held, dict) and held.get("token") == token:
+                relay.delete(name)
+    return lock.acquire()
 
 
 @dataclass
@@ -137,9 +176,8 @@ def maintenance(
     with section_lock(section.name, folder):
         relay = relay or open_section_relay(section, plugins)
         try:
-            lock = RelayLock(relay, MAINTENANCE_LOCK, timeout=LOCK_TIMEOUT, wait=wait)
             try:
-                lock.acquire()
+                lock = take_lock(relay, own_token(folder, section.name), wait)
             except LockBusyError as exc:
                 raise LockBusyError(
                     f"[{section.name}] relay {section.address.display()}: another client runs "

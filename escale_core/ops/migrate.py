@@ -39,12 +39,12 @@ from ..errors import (
     RelayNotFoundError,
     UsageError,
 )
-from ..locks import LockBusyError, RelayLock
+from ..locks import LockBusyError
 from ..plugins import Plugins
 from ..relay import Relay
 from ..repository import HEADER, MAX_HEADER, MOVED, Repository, bounded
 from ..session import open_section_relay
-from .maintenance import LOCK_TIMEOUT, MAINTENANCE_LOCK, REFRESH_EVERY, Maintenance, maintenance
+from .maintenance import REFRESH_EVERY, Maintenance, maintenance, own_token, take_lock
 from .objects import in_write_order, kind_of, sha256_of
 
 
@@ -152,7 +152,8 @@ def migrate(
         _refuse_if_moved_elsewhere(m, repo, report.destination)
         dest = dest_relay or open_section_relay(target, plugins)
         try:
-            with _destination_lock(dest, report.destination) as dest_lock:
+            token = own_token(m.state_folder, section.name)
+            with _destination_lock(dest, report.destination, token) as dest_lock:
 
                 def keep_alive() -> None:
                     m.keep_alive()
@@ -186,12 +187,11 @@ def _refuse_if_moved_elsewhere(m: Maintenance, repo: Repository, destination: st
 
 
 @contextmanager
-def _destination_lock(relay: Relay, where: str) -> Iterator[Callable[[], None]]:
-    """Hold the destination's maintenance lock (no two migrations into one folder at once);
-    yield the function that refreshes it when due."""
-    lock = RelayLock(relay, MAINTENANCE_LOCK, timeout=LOCK_TIMEOUT, wait=30.0)
+def _destination_lock(relay: Relay, where: str, token: str) -> Iterator[Callable[[], None]]:
+    """Hold the destination's maintenance lock (no two migrations into one folder at once),
+    with this client's ``token``; yield the function that refreshes it when due."""
     try:
-        lock.acquire()
+        lock = take_lock(relay, token, 30.0)
     except LockBusyError as exc:
         raise LockBusyError(
             f"relay {where}: another client runs an operation there ({exc}); "
