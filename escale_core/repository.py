@@ -165,13 +165,17 @@ class Repository:
             to, when = note["to"], note["time"]
             if note.get("format") != "escale-moved" or not isinstance(to, str):
                 raise ValueError("not a moved note")
+            if not to or len(to) > 4096 or not to.isprintable():  # printed on one line
+                raise ValueError("not an address")
             if not isinstance(when, (int, float)) or isinstance(when, bool):
                 raise ValueError("no time")
+            if not 0 <= when < 1e11:  # (a time a date can be printed for)
+                raise ValueError("time out of range")
         except IntegrityError as exc:
             raise IntegrityError(f"relay object {MOVED}: {exc}") from None
         except (ValueError, KeyError, TypeError) as exc:
             raise IntegrityError(f"relay object {MOVED}: malformed ({exc})") from None
-        return to[:4096], float(when)
+        return to, float(when)
 
     def seal_data(
         self, kind: int, cid: str, seq: int, index: int, chunks: Iterable[bytes]

@@ -316,3 +316,35 @@ def test_a_killed_migration_is_run_again_at_once_and_completes(
     assert not (tmp_path / "relay" / "locks").exists() or not any(
         (tmp_path / "relay" / "locks").iterdir()
     )
+
+
+@pytest.mark.parametrize(
+    "note",
+    [
+        {"format": "escale-moved", "version": 1, "to": "x\nforged line", "time": 1.0},
+        {"format": "escale-moved", "version": 1, "to": "file:///x", "time": 1e300},
+        {"format": "escale-moved", "version": 1, "to": "file:///x", "time": True},
+        {"format": "other", "to": "file:///x", "time": 1.0},
+    ],
+)
+def test_a_malformed_moved_note_sealed_with_the_key_is_refused_naming_it(
+    note: dict[str, Any], cluster: Cluster, plugins: Plugins
+) -> None:
+    import json
+
+    from escale_core.crypto import KIND_MOVED
+    from escale_core.session import open_section_relay, open_section_repository
+
+    alice = _cluster_with_updates(cluster)
+    section = load_config(alice.config, plugins).section("shared")
+    relay = open_section_relay(section, plugins)
+    try:
+        repo = open_section_repository(section, relay, plugins)
+        sealed = repo.sealer.seal(KIND_MOVED, repo.context("moved"), [json.dumps(note).encode()])
+        relay.write_stream("moved", sealed)
+    finally:
+        relay.close()
+    refused = alice.sync(check=False)
+    assert refused.returncode == 1
+    assert "relay object moved: malformed" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
