@@ -32,6 +32,7 @@ from ..session import (
     section_lock,
     section_state_dir,
 )
+from ..state import state_file
 
 #: The name of the relay lock every operation takes.
 MAINTENANCE_LOCK = "maintenance"
@@ -137,20 +138,40 @@ def maintenance(
     with section_lock(section.name, folder):
         relay = relay or open_section_relay(section, plugins)
         try:
-            lock = RelayLock(relay, MAINTENANCE_LOCK, timeout=LOCK_TIMEOUT, wait=wait)
-            try:
-                lock.acquire()
-            except LockBusyError as exc:
-                raise LockBusyError(
-                    f"[{section.name}] relay {section.address.display()}: another client runs "
-                    f"an operation on this repository ({exc}); run 'escale {command}' again "
-                    "later"
-                ) from None
+            lock = _acquire(relay, section, folder, command, wait)
             try:
                 yield Maintenance(config, section, plugins, relay, lock, folder)
             finally:
                 # it expires by itself; the operation's own outcome matters more
                 with contextlib.suppress(EscaleError):
                     lock.release()
+                _held_token(section.name, folder).unlink(missing_ok=True)
         finally:
             relay.close()
+
+
+def _held_token(section: str, folder: Path) -> Path:
+    """The file that holds the token of the maintenance lock this client holds (or held when
+    it was killed): only this client knows it, so only it may take that lock back at once."""
+    return state_file(section, folder).with_suffix(".maintenance")
+
+
+def _acquire(
+    relay: Relay, section: SectionConfig, folder: Path, command: str, wait: float
+) -> RelayLock:
+    """Take the maintenance lock; a lock left by this client's own killed operation (its
+    token is in the state folder, and the section lock says that operation is gone) is taken
+    back at once instead of waiting for it to expire."""
+    held = _held_token(section.name, folder)
+    if held.exists():
+        RelayLock(relay, MAINTENANCE_LOCK).take_back(held.read_text(encoding="utf-8").strip())
+    lock = RelayLock(relay, MAINTENANCE_LOCK, timeout=LOCK_TIMEOUT, wait=wait)
+    try:
+        lock.acquire()
+    except LockBusyError as exc:
+        raise LockBusyError(
+            f"[{section.name}] relay {section.address.display()}: another client runs "
+            f"an operation on this repository ({exc}); run 'escale {command}' again later"
+        ) from None
+    held.write_text(lock.token, encoding="utf-8")
+    return lock
