@@ -123,6 +123,23 @@ class RelayLock:
         self.relay.delete(name)
         return False
 
+    def take_back(self, token: str) -> bool:
+        """Remove a claim of this lock made with ``token`` by a holder that died (this same
+        client, which knows its token: nobody else does); return whether one was there.
+
+        The caller must know the holder is dead (e.g. it holds a local lock the holder held)."""
+        names = [f"locks/{self.name}", f"locks/{self.name}/{token}"]
+        taken = False
+        for name in names:
+            try:
+                lock = json.loads(self.relay.read_bytes(name))
+            except (RelayNotFoundError, ValueError, TypeError):
+                continue
+            if isinstance(lock, dict) and lock.get("token") == token:
+                self.relay.delete(name)
+                taken = True
+        return taken
+
     def refresh(self) -> None:
         """Push the expiry back (call it more often than ``timeout``)."""
         if self.object is not None:

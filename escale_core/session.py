@@ -88,8 +88,18 @@ def relay_options(section: SectionConfig) -> dict[str, Any]:
     return options
 
 
-#: relay_options that authenticate without a password.
-_KEY_OPTIONS = {"client_keys", "key_filename", "pkey", "key", "secret", "token", "agent_path"}
+#: relay_options that authenticate without asking (keys, tokens, or a password given there).
+_KEY_OPTIONS = {
+    "client_keys",
+    "key_filename",
+    "pkey",
+    "key",
+    "secret",
+    "token",
+    "agent_path",
+    "password",
+    "passwd",
+}
 _asked: dict[tuple[str, str], str] = {}
 
 

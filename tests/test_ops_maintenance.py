@@ -3,6 +3,8 @@ the configuration file edited in place with its comments kept."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -88,3 +90,39 @@ def test_an_operation_never_creates_a_repository_in_an_empty_relay_folder(
         with pytest.raises(RelayNotFoundError, match=r"\[photos\] .*no repository there yet"):
             held.open_repository()
         assert "escale.json" not in held.relay.list("")
+
+
+def test_a_lock_left_by_this_clients_killed_operation_is_taken_back_at_once(
+    tmp_path: Path, plugins: Plugins
+) -> None:
+    config_file = _config(tmp_path)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\n"
+            "from escale_core.config import load_config\n"
+            "from escale_core.ops import maintenance\n"
+            "from escale_core.plugins import get_plugins\n"
+            "config = load_config(sys.argv[1], get_plugins())\n"
+            "with maintenance(config, config.section('photos'), get_plugins(), 'fix'):\n"
+            "    print('held', flush=True)\n"
+            "    time.sleep(600)\n",
+            str(config_file),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+    finally:
+        holder.kill()  # the operation dies holding the relay's lock
+        holder.wait()
+    config = load_config(config_file, plugins)
+    section = config.section("photos")
+    busy = pytest.raises(LockBusyError, match="another client runs an operation")
+    with busy, maintenance(config, section, plugins, "fix", directory=tmp_path / "b", wait=0):
+        pass  # another client must still wait for it to expire
+    with maintenance(config, section, plugins, "fix", wait=0) as held:
+        assert held.relay.list("locks") == ["locks/maintenance"]
+    assert held.relay.list("locks") == []

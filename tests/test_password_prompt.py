@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import pty
 import select
+import signal
 import socket
 import sys
 import time
@@ -53,3 +54,29 @@ def test_password_is_prompted_without_echo_on_a_terminal(
     assert os.waitstatus_to_exitcode(status) == 1
     assert b"hunter2-secret" not in prompt + rest  # not echoed, not in any message
     assert b"Traceback" not in rest
+
+
+def test_a_password_given_in_relay_options_is_not_asked_for_again(
+    tmp_path: Path, isolated_env: dict[str, str]
+) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    config = tmp_path / "escale.toml"
+    config.write_text(
+        f'[s]\npath = "{tmp_path}/A"\nrelay = "ftp://alice@127.0.0.1:{port}/x"\n'
+        'encryption = "plain"\n[s.relay_options]\npassword = "given"\n'
+    )
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execve(
+            sys.executable,
+            [sys.executable, "-m", "escale_core", "-c", str(config), "relay", "check", "s"],
+            isolated_env,
+        )
+    out = _read_until(fd, b"password for alice", 60)
+    if b"password for alice" in out:
+        os.kill(pid, signal.SIGKILL)  # waiting for an answer that never comes
+    _, status = os.waitpid(pid, 0)
+    assert b"password for alice" not in out
+    assert os.waitstatus_to_exitcode(status) == 1  # connection refused: nothing listens

@@ -6,17 +6,12 @@
   this section runs meanwhile on this machine.
 - The relay's maintenance lock (``locks/maintenance``, DESIGN §2.3): no other client runs an
   operation on the same repository. It carries a random token and times only, expires unless
-  refreshed (:meth:`Maintenance.keep_alive`), so a killed operation blocks nobody for long;
-  its own client, which keeps the lock's token in its state folder, takes it back at once
-  (holding the section lock, it knows the operation that left it is dead).
+  refreshed (:meth:`Maintenance.keep_alive`), so a killed operation blocks nobody for long.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
-import os
-import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,7 +25,7 @@ from ..history import LocalState
 from ..locks import LockBusyError, RelayLock
 from ..plugins import Plugins
 from ..relay import Relay
-from ..repository import Repository, bounded
+from ..repository import Repository
 from ..session import (
     open_section_relay,
     open_section_repository,
@@ -64,39 +59,6 @@ def refuse_if_daemon_syncs(config: Config, section: str, command: str) -> None:
             f"run 'escale pause {section}', then 'escale {command}', then "
             f"'escale resume {section}'"
         )
-
-
-def own_token(folder: Path, section: str) -> str:
-    """This client's maintenance-lock token for ``section``, kept in the state folder."""
-    path = state_file(section, folder).with_suffix(".maintenance")
-    try:
-        token = path.read_text(encoding="utf-8").strip()
-    except OSError:
-        token = ""
-    if not re.fullmatch(r"[0-9a-f]{16}", token):
-        token = os.urandom(8).hex()
-        path.write_text(token + "\n", encoding="utf-8")
-    return token
-
-
-def take_lock(relay: Relay, token: str, wait: float) -> RelayLock:
-    """Take ``relay``'s maintenance lock with this client's ``token``; a lock left with that
-    token by an operation of this client that was killed is taken back at once (the caller
-    holds the section lock: no operation of this client runs).
-
-    :raises LockBusyError: another client holds it.
-    """
-    lock = RelayLock(relay, MAINTENANCE_LOCK, timeout=LOCK_TIMEOUT, wait=wait)
-    lock.token = token
-    for name in relay.list("locks"):
-        if name == f"locks/{MAINTENANCE_LOCK}" or name.startswith(f"locks/{MAINTENANCE_LOCK}/"):
-            try:
-                held = json.loads(b"".join(bounded(relay.read_stream(name), 4096, "lock")))
-            except (EscaleError, ValueError):
-                continue  # gone meanwhile, or not a lock of ours
-            if isinstance(held, dict) and held.get("token") == token:
-                relay.delete(name)
-    return lock.acquire()
 
 
 @dataclass
@@ -176,19 +138,40 @@ def maintenance(
     with section_lock(section.name, folder):
         relay = relay or open_section_relay(section, plugins)
         try:
-            try:
-                lock = take_lock(relay, own_token(folder, section.name), wait)
-            except LockBusyError as exc:
-                raise LockBusyError(
-                    f"[{section.name}] relay {section.address.display()}: another client runs "
-                    f"an operation on this repository ({exc}); run 'escale {command}' again "
-                    "later"
-                ) from None
+            lock = _acquire(relay, section, folder, command, wait)
             try:
                 yield Maintenance(config, section, plugins, relay, lock, folder)
             finally:
                 # it expires by itself; the operation's own outcome matters more
                 with contextlib.suppress(EscaleError):
                     lock.release()
+                _held_token(section.name, folder).unlink(missing_ok=True)
         finally:
             relay.close()
+
+
+def _held_token(section: str, folder: Path) -> Path:
+    """The file that holds the token of the maintenance lock this client holds (or held when
+    it was killed): only this client knows it, so only it may take that lock back at once."""
+    return state_file(section, folder).with_suffix(".maintenance")
+
+
+def _acquire(
+    relay: Relay, section: SectionConfig, folder: Path, command: str, wait: float
+) -> RelayLock:
+    """Take the maintenance lock; a lock left by this client's own killed operation (its
+    token is in the state folder, and the section lock says that operation is gone) is taken
+    back at once instead of waiting for it to expire."""
+    held = _held_token(section.name, folder)
+    if held.exists():
+        RelayLock(relay, MAINTENANCE_LOCK).take_back(held.read_text(encoding="utf-8").strip())
+    lock = RelayLock(relay, MAINTENANCE_LOCK, timeout=LOCK_TIMEOUT, wait=wait)
+    try:
+        lock.acquire()
+    except LockBusyError as exc:
+        raise LockBusyError(
+            f"[{section.name}] relay {section.address.display()}: another client runs "
+            f"an operation on this repository ({exc}); run 'escale {command}' again later"
+        ) from None
+    held.write_text(lock.token, encoding="utf-8")
+    return lock

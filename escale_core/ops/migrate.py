@@ -24,6 +24,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Optional
 
 import tomlkit
@@ -39,12 +40,13 @@ from ..errors import (
     RelayNotFoundError,
     UsageError,
 )
-from ..locks import LockBusyError
+from ..locks import LockBusyError, RelayLock
 from ..plugins import Plugins
 from ..relay import Relay
 from ..repository import HEADER, MAX_HEADER, MOVED, Repository, bounded
 from ..session import open_section_relay
-from .maintenance import REFRESH_EVERY, Maintenance, maintenance, own_token, take_lock
+from ..state import state_file
+from .maintenance import LOCK_TIMEOUT, MAINTENANCE_LOCK, REFRESH_EVERY, Maintenance, maintenance
 from .objects import in_write_order, kind_of, sha256_of
 
 
@@ -152,8 +154,8 @@ def migrate(
         _refuse_if_moved_elsewhere(m, repo, report.destination)
         dest = dest_relay or open_section_relay(target, plugins)
         try:
-            token = own_token(m.state_folder, section.name)
-            with _destination_lock(dest, report.destination, token) as dest_lock:
+            held = state_file(section.name, m.state_folder).with_suffix(".migrate-lock")
+            with _destination_lock(dest, report.destination, held) as dest_lock:
 
                 def keep_alive() -> None:
                     m.keep_alive()
@@ -187,16 +189,25 @@ def _refuse_if_moved_elsewhere(m: Maintenance, repo: Repository, destination: st
 
 
 @contextmanager
-def _destination_lock(relay: Relay, where: str, token: str) -> Iterator[Callable[[], None]]:
-    """Hold the destination's maintenance lock (no two migrations into one folder at once),
-    with this client's ``token``; yield the function that refreshes it when due."""
+def _destination_lock(relay: Relay, where: str, held: Path) -> Iterator[Callable[[], None]]:
+    """Hold the destination's maintenance lock (no two migrations into one folder at once);
+    yield the function that refreshes it when due.
+
+    :param held: the file keeping the lock's token while it is held: a lock left by this
+        client's own killed migration is taken back at once (the caller holds the section
+        lock, so that migration is gone), as :func:`.maintenance.maintenance` does.
+    """
+    if held.exists():
+        RelayLock(relay, MAINTENANCE_LOCK).take_back(held.read_text(encoding="utf-8").strip())
+    lock = RelayLock(relay, MAINTENANCE_LOCK, timeout=LOCK_TIMEOUT, wait=30.0)
     try:
-        lock = take_lock(relay, token, 30.0)
+        lock.acquire()
     except LockBusyError as exc:
         raise LockBusyError(
             f"relay {where}: another client runs an operation there ({exc}); "
             "run 'escale migrate' again later"
         ) from None
+    held.write_text(lock.token, encoding="utf-8")
     refreshed = time.monotonic()
 
     def keep_alive() -> None:
@@ -210,6 +221,7 @@ def _destination_lock(relay: Relay, where: str, token: str) -> Iterator[Callable
     finally:
         with contextlib.suppress(EscaleError):
             lock.release()  # it expires by itself
+        held.unlink(missing_ok=True)
 
 
 class Copier:
