@@ -227,7 +227,13 @@ def test_a_full_update_and_a_tombstone_waiting_for_a_forgotten_client_are_freed(
     round_forgetting_tombstones_now(alpha)
     assert tombstones(alpha) == {"deleted.txt"}, "charlie has not seen the deletion"
 
+    # the relay replays charlie's state after it was retired: it must change nothing
+    relay_folder = Path(cluster.relay.removeprefix("file://"))
+    idc = client_id(alpha, "c")
+    replayed = (relay_folder / "clients" / idc).read_bytes()
     forget(alpha, "c")
+    (relay_folder / "clients" / idc).write_bytes(replayed)
+    assert listed(alpha)["c"]["retired"]["by"] == "a"
     for client in (alpha, bravo, alpha):
         client.sync()
     assert updates(alpha) == set(), "the full updates charlie asked for were collected"
