@@ -70,7 +70,7 @@ class ClientInfo:
             "me": self.me,
             "retired": retired,
             "last_seen": self.last_seen,
-            "mode": None if self.pushes is None else ("pushes" if self.pushes else "download"),
+            "mode": None if self.pushes is None else ("pushes" if self.pushes else "download-only"),
             "last_seq": self.last_seq,
             "updates": self.updates,
             "bytes": self.bytes,
@@ -148,7 +148,7 @@ def describe(view: RepositoryView, me: str, known: dict[str, list[Any]]) -> list
         elif info.retired is not None:
             info.last_seq = info.retired.last_seq
         infos.append(info)
-    return infos
+    return sorted(infos, key=lambda i: (i.name, i.cid))
 
 
 def _pending(view: RepositoryView, cid: str, state: ClientState) -> dict[str, list[int]]:
