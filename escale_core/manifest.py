@@ -349,6 +349,8 @@ class ClientState:
 
 
 RETIRED_VERSION = 1
+#: Unix times beyond this (the year 5138) are refused in a retirement record.
+MAX_TIME = 1e11
 #: The most bytes of a retirement record (a real one is about 200 bytes).
 MAX_RETIRED = 64 << 10
 
@@ -388,7 +390,8 @@ class Retirement:
         data = _load(blob, "escale-retired", RETIRED_VERSION, compressed=False)
         try:
             when = data["time"]
-            if type(when) not in (int, float) or not when >= 0:
+            # a number a date can be made of (JSON lets a writer say Infinity or NaN)
+            if type(when) not in (int, float) or not 0 <= when < MAX_TIME:
                 raise ValueError(f"{when!r} is not a time")
             return cls(
                 _name(data["name"]) or _str(data["name"]),

@@ -271,3 +271,33 @@ def test_forget_refuses_this_client_an_unknown_name_and_an_unconfirmed_retiremen
     run = escale(alpha, "clients", "list", "shared")
     assert run.returncode == 0
     assert "alpha (this client)" in run.stdout and "bravo: retired by alpha" in run.stdout
+
+
+def test_a_client_state_copied_to_a_retirement_record_is_refused_and_retires_nobody(
+    cluster: Cluster,
+) -> None:
+    alpha, bravo = cluster.add("alpha"), cluster.add("bravo")
+    for client in (alpha, bravo):
+        client.sync()
+    relay_folder = Path(cluster.relay.removeprefix("file://"))
+    idb = client_id(alpha, "bravo")
+    (relay_folder / "retired").mkdir()
+    # the relay forges a retirement from bravo's own sealed state (same key, same kind)
+    shutil.copy(relay_folder / "clients" / idb, relay_folder / "retired" / idb)
+    run = bravo.sync(check=False)
+    assert run.returncode == 1
+    assert f"relay object retired/{idb}: aes-256-gcm: authentication failed" in run.stderr
+    assert "was retired" not in run.stderr
+    assert listed(alpha)["bravo"]["retired"] is None
+
+
+def test_a_retirement_record_with_an_impossible_time_is_refused() -> None:
+    from escale_core.errors import IntegrityError
+    from escale_core.manifest import Retirement
+
+    good = Retirement("phone", 3, 1_800_000_000.0, "laptop")
+    assert Retirement.decode(good.encode()) == good
+    for bad in (b'"time": Infinity', b'"time": -1', b'"time": "today"'):
+        blob = good.encode().replace(b'"time": 1800000000.0', bad)
+        with pytest.raises(IntegrityError, match="malformed retirement record"):
+            Retirement.decode(blob)
