@@ -53,9 +53,9 @@ def format_clients(infos: list[ClientInfo]) -> str:
     lines = ["  ".join(f"{v:<{w}}" for v, w in zip(r, widths)).rstrip() for r in rows]
     for info in infos:
         if info.retired is not None:
+            stay = "; its updates stay until the others acknowledged them" if info.updates else ""
             lines.append(
-                f"{info.name}: retired by {info.retired.by} on {_when(info.retired.time)}; its "
-                "updates stay until the others acknowledged them"
+                f"{info.name}: retired by {info.retired.by} on {_when(info.retired.time)}{stay}"
             )
         for other, seqs in info.pending.items():
             lines.append(f"{info.name}: has not acknowledged {_seqs(seqs)} of {other}")
@@ -74,11 +74,13 @@ def _prompt(plan: ForgetPlan) -> bool:
             f"forgetting {info.name} cannot be undone: confirm with --yes (standard input is "
             "not a terminal); nothing was changed"
         )
-    freed = f"{info.holds} update(s) waiting only for it" if info.holds else "what waits for it"
+    holds = ""
+    if info.holds:
+        holds = f" (it alone holds {info.holds} update(s), {human_size(info.holds_bytes)})"
     return typer.confirm(
         f"Retire client {info.name} (last seen {_when(info.last_seen)}, last update "
-        f"{info.last_seq}) for good? {freed} is then collected, and it never syncs again "
-        "with its current local state",
+        f"{info.last_seq}) for good? The others stop waiting for it{holds}; it can never "
+        "sync again with its current local state",
         default=False,
     )
 

@@ -221,8 +221,11 @@ class ForgetPlan:
     already: bool = False
 
 
-def plan_forget(view: RepositoryView, section: SectionConfig, name: str) -> ForgetPlan:
-    """Check that ``name`` may be forgotten by this client and say what that does.
+def plan_forget(
+    view: RepositoryView, section: SectionConfig, name: str, known: dict[str, list[Any]]
+) -> ForgetPlan:
+    """Check that ``name`` may be forgotten by this client and say what that does (``known``:
+    what this client read of the updates, see :func:`describe`).
 
     :raises UsageError: ``name`` is this client, or no client of the repository.
     """
@@ -233,7 +236,7 @@ def plan_forget(view: RepositoryView, section: SectionConfig, name: str) -> Forg
             f"[{section.name}] '{name}' is this client: a client cannot forget itself (run "
             "'escale clients forget' from another client of the repository)"
         )
-    infos = {i.cid: i for i in describe(view, me, {})}
+    infos = {i.cid: i for i in describe(view, me, known)}
     if cid not in infos:
         known = ", ".join(sorted(i.name for i in infos.values() if i.retired is None))
         raise UsageError(
@@ -265,7 +268,12 @@ def forget_client(
     with maintenance(config, section, plugins, f"clients forget {section.name} {name}") as m:
         repo = m.open_repository(kept=m.kept_header())
         view = RepositoryView.read(repo)
-        plan = plan_forget(view, section, name)
+        state = m.local_state()
+        try:
+            known = state.get_meta("known", {})
+        finally:
+            state.close()
+        plan = plan_forget(view, section, name, known)
         if not plan.already and not confirm(plan):
             return None
         cid = plan.info.cid
