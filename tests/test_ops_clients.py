@@ -13,9 +13,12 @@ from typing import Any
 
 import pytest
 
+from escale_core.collect import required_pullers
 from escale_core.config import load_config
 from escale_core.engine import Engine
+from escale_core.errors import IntegrityError
 from escale_core.history import LocalState
+from escale_core.manifest import Retirement
 from escale_core.plugins import get_plugins
 from escale_core.session import open_section_relay, open_section_repository, options_for
 
@@ -292,12 +295,27 @@ def test_a_client_state_copied_to_a_retirement_record_is_refused_and_retires_nob
 
 
 def test_a_retirement_record_with_an_impossible_time_is_refused() -> None:
-    from escale_core.errors import IntegrityError
-    from escale_core.manifest import Retirement
-
     good = Retirement("phone", 3, 1_800_000_000.0, "laptop")
     assert Retirement.decode(good.encode()) == good
     for bad in (b'"time": Infinity', b'"time": -1', b'"time": "today"'):
         blob = good.encode().replace(b'"time": 1800000000.0', bad)
         with pytest.raises(IntegrityError, match="malformed retirement record"):
             Retirement.decode(blob)
+
+
+@pytest.mark.parametrize(
+    ("pullers", "others", "retired", "need"),
+    [
+        (2, 2, 0, 2),  # nobody retired: pullers as set
+        (3, 2, 0, 3),  # still waits for one more client to join
+        (2, 1, 1, 1),  # three clients, one retired: the one left is enough
+        (3, 1, 1, 2),  # it waited for a fourth client: it still does
+        (2, 3, 1, 2),  # enough clients remain: pullers as set
+        (1, 2, 1, 1),
+        (0, 1, 1, 0),
+    ],
+)
+def test_a_retired_client_no_longer_counts_as_a_puller(
+    pullers: int, others: int, retired: int, need: int
+) -> None:
+    assert required_pullers(pullers, others, retired) == need
