@@ -238,10 +238,10 @@ def plan_forget(
         )
     infos = {i.cid: i for i in describe(view, me, known)}
     if cid not in infos:
-        known = ", ".join(sorted(i.name for i in infos.values() if i.retired is None))
+        names = ", ".join(sorted(i.name for i in infos.values() if i.retired is None))
         raise UsageError(
             f"[{section.name}] no client named '{name}' in the repository (its clients: "
-            f"{known or 'none'}); 'escale clients list {section.name}' shows them"
+            f"{names or 'none'}); 'escale clients list {section.name}' shows them"
         )
     if cid in view.retired:
         return ForgetPlan(infos[cid], view.retired[cid], already=True)
