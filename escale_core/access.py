@@ -12,13 +12,30 @@ from .history import LocalState
 from .local import Filters, scan
 from .state import state_dir, state_file
 
-_MODES = {
-    "share": "shared",
+#: ``mode`` names the original accepted, and what they are now (its code took ``protective``
+#: for conservative; the ``preservative`` of its documentation was refused).
+ORIGINAL_MODES = {
     "shared": "shared",
+    "share": "shared",
+    "sharing": "shared",
     "upload": "upload",
     "download": "download",
     "conservative": "conservative",
+    "protective": "conservative",
 }
+
+
+def original_mode(mode: Optional[str]) -> str:
+    """The mode named ``mode`` (``None``: shared), read as the original did.
+
+    :raises UsageError: an unknown mode; the message names it and the accepted ones.
+    """
+    if mode is None:
+        return "shared"
+    found = ORIGINAL_MODES.get(str(mode).strip().lower())
+    if found is None:
+        raise UsageError(f"unknown mode {mode!r}: expected one of {', '.join(ORIGINAL_MODES)}")
+    return found
 
 
 def get_cache_file_for(section: str) -> Path:
@@ -111,7 +128,8 @@ class AccessController:
     :param repository: section (repository) name.
     :param path: the local folder.
     :param persistent: the state database file.
-    :param mode: ``shared`` (default), ``upload``, ``download`` or ``conservative``.
+    :param mode: ``shared`` (default; also ``share``, ``sharing``), ``upload``, ``download`` or
+        ``conservative`` (also ``protective``); another name raises :class:`UsageError`.
     """
 
     def __init__(
@@ -133,13 +151,7 @@ class AccessController:
         self.repository = repository
         self.path = Path(path or ".").expanduser()
         self.persistent = Path(persistent) if persistent else get_cache_file_for(repository)
-        self.mode = (
-            "upload"
-            if push_only
-            else "download"
-            if pull_only
-            else _MODES.get(mode or "shared", "shared")
-        )
+        self.mode = "upload" if push_only else "download" if pull_only else original_mode(mode)
         self.attributes = AccessAttributes(self.persistent)
 
     def absolute(self, filename: str) -> Path:

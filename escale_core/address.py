@@ -119,22 +119,34 @@ def parse_address(
 ) -> tuple[Optional[str], Optional[str], Optional[str], Optional[str]]:
     """Parse an address the way the original Escale did (API compatibility).
 
+    ``proto://[user@]host[:port][/relative]`` gives ``(proto, "[user@]host", port, relative)``:
+    the user stays in the address, as in the original. A bare ``host[:port][/relative]`` has no
+    protocol. An absolute path (or ``~/...``) is returned as the address.
+
     :param addr: host address or path.
     :param multi_path_protocols: schemes that accept ``proto:///mount//relative``.
-    :returns: ``(protocol, address, port, path)``: for local and multi-path addresses the
-        address is the absolute path (or mount) and ``path`` the relative folder.
+    :returns: ``(protocol, address, port, path)``; ``None`` for what ``addr`` does not say.
     """
-    schemes = frozenset(p.lower() for p in multi_path_protocols)
-    if "://" not in addr and addr.lower() in schemes:
-        return addr.lower(), None, None, None
-    parsed = parse_relay_url(addr, schemes)
-    if parsed.scheme == "file" and "://" not in addr:
-        return None, parsed.path, None, None
-    if parsed.mount is not None:
-        return parsed.scheme, parsed.mount, None, parsed.path
-    if parsed.host is None:
-        if parsed.path.startswith("/"):
-            return parsed.scheme, parsed.path, None, None
-        return parsed.scheme, None, None, parsed.path or None
-    port = str(parsed.port) if parsed.port else None
-    return parsed.scheme, parsed.host, port, parsed.path.lstrip("/") or None
+    schemes = {p.lower() for p in multi_path_protocols}
+    protocol, sep, rest = addr.partition("://")
+    if not sep:
+        rest = os.path.expanduser(addr)
+        if os.path.isabs(rest):
+            return None, rest, None, None
+        if addr.lower() in schemes:
+            return addr.lower(), None, None, None
+        found: Optional[str] = None
+    else:
+        found = protocol.lower()
+        rest = os.path.expanduser(rest[1:]) if rest.startswith("/~") else os.path.expanduser(rest)
+        if found in schemes:
+            if not os.path.isabs(rest):
+                return found, None, None, rest or None
+            mount, _, relative = rest.partition("//")
+            return found, mount, None, relative.strip("/") or None
+        if os.path.isabs(rest):
+            return found, rest, None, None
+    netloc, _, path = rest.partition("/")
+    user, at, hostport = netloc.rpartition("@")
+    host, _, port = hostport.partition(":")
+    return found, f"{user}{at}{host}" or None, port or None, path or None

@@ -61,6 +61,36 @@ def new_kdf() -> dict[str, Any]:
     return {"name": "argon2id", "memory_cost": 19456, "iterations": 2, "lanes": 1, "salt": salt}
 
 
+def renewed_kdf(current: Any) -> dict[str, Any]:
+    """KDF parameters with a fresh salt for re-wrapping the key of a repository whose header
+    has ``current``: the same algorithm (the other clients refuse a change of family), each
+    cost the larger of the current one and :func:`new_kdf`'s."""
+    fresh = new_kdf()
+    if not isinstance(current, dict) or current.get("name") != fresh["name"]:
+        if isinstance(current, dict) and current.get("name") in ("argon2id", "scrypt"):
+            fresh = {**current, "salt": fresh["salt"]}
+        return fresh
+    for key in ARGON2_MIN if fresh["name"] == "argon2id" else SCRYPT_MIN:
+        if type(current.get(key)) is int:
+            fresh[key] = max(fresh[key], current[key])
+    return fresh
+
+
+def kdf_not_weaker(new: Any, old: Any) -> bool:
+    """Whether KDF parameters ``new`` cost at least what ``old`` do: the same algorithm, and
+    every cost parameter (Argon2id memory, iterations, lanes; scrypt n, r, p) ``>=``."""
+    if not isinstance(new, dict) or not isinstance(old, dict):
+        return False
+    name = old.get("name")
+    if name not in ("argon2id", "scrypt") or new.get("name") != name:
+        return False
+    costs = ARGON2_MIN if name == "argon2id" else SCRYPT_MIN
+    return all(
+        type(new.get(key)) is int and type(old.get(key)) is int and new[key] >= old[key]
+        for key in costs
+    )
+
+
 def derive_key(passphrase: bytes, kdf: dict[str, Any]) -> bytes:
     """Derive the key-encryption key from the passphrase.
 

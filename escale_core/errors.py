@@ -208,3 +208,8 @@ class IntegrityError(EscaleError):
 
 class UnsupportedFormatError(IntegrityError):
     """A relay object declares a format version this release cannot read."""
+
+
+class PassphraseChangedError(IntegrityError):
+    """The repository's key was re-wrapped with another passphrase (``escale key passwd``)
+    and this client's passphrase no longer unwraps it."""

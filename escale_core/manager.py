@@ -7,23 +7,29 @@ local folder, ``address``/``directory`` where the repository lives on the relay.
 
 from __future__ import annotations
 
+import configparser
+import inspect
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Optional, Union
 
-from .access import AccessAttributes, AccessController, Accessor
+from .access import AccessAttributes, AccessController, Accessor, original_mode
 from .address import RelayAddress, parse_address, parse_relay_url
 from .checksum import checksum_factory, resolve_checksum
-from .config import Config, load_config
+from .collect import Listing
+from .config import Config, load_config, parse_config
+from .config.schema import SECTION_BY_NAME
 from .config.sections import default_client_name
 from .engine import Engine, RoundReport, SyncOptions
 from .errors import UsageError
 from .history import LocalState, TimeQuotaController
-from .local import Filters, hash_file, stat_file
+from .local import Filters, hash_file, scan, stat_file
 from .patterns import compile_pattern
-from .plugins import get_plugins
+from .plugins import Plugins, get_plugins
 from .relay import Relay, open_relay
 from .repository import open_repository
+from .session import relay_options, section_state_dir
 from .state import state_dir, state_file
 
 __all__ = [
@@ -44,13 +50,9 @@ __all__ = [
 ]
 
 log = logging.getLogger("escale.manager")
-_MODES = {
-    "share": "shared",
-    "shared": "shared",
-    "upload": "upload",
-    "download": "download",
-    "conservative": "conservative",
-}
+#: The cipher ``encryption=True`` means.
+DEFAULT_CIPHER: str = SECTION_BY_NAME["encryption"].default
+ConfigLike = Union[str, Path, Config, configparser.RawConfigParser]
 
 
 def get_client_name(repository: str, config: Optional[dict[str, Any]] = None) -> str:
@@ -98,23 +100,65 @@ def get_pid_file(config: Union[str, Path, Config, None] = None) -> Path:
     return get_dist_file(filename="escale.pid", config=config)
 
 
+def _loaded(config: ConfigLike, plugins: Plugins, logger: Optional[logging.Logger]) -> Config:
+    """A TOML configuration as is; an original INI one (a ``ConfigParser``) converted as
+    ``escale config import`` does, its warnings logged."""
+    if not isinstance(config, configparser.RawConfigParser):
+        loaded = _config(config)
+        assert loaded is not None
+        return loaded
+    from .ops.importing import convert  # the importer reads the original's options
+
+    source = getattr(config, "filename", None)
+    file = Path(source) if isinstance(source, (str, Path)) else None
+    imported = convert(config, plugins, file)
+    for line in imported.warnings:
+        (logger or log).warning("%s", line)
+    return parse_config(imported.text(), file, plugins)
+
+
 def parse_section(
-    config: Union[str, Path, Config], repository: str, logger: Optional[logging.Logger] = None
+    config: ConfigLike, repository: str, logger: Optional[logging.Logger] = None
 ) -> tuple[Any, dict[str, Any]]:
-    """The relay factory of a section and the arguments of :class:`Manager`."""
-    loaded = _config(config)
-    assert loaded is not None
+    """The relay factory of a section and the arguments of :class:`Manager`, as the original:
+    ``Manager(*parse_section(config, "photos"))`` or ``relay, args = parse_section(...)`` then
+    ``Manager(relay, **args)``.
+
+    :param config: a TOML file or :class:`Config`, or an original INI configuration as a
+        ``configparser.ConfigParser`` (converted as ``escale config import`` does).
+    :raises ConfigError: no such section, or an invalid one.
+    """
+    plugins = get_plugins()
+    loaded = _loaded(config, plugins, logger)
     section = loaded.section(repository)
-    factory = get_plugins().relays.get(section.address.scheme).load()
-    return factory, {
-        "section": section,
-        "address": section.address,
+    address = section.address
+    local = address.mount is not None or address.scheme in ("file", "local", "memory")
+    factory = plugins.relays.get("file" if address.mount is not None else address.scheme).load()
+    args: dict[str, Any] = {
         "repository": str(section.path),
-        "clientname": section.client,
-        "count": section.pullers,
+        "address": address,
         "encryption": section.encryption,
-        "relay_options": section.relay_options,
+        "passphrase": None if section.encryption == "plain" else section.read_passphrase(),
+        "timestamp": section.timestamp,
+        "clientname": section.client,
+        "filetype": list(section.file_types),
+        "include": [p.source for p in section.include],
+        "exclude": [p.source for p in section.exclude],
+        "includedirectory": [p.source for p in section.include_directories],
+        "excludedirectory": [p.source for p in section.exclude_directories],
+        "tq_controller": TimeQuotaController(
+            section.refresh, None if section.quota is None else section.quota / 1_000_000
+        ),
+        "count": section.pullers,
+        "checksum": section.checksum,
+        "waitonerror": list(section.wait_on_error),
+        "verbosity": section.verbosity,
+        "mode": section.mode,
+        "section_name": section.name,
+        "state_dir": section_state_dir(loaded),
     }
+    args.update(dict(section.relay_options) if local else relay_options(section))
+    return factory, args
 
 
 class History(LocalState):
@@ -169,22 +213,26 @@ class Manager:
     """Glue between the local folder, the relay and the encryption layer (one section).
 
     :param relay: relay scheme name, or a relay factory ``factory(address, **options)``.
-    :param repository: the local folder.
-    :param address: the relay host, or a whole relay URL.
+    :param repository: the local folder; or the arguments dictionary of :func:`parse_section`
+        (``Manager(*parse_section(config, section))``), other arguments overriding it.
+    :param address: the relay host, a whole relay URL, or a :class:`RelayAddress`.
     :param directory: the repository folder on the relay.
-    :param encryption: cipher name (``"plain"`` for none); then pass ``passphrase=...``.
+    :param encryption: cipher name, ``True`` (the default cipher, aes-256-gcm) or ``False``
+        (``"plain"``); an encrypting cipher needs ``passphrase=...``.
     :param clientname: this client's name (default: the host name).
     :param count: pullers: an update is deleted once this many clients acknowledged it.
+    :param checksum: the checksum algorithm (``True``: auto), kept in :attr:`hash_algorithm`.
     :param tq_controller: a :class:`TimeQuotaController` (refresh and quota).
+    :raises UsageError: an unknown cipher or mode, or a cipher without a passphrase.
     """
 
     def __init__(
         self,
         relay: Any,
-        repository: Union[str, Path, None] = None,
-        address: Optional[str] = None,
+        repository: Union[str, Path, Mapping[str, Any], None] = None,
+        address: Union[str, RelayAddress, None] = None,
         directory: Optional[str] = None,
-        encryption: str = "plain",
+        encryption: Union[str, bool, None] = "plain",
         timestamp: Union[bool, str] = True,
         refresh: Union[bool, float] = True,
         clientname: Optional[str] = None,
@@ -201,6 +249,11 @@ class Manager:
         verbosity: int = 1,
         **relay_args: Any,
     ) -> None:
+        if isinstance(repository, Mapping):  # Manager(*parse_section(...))
+            given = {k: val for k, val in locals().items() if k in _MANAGER_PARAMETERS}
+            explicit = {k: val for k, val in given.items() if val != _MANAGER_PARAMETERS[k]}
+            self.__init__(relay, **{**repository, **explicit, **relay_args})  # type: ignore[misc]
+            return
         if repository is None:
             raise UsageError("Manager needs the local folder (repository=...)")
         self.path = Path(repository).expanduser()
@@ -210,12 +263,13 @@ class Manager:
         self.state_dir = Path(relay_args.pop("state_dir", state_dir()))
         self.section = relay_args.pop("section_name", self.path.name or "default")
         self.client = clientname or get_client_name(self.section)
-        self.encryption = encryption or "plain"
-        self.checksum = "auto" if checksum is True else str(checksum)
+        self.encryption = _cipher(encryption, self.passphrase)
+        self.hash_algorithm = "auto" if checksum is True else str(checksum)
         self.count = count or 1
         self.tq_controller = tq_controller or TimeQuotaController(refresh)
         self.address = self._address(relay, address, directory)
         self.relay_factory = relay if callable(relay) and not isinstance(relay, str) else None
+        self.wait_on_error = frozenset(waitonerror or ())
         self.relay_args = relay_args
         self.filters = Filters(
             [t.lstrip(".").lower() for t in filetype or []],
@@ -225,10 +279,14 @@ class Manager:
             [compile_pattern(p) for p in excludedirectory or []],
         )
         self.timestamp = timestamp
-        self.mode = _MODES.get(relay_args.pop("mode", "shared"), "shared")
+        self.mode = original_mode(relay_args.pop("mode", None))
 
     @staticmethod
-    def _address(relay: Any, address: Optional[str], directory: Optional[str]) -> RelayAddress:
+    def _address(
+        relay: Any, address: Union[str, RelayAddress, None], directory: Optional[str]
+    ) -> RelayAddress:
+        if isinstance(address, RelayAddress):
+            return address
         if address and "://" in address:
             return parse_relay_url(address, frozenset({"file", "gdrive"}))
         scheme = relay if isinstance(relay, str) else "file"
@@ -242,8 +300,62 @@ class Manager:
     def _relay(self) -> Relay:
         if self.relay_factory is not None:
             relay: Relay = self.relay_factory(self.address, **self.relay_args)
-            return relay
-        return open_relay(self.address, get_plugins().relays, **self.relay_args)
+        else:
+            relay = open_relay(self.address, get_plugins().relays, **self.relay_args)
+        relay.wait_on_error = self.wait_on_error
+        return relay
+
+    def filter(self, files: list[str]) -> list[str]:
+        """The paths of ``files`` (relative, ``/``-separated) that the section's filters
+        select: file types, include and exclude patterns on the name, folder patterns on the
+        folders; hidden names never are."""
+        return [f for f in files if self.filters.accepts_path(f)]
+
+    def localFiles(self, path: Optional[str] = None) -> list[str]:
+        """The local files the section syncs, relative to the local folder, sorted; with
+        ``path``, only those under that relative folder."""
+        files = scan(self.path, self.filters)
+        prefix = path.strip("/") + "/" if path and path.strip("/") else ""
+        return sorted(f for f in files if f.startswith(prefix))
+
+    def remoteListing(self) -> list[str]:
+        """The file paths the relay repository holds, sorted: decrypted from the manifests of
+        the updates on the relay (a path deleted since may be listed until the update that
+        holds it is collected). Never creates a repository.
+
+        :raises RelayNotFoundError: no repository there.
+        :raises IntegrityError: wrong passphrase or tampered data.
+        """
+        plugins = get_plugins()
+        relay = self._relay()
+        try:
+            repo = open_repository(
+                relay,
+                plugins.ciphers,
+                self.passphrase,
+                create_cipher=self.encryption,
+                create_checksum=resolve_checksum(self.hash_algorithm, plugins.checksums),
+                create=False,
+            )
+            listing = Listing.read(relay.list_sizes())
+            paths: set[str] = set()
+            for cid, seqs in listing.updates.items():
+                for seq in seqs:  # one manifest in memory at a time
+                    paths.update(entry.path for entry in repo.read_manifest(cid, seq).files)
+            return sorted(paths)
+        finally:
+            relay.close()
+
+    def checksum(self, resource: str, return_mtime: bool = False) -> Any:
+        """The checksum of local file ``resource`` (relative) with the section's algorithm
+        (``auto`` resolved); with ``return_mtime``, ``(mtime in seconds, checksum)``;
+        ``None`` for a missing file."""
+        target = self.path / resource
+        info = stat_file(target)
+        if info is None:
+            return None
+        digest = hash_file(target, checksum_factory(self.hash_algorithm, get_plugins().checksums))
+        return (info.mtime_ns / 1e9, digest) if return_mtime else digest
 
     def sync_once(self, force: bool = False) -> RoundReport:
         """One round: push, pull, acknowledge, collect; return what happened."""
@@ -255,7 +367,7 @@ class Manager:
                 plugins.ciphers,
                 self.passphrase,
                 create_cipher=self.encryption,
-                create_checksum=resolve_checksum(self.checksum, plugins.checksums),
+                create_checksum=resolve_checksum(self.hash_algorithm, plugins.checksums),
             )
             state = LocalState(self.section, self.state_dir)
             try:
@@ -296,6 +408,34 @@ class Manager:
             done += 1
             if rounds is None or done < rounds:
                 self.tq_controller.wait()
+
+
+def _cipher(value: Union[str, bool, None], passphrase: Optional[bytes]) -> str:
+    """The cipher name of ``encryption=value``.
+
+    :raises UsageError: an unknown cipher, or an encrypting one without a passphrase.
+    """
+    if value is None or value is False:
+        return "plain"
+    name = DEFAULT_CIPHER if value is True else str(value).strip().lower()
+    ciphers = get_plugins().ciphers
+    if name not in ciphers:
+        raise UsageError(
+            f"unknown encryption {value!r}: expected True, False or one of "
+            f"{', '.join(ciphers.names())}"
+        )
+    if name != "plain" and passphrase is None:
+        raise UsageError(f"encryption {name!r} needs a passphrase (passphrase=...)")
+    return name
+
+
+#: The keyword parameters of :class:`Manager` and their defaults (those a caller changed
+#: override the dictionary of :func:`parse_section`).
+_MANAGER_PARAMETERS = {
+    name: p.default
+    for name, p in inspect.signature(Manager.__init__).parameters.items()
+    if p.default is not inspect.Parameter.empty and name != "repository"
+}
 
 
 class IndexManager(Manager):

@@ -28,87 +28,103 @@ def _failing() -> Iterator[bytes]:
     raise RuntimeError("simulated failure")
 
 
-def probe_relay(relay: Relay) -> list[Check]:
-    """Run every probe in a scratch folder of the repository, then delete it."""
-    scratch = f"probe-{uuid.uuid4().hex[:12]}"
-    checks: list[Check] = []
+Outcome = tuple[Optional[bool], str]
 
-    def run(name: str, probe: Callable[[], tuple[Optional[bool], str]]) -> None:
-        try:
-            ok, detail = probe()
-        except EscaleError as exc:
-            ok, detail = False, str(exc)
-        except Exception as exc:  # a probe must report, not crash
-            ok, detail = False, f"{type(exc).__name__}: {exc}"
-        checks.append(Check(name, ok, detail))
 
-    payload = os.urandom(65536)
+class _Probes:
+    """The probes, each a method that returns ``(ok, detail)``; ``ok`` is ``None`` when the
+    relay cannot say (no modification times). They run in order in one scratch folder."""
 
-    def write_read() -> tuple[Optional[bool], str]:
+    def __init__(self, relay: Relay) -> None:
+        self.relay = relay
+        self.scratch = f"probe-{uuid.uuid4().hex[:12]}"
+        self.payload = os.urandom(65536)
+
+    def write_read(self) -> Outcome:
         start = time.perf_counter()
-        relay.write_bytes(f"{scratch}/a", payload)
-        same = relay.read_bytes(f"{scratch}/a") == payload
-        return (
-            same,
-            f"64 KiB written and read back in {1000 * (time.perf_counter() - start):.0f} ms",
-        )
+        self.relay.write_bytes(f"{self.scratch}/a", self.payload)
+        same = self.relay.read_bytes(f"{self.scratch}/a") == self.payload
+        elapsed = 1000 * (time.perf_counter() - start)
+        return same, f"64 KiB written and read back in {elapsed:.0f} ms"
 
-    def listing() -> tuple[Optional[bool], str]:
-        seen = relay.list_sizes(scratch)
-        return seen == {f"{scratch}/a": len(payload)}, f"listing shows {sorted(seen) or 'nothing'}"
+    def listing(self) -> Outcome:
+        seen = self.relay.list_sizes(self.scratch)
+        expected = {f"{self.scratch}/a": len(self.payload)}
+        return seen == expected, f"listing shows {sorted(seen) or 'nothing'}"
 
-    def stream() -> tuple[Optional[bool], str]:
+    def stream(self) -> Outcome:
         pieces = [os.urandom(1 << 20) for _ in range(3)]
-        relay.write_stream(f"{scratch}/big", iter(pieces))
-        back = b"".join(relay.read_stream(f"{scratch}/big"))
+        self.relay.write_stream(f"{self.scratch}/big", iter(pieces))
+        back = b"".join(self.relay.read_stream(f"{self.scratch}/big"))
         return back == b"".join(pieces), "3 MiB streamed both ways"
 
-    def overwrite() -> tuple[Optional[bool], str]:
-        relay.write_bytes(f"{scratch}/a", b"second")
-        return relay.read_bytes(f"{scratch}/a") == b"second", "an object is replaced whole"
+    def overwrite(self) -> Outcome:
+        self.relay.write_bytes(f"{self.scratch}/a", b"second")
+        return self.relay.read_bytes(
+            f"{self.scratch}/a"
+        ) == b"second", "an object is replaced whole"
 
-    def failed_write() -> tuple[Optional[bool], str]:
+    def failed_write(self) -> Outcome:
         with contextlib.suppress(RuntimeError):
-            relay.write_stream(f"{scratch}/partial", _failing())
-        left = f"{scratch}/partial" in relay.list(scratch)
-        declared = "atomic rename" if relay.capabilities.atomic_rename else "no atomic rename"
+            self.relay.write_stream(f"{self.scratch}/partial", _failing())
+        left = f"{self.scratch}/partial" in self.relay.list(self.scratch)
+        declared = "atomic rename" if self.relay.capabilities.atomic_rename else "no atomic rename"
         return not left, f"an interrupted write leaves nothing visible ({declared})"
 
-    def exclusive() -> tuple[Optional[bool], str]:
-        first = relay.create_exclusive(f"{scratch}/x", b"1")
-        second = relay.create_exclusive(f"{scratch}/x", b"2")
-        kind = "atomic" if relay.capabilities.exclusive_create else "best effort (check-then-write)"
-        return first and not second and relay.read_bytes(f"{scratch}/x") == b"1", kind
+    def exclusive(self) -> Outcome:
+        name = f"{self.scratch}/x"
+        first = self.relay.create_exclusive(name, b"1")
+        second = self.relay.create_exclusive(name, b"2")
+        atomic = self.relay.capabilities.exclusive_create
+        kind = "atomic" if atomic else "best effort (check-then-write)"
+        return first and not second and self.relay.read_bytes(name) == b"1", kind
 
-    def clock() -> tuple[Optional[bool], str]:
-        stamp = relay.modified(f"{scratch}/a")
+    def clock(self) -> Outcome:
+        stamp = self.relay.modified(f"{self.scratch}/a")
         if stamp is None:
             return None, "the relay does not report modification times"
         skew = stamp - time.time()
         return abs(skew) < 300, f"relay clock {skew:+.1f} s from this machine"
 
-    def delete() -> tuple[Optional[bool], str]:
-        for name in relay.list(scratch):
-            relay.delete(name)
-        relay.delete(f"{scratch}/never-existed")
+    def delete(self) -> Outcome:
+        for name in self.relay.list(self.scratch):
+            self.relay.delete(name)
+        self.relay.delete(f"{self.scratch}/never-existed")
         try:
-            relay.read_bytes(f"{scratch}/a")
+            self.relay.read_bytes(f"{self.scratch}/a")
         except RelayNotFoundError:
-            return relay.list(scratch) == [], "deleted; deleting a missing object is no error"
+            return self.relay.list(
+                self.scratch
+            ) == [], "deleted; deleting a missing object is no error"
         return False, "a deleted object can still be read"
 
-    for name, probe in (
-        ("write and read", write_read),
-        ("listing after write", listing),
-        ("streaming", stream),
-        ("overwrite", overwrite),
-        ("interrupted write", failed_write),
-        ("exclusive create", exclusive),
-        ("clock skew", clock),
-        ("delete", delete),
-    ):
-        run(name, probe)
-    return checks
+    def in_order(self) -> list[tuple[str, Callable[[], Outcome]]]:
+        """The probes with their names, in the order they run (``delete`` last: it cleans)."""
+        return [
+            ("write and read", self.write_read),
+            ("listing after write", self.listing),
+            ("streaming", self.stream),
+            ("overwrite", self.overwrite),
+            ("interrupted write", self.failed_write),
+            ("exclusive create", self.exclusive),
+            ("clock skew", self.clock),
+            ("delete", self.delete),
+        ]
+
+
+def _outcome(probe: Callable[[], Outcome]) -> Outcome:
+    """Run one probe; a failure is reported as its outcome, never raised."""
+    try:
+        return probe()
+    except EscaleError as exc:
+        return False, str(exc)
+    except Exception as exc:  # a probe must report, not crash
+        return False, f"{type(exc).__name__}: {exc}"
+
+
+def probe_relay(relay: Relay) -> list[Check]:
+    """Run every probe in a scratch folder of the repository, then delete it."""
+    return [Check(name, *_outcome(probe)) for name, probe in _Probes(relay).in_order()]
 
 
 def format_checks(checks: list[Check]) -> str:

@@ -22,11 +22,22 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from .crypto import KIND_CLIENT, KIND_MANIFEST, Sealer, derive_key, new_kdf, unwrap_key, wrap_key
+from .crypto import (
+    KIND_CLIENT,
+    KIND_MANIFEST,
+    Sealer,
+    derive_key,
+    kdf_not_weaker,
+    new_kdf,
+    renewed_kdf,
+    unwrap_key,
+    wrap_key,
+)
 from .errors import (
     EscaleError,
     IntegrityError,
     NotARepositoryError,
+    PassphraseChangedError,
     RelayNotFoundError,
     UnsupportedFormatError,
 )
@@ -79,6 +90,8 @@ class Repository:
     header: dict[str, Any] = field(default_factory=dict)
     #: bytes of data objects read from the relay so far (as stored: sealed)
     bytes_read: int = 0
+    #: the fingerprint of the master key (:func:`key_check`; ``""`` for ``plain``)
+    key_check: str = ""
 
     def client_id(self, name: str) -> str:
         """The opaque id of client ``name``."""
@@ -187,6 +200,32 @@ def _header_aad(header: dict[str, Any]) -> bytes:
     return f"escale header|{header['id']}|{header['cipher']}|{header['checksum']}".encode()
 
 
+def key_check(master: bytes) -> str:
+    """A fingerprint of the master key, kept in the local state: a header re-wrapped by
+    ``escale key passwd`` must hold the same key (it reveals nothing of the key)."""
+    return hmac.new(master, b"escale key check", hashlib.sha256).hexdigest()
+
+
+#: The header keys ``escale key passwd`` changes: the KDF (new salt) and the wrapped key.
+REWRAP_KEYS = ("kdf", "key")
+
+
+def rewrapped_header(header: dict[str, Any], master: bytes, passphrase: bytes) -> dict[str, Any]:
+    """``header`` with ``master`` wrapped by ``passphrase`` instead: a fresh salt, the same KDF
+    algorithm, costs never lowered (:func:`~escale_core.crypto.renewed_kdf`); everything else
+    (id, cipher, checksum) unchanged, so the other clients accept it (see :func:`_header`)."""
+    new = dict(header)
+    new["kdf"] = renewed_kdf(header.get("kdf"))
+    new["key"] = wrap_key(derive_key(passphrase, new["kdf"]), master, _header_aad(new))
+    return new
+
+
+def write_header(relay: Relay, header: dict[str, Any]) -> None:
+    """Replace the relay's header (readers see the old one or the new one whole: every relay
+    publishes an object atomically)."""
+    relay.write_bytes(HEADER, json.dumps(header, indent=1).encode())
+
+
 def open_repository(
     relay: Relay,
     ciphers: Registry,
@@ -196,6 +235,7 @@ def open_repository(
     create_checksum: str,
     kept: Optional[dict[str, Any]] = None,
     create: bool = True,
+    kept_key_check: Optional[str] = None,
 ) -> Repository:
     """Open the repository on ``relay``, creating it if the relay folder holds none.
 
@@ -207,6 +247,10 @@ def open_repository(
         repository (DESIGN §2.12).
     :param create: whether an empty relay folder gets a new repository (``False``: the
         operations, which work on an existing repository only, refuse it).
+    :param kept_key_check: the :func:`key_check` of the key this client joined with: a header
+        that differs from ``kept`` only in its KDF and wrapped key (``escale key passwd``) is
+        accepted when it unwraps to that same key with KDF costs not lowered.
+    :raises PassphraseChangedError: the passphrase was changed and this one is the old one.
     :raises IntegrityError: wrong passphrase, tampered or replaced header.
     :raises UnsupportedFormatError: a repository of another format.
     :raises RelayNotFoundError: the header this client joined with is missing.
@@ -214,6 +258,7 @@ def open_repository(
     header, created = _header(
         relay, ciphers, passphrase, create_cipher, create_checksum, kept, create
     )
+    rewrapped = kept is not None and header != kept
     if header["cipher"] not in ciphers:
         raise UnsupportedFormatError(
             f"relay object {HEADER}: unknown cipher {header['cipher']!r} "
@@ -231,8 +276,11 @@ def open_repository(
         master = b""
         mac_key = header["id"].encode()
     else:
-        master = created if created is not None else _unwrap(header, passphrase)
+        master = created if created is not None else _unwrap(header, passphrase, rewrapped)
         mac_key = hmac.new(master, b"escale client ids", hashlib.sha256).digest()
+    check = key_check(master) if master else ""
+    if rewrapped and check != kept_key_check:
+        raise IntegrityError(_other_key(kept_key_check))
     return Repository(
         relay,
         header["id"],
@@ -241,6 +289,24 @@ def open_repository(
         Sealer(cipher_class, master),
         mac_key,
         header,
+        key_check=check,
+    )
+
+
+def _other_key(kept_key_check: Optional[str]) -> str:
+    """Why a re-wrapped header is refused although this passphrase unwraps it."""
+    if kept_key_check is None:
+        return (
+            f"relay object {HEADER} was re-wrapped (new passphrase) since this client last "
+            "synced, and this client holds no fingerprint of the key it joined with to check "
+            "that the key is the same: refusing to sync; if 'escale key passwd' was run on "
+            "purpose, remove this section's local state to join again"
+        )
+    return (
+        f"relay object {HEADER} holds another key than the one this client joined with "
+        "(a replaced header, or another repository with the same passphrase): refusing to "
+        "sync; if the section points at another repository on purpose, remove its local state "
+        "to start over"
     )
 
 
@@ -272,13 +338,36 @@ def _header(
                 ) from None
             return _create(relay, ciphers, passphrase, cipher, checksum)
         header = _read_header(relay)  # created by another client meanwhile
-    if kept is not None and header != kept:
+    if kept is not None and header != kept and not _only_rewrapped(header, kept):
         raise IntegrityError(
             f"relay object {HEADER} is not the header this client joined (repository "
             f"{kept.get('id')}, now {header.get('id')}): refusing to sync; if the section "
             "points at another repository on purpose, remove its local state to start over"
         )
     return header, None
+
+
+def _only_rewrapped(header: dict[str, Any], kept: dict[str, Any]) -> bool:
+    """Whether ``header`` differs from ``kept`` only by ``escale key passwd``: its KDF and
+    wrapped key, with KDF costs not lowered (a weakened KDF is refused, DESIGN §2.12).
+
+    :raises IntegrityError: only the KDF and key changed, but the KDF is weaker."""
+    rest = {k: v for k, v in header.items() if k not in REWRAP_KEYS}
+    if rest != {k: v for k, v in kept.items() if k not in REWRAP_KEYS}:
+        return False
+    if not kdf_not_weaker(header.get("kdf"), kept.get("kdf")):
+        raise IntegrityError(
+            f"relay object {HEADER}: its KDF ({_kdf_text(header.get('kdf'))}) is weaker than "
+            f"the one this client joined with ({_kdf_text(kept.get('kdf'))}): a weakened or "
+            "tampered header, refused; put back the repository's escale.json"
+        )
+    return True
+
+
+def _kdf_text(kdf: Any) -> str:
+    if not isinstance(kdf, dict):
+        return "none"
+    return " ".join(f"{k}={v}" for k, v in sorted(kdf.items()) if k != "salt")[:200]
 
 
 #: Object names of an original Escale relay (its pages, placeholders and locks).
@@ -302,6 +391,14 @@ def _holds_header(relay: Relay) -> bool:
     return False
 
 
+def holds_repository(relay: Relay) -> bool:
+    """Whether the relay folder holds a repository (its header); ``False`` when it is empty
+    or missing, so a repository may be created there.
+
+    :raises EscaleError: the folder holds other objects (DESIGN §2.12)."""
+    return relay.exists(HEADER) or _holds_header(relay)
+
+
 def _not_a_repository(names: list[str]) -> EscaleError:
     """The error for a relay folder without header that holds ``names``."""
     refusing = "refusing to create a repository there"
@@ -316,8 +413,8 @@ def _not_a_repository(names: list[str]) -> EscaleError:
     if original:
         return NotARepositoryError(
             f"relay folder holds an original Escale relay (e.g. {original[0]!r}) but no "
-            f"{HEADER}: {refusing}; point the section at an empty folder (importing an "
-            "original Escale relay is a separate operation, 'escale import', not built yet)"
+            f"{HEADER}: {refusing}; let the original clients finish, then point the section at "
+            "a new, empty folder (docs/migrating.md)"
         )
     return NotARepositoryError(
         f"relay folder holds files but no {HEADER} (another program's files, or an original "
@@ -325,8 +422,11 @@ def _not_a_repository(names: list[str]) -> EscaleError:
     )
 
 
-def _unwrap(header: dict[str, Any], passphrase: Optional[bytes]) -> bytes:
-    """The master key, unwrapped with the passphrase."""
+def _unwrap(header: dict[str, Any], passphrase: Optional[bytes], rewrapped: bool = False) -> bytes:
+    """The master key, unwrapped with the passphrase.
+
+    :param rewrapped: the header was re-wrapped since this client joined: a passphrase that
+        does not unwrap it is the old one (:class:`PassphraseChangedError`)."""
     if passphrase is None:
         raise IntegrityError(
             f"the repository is encrypted with {header['cipher']}: "
@@ -336,9 +436,16 @@ def _unwrap(header: dict[str, Any], passphrase: Optional[bytes]) -> bytes:
         if not isinstance(header.get("kdf"), dict) or not isinstance(header.get("key"), str):
             raise IntegrityError("repository header: missing KDF parameters or wrapped key")
         kek = derive_key(passphrase, header["kdf"])
-        return unwrap_key(kek, header["key"], _header_aad(header))
     except IntegrityError as exc:
         raise type(exc)(f"relay object {HEADER}: {exc}") from None
+    try:
+        return unwrap_key(kek, header["key"], _header_aad(header))
+    except IntegrityError as exc:
+        if rewrapped:
+            raise PassphraseChangedError(
+                "the repository's passphrase was changed (escale key passwd)"
+            ) from None
+        raise IntegrityError(f"relay object {HEADER}: {exc}") from None
     except ValueError as exc:  # undecodable base64
         raise IntegrityError(f"relay object {HEADER}: invalid wrapped key ({exc})") from None
 

@@ -20,6 +20,7 @@ from .errors import (
     ClientRetiredError,
     EscaleError,
     LocalFolderError,
+    PassphraseChangedError,
     RelayError,
     RelayNotFoundError,
 )
@@ -124,13 +125,17 @@ def open_section_repository(
     plugins: Plugins,
     kept: Optional[dict[str, Any]] = None,
     create: bool = True,
+    kept_key_check: Optional[str] = None,
 ) -> Repository:
     """Open (or create) the repository of ``section`` on ``relay``; checks the passphrase.
 
-    :param kept: the header the section's client joined with (it must not change).
+    :param kept: the header the section's client joined with (it must not change, but for a
+        new passphrase: see :func:`~escale_core.repository.open_repository`).
     :param create: ``False``: an empty relay folder is refused instead of getting a new
-        repository."""
+        repository.
+    :param kept_key_check: the fingerprint of the key the client joined with."""
     passphrase = None if section.encryption == "plain" else section.read_passphrase()
+    place = f"[{section.name}] relay {section.address.display()}"
     try:
         return open_repository(
             relay,
@@ -140,9 +145,32 @@ def open_section_repository(
             create_checksum=resolve_checksum(section.checksum, plugins.checksums),
             kept=kept,
             create=create,
+            kept_key_check=kept_key_check,
         )
+    except PassphraseChangedError as exc:
+        raise PassphraseChangedError(
+            f"{place}: {exc}: put the new passphrase in {passphrase_place(section)} (if "
+            f"nobody changed it, the relay's {HEADER} was tampered with); nothing was written"
+        ) from None
     except EscaleError as exc:
-        raise type(exc)(f"[{section.name}] relay {section.address.display()}: {exc}") from exc
+        raise type(exc)(f"{place}: {exc}") from exc
+
+
+def passphrase_place(section: SectionConfig) -> str:
+    """Where the section's passphrase is: its passphrase file, or its ``passphrase`` key."""
+    if section.passphrase_file is not None:
+        return str(section.passphrase_file)
+    return f"the passphrase key of [{section.name}]"
+
+
+def remember_header(state: LocalState, repo: Repository) -> None:
+    """Keep the header this client syncs with, and the fingerprint of its key, in the local
+    state: set when the client joins; the fingerprint is added for a client that joined before
+    fingerprints were kept; the header is replaced after 'escale key passwd' re-wrapped it."""
+    if state.get_meta("header") != repo.header:
+        state.set_meta("header", repo.header)
+    if state.get_meta("key check") != repo.key_check:
+        state.set_meta("key check", repo.key_check)
 
 
 @dataclass
@@ -239,9 +267,9 @@ def sync_section(
             state = LocalState(section.name, where)
             try:
                 kept = state.get_meta("header")
-                repo = open_section_repository(section, relay, plugins, kept)
-                if kept is None:  # joined now: this header is the repository for good
-                    state.set_meta("header", repo.header)
+                check = state.get_meta("key check")
+                repo = open_section_repository(section, relay, plugins, kept, True, check)
+                remember_header(state, repo)  # joined now: this repository for good
                 engine = Engine(repo, state, options, plugins.checksums, prescan)
                 try:
                     return engine.run_round()

@@ -53,12 +53,10 @@ def test_version_prints_the_package_version(escale: RunEscale) -> None:
 @pytest.mark.parametrize(
     ("args", "command"),
     [
-        (["init"], "init"),
         (["migrate", "photos", "s3://b/x"], "migrate"),
         (["backup", "photos", "a.tar"], "backup"),
         (["restore", "photos", "a.tar"], "restore"),
         (["fix", "photos"], "fix"),
-        (["config", "import", "old.conf"], "config import"),
     ],
 )
 def test_commands_not_yet_implemented_say_so_and_exit_2(

@@ -302,3 +302,36 @@ def test_two_idle_daemons_on_a_watched_relay_folder_do_not_wake_each_other(
     wait_until(quiet, "idle daemons to stop running rounds", timeout=60)
     b.write("g.txt", "two")  # and a change still travels
     wait_until(lambda: (a.root / "g.txt").exists(), "bob's file on alice")
+
+
+def test_a_state_folder_too_deep_for_a_unix_socket_still_gets_a_control_socket(
+    cluster: Cluster, start: Callable[[Client], int], tmp_path: Path
+) -> None:
+    a = cluster.add("alice", extra="refresh = 1")
+    deep = tmp_path / ("d" * 60) / ("e" * 60)  # beyond the 108 bytes of sun_path
+    a.config.write_text(a.config.read_text().replace(str(a.config.parent / "state"), str(deep)))
+    pid = start(a)
+    status = escale(a, "status", "--json")
+    assert status.returncode == 0, status.stderr
+    assert json.loads(status.stdout)["shared"]["daemon"]["state"] is not None
+    assert f"daemon: running (pid {pid})" in escale(a, "status").stdout
+    assert not (deep / "escale.sock").exists()
+
+
+def test_an_operation_is_refused_while_the_daemon_syncs_the_section_unless_paused(
+    cluster: Cluster, start: Callable[[Client], int]
+) -> None:
+    from escale_core.config import load_config
+    from escale_core.errors import UsageError
+    from escale_core.ops import refuse_if_daemon_syncs
+    from escale_core.plugins import get_plugins
+
+    a = cluster.add("alice", extra="refresh = 1")
+    a.sync()
+    start(a)
+    config = load_config(a.config, get_plugins())
+    with pytest.raises(UsageError, match=r"\[shared\] is being synced by the running daemon"):
+        refuse_if_daemon_syncs(config, "shared", "check shared")
+    assert escale(a, "pause", "shared").returncode == 0
+    refuse_if_daemon_syncs(config, "shared", "check shared")  # paused: allowed
+    refuse_if_daemon_syncs(config, "other", "check other")  # not a section it syncs

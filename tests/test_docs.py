@@ -50,6 +50,7 @@ def test_every_hook_is_documented(hook: str) -> None:
         "config check",
         "config import",
         "relay check",
+        "key passwd",
         "migrate",
         "backup",
         "restore",

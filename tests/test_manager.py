@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import configparser
+import hashlib
 from pathlib import Path
 
 import pytest
 
-from escale_core.errors import IntegrityError, UsageError
+from escale_core.errors import IntegrityError, RelayNotFoundError, UsageError
 from escale_core.manager import (
     AccessAttributes,
     AccessController,
@@ -19,6 +21,7 @@ from escale_core.manager import (
     get_client_name,
     get_pid_file,
     parse_address,
+    parse_section,
 )
 
 from .clients import same_tree
@@ -137,3 +140,115 @@ def test_helpers_keep_their_original_meaning(tmp_path: Path) -> None:
     assert get_client_name("s", {})
     assert parse_address("webdav://host:8080/dir") == ("webdav", "host", "8080", "dir")
     assert get_pid_file().name == "escale.pid"
+
+
+def _write_toml(tmp_path: Path, relay: Path, local: Path) -> Path:
+    config = tmp_path / "escale.toml"
+    config.write_text(
+        f'state_dir = "{tmp_path / "state"}"\n[s]\npath = "{local}"\nrelay = "{relay}"\n'
+        'encryption = "plain"\nclient = "one"\nfile_types = ["txt"]\n'
+    )
+    return config
+
+
+def test_manager_takes_parse_section_positionally_as_the_original(tmp_path: Path) -> None:
+    local, relay = tmp_path / "a", tmp_path / "relay"
+    local.mkdir()
+    (local / "f.txt").write_text("x")
+    (local / "skip.bin").write_text("y")
+    config = _write_toml(tmp_path, relay, local)
+    manager = Manager(*parse_section(config, "s"))
+    assert manager.client == "one" and manager.path == local
+    assert manager.sync_once().pushed == ["f.txt"]  # the section's file_types apply
+    factory, args = parse_section(config, "s")
+    assert Manager(factory, **args).client == "one"
+    assert Manager(factory, args, clientname="two").client == "two"  # keywords override
+
+
+def test_parse_section_converts_an_original_ini_configparser(tmp_path: Path) -> None:
+    local, relay = tmp_path / "a", tmp_path / "relay"
+    local.mkdir()
+    (local / "f.txt").write_text("x")
+    parser = configparser.ConfigParser()
+    parser.read_string(
+        f"[s]\nlocal path = {local}\nprotocol = file\nrelay path = {relay}\n"
+        f"push only = yes\nclient name = old\nmaintainer = me@example.org\ncache = {tmp_path}\n"
+    )
+    factory, args = parse_section(parser, "s")
+    assert args["mode"] == "upload" and args["clientname"] == "old"
+    assert args["encryption"] == "plain"  # the original's default
+    manager = Manager(factory, args, state_dir=tmp_path / "state")
+    assert manager.sync_once().pushed == ["f.txt"]
+    assert (relay / "escale.json").exists()
+
+
+def test_access_controller_reads_the_original_mode_names(tmp_path: Path) -> None:
+    def mode(name: str) -> str:
+        return AccessController("s", path=tmp_path, persistent=tmp_path / "db", mode=name).mode
+
+    assert mode("protective") == mode("conservative") == "conservative"
+    assert mode("sharing") == mode("share") == mode("Shared") == "shared"
+    assert mode("upload") == "upload" and mode("download") == "download"
+    with pytest.raises(UsageError, match=r"unknown mode 'bogus'.*protective"):
+        mode("bogus")
+    with pytest.raises(UsageError, match="unknown mode 'preservative'"):  # refused by the original
+        mode("preservative")
+    with pytest.raises(UsageError, match="unknown mode"):
+        Manager("file", repository=tmp_path, directory=str(tmp_path / "r"), mode="both")
+
+
+def test_parse_address_keeps_the_user_as_the_original() -> None:
+    assert parse_address("sftp://me@host/srv") == ("sftp", "me@host", None, "srv")
+    assert parse_address("ftp://me@host:21/a/b") == ("ftp", "me@host", "21", "a/b")
+    assert parse_address("host:8080/dir") == (None, "host", "8080", "dir")
+
+
+def test_manager_encryption_true_is_the_default_cipher(tmp_path: Path) -> None:
+    common = {"repository": tmp_path / "a", "directory": str(tmp_path / "r")}
+    assert Manager("file", encryption=True, passphrase="pw", **common).encryption == "aes-256-gcm"
+    assert Manager("file", encryption=False, **common).encryption == "plain"
+    with pytest.raises(UsageError, match="needs a passphrase"):
+        Manager("file", encryption=True, **common)
+    with pytest.raises(UsageError, match=r"unknown encryption 'blowfish'.*aes-256-gcm"):
+        Manager("file", encryption="blowfish", passphrase="pw", **common)
+
+
+def test_manager_filter_local_files_and_checksum(tmp_path: Path) -> None:
+    root = tmp_path / "a"
+    (root / "tmp").mkdir(parents=True)
+    for name in ("a.jpg", "b.txt", "tmp/c.jpg", ".hidden.jpg"):
+        (root / name).write_text(name)
+    manager = Manager(
+        "file",
+        repository=root,
+        directory=str(tmp_path / "r"),
+        filetype=[".JPG"],
+        excludedirectory=["tmp"],
+        checksum="sha256",
+    )
+    assert manager.filter(["a.jpg", "b.txt", "tmp/c.jpg", "x/d.jpg", ".h.jpg"]) == [
+        "a.jpg",
+        "x/d.jpg",
+    ]
+    assert manager.localFiles() == ["a.jpg"]
+    assert manager.checksum("a.jpg") == hashlib.sha256(b"a.jpg").hexdigest()
+    mtime, digest = manager.checksum("a.jpg", return_mtime=True)
+    assert digest == manager.checksum("a.jpg")
+    assert mtime == pytest.approx((root / "a.jpg").stat().st_mtime, abs=1e-6)
+    assert manager.checksum("missing") is None
+
+
+def test_manager_remote_listing_decrypts_the_paths_the_relay_holds(tmp_path: Path) -> None:
+    a, relay = tmp_path / "a", tmp_path / "relay"
+    (a / "x").mkdir(parents=True)
+    (a / "x" / "f.txt").write_text("hello")
+    (a / "g.txt").write_text("bye")
+    common = {"directory": str(relay), "encryption": "chacha20-poly1305", "passphrase": "pw-1"}
+    reader = Manager("file", repository=tmp_path / "b", state_dir=tmp_path / "sb", **common)
+    with pytest.raises(RelayNotFoundError):
+        reader.remoteListing()  # nothing there: never creates a repository
+    assert not relay.exists() or not any(relay.iterdir())
+    Manager("file", repository=a, clientname="a", state_dir=tmp_path / "sa", **common).sync_once()
+    assert reader.remoteListing() == ["g.txt", "x/f.txt"]
+    names = [p.name for p in relay.rglob("*")]
+    assert not any("f.txt" in n or "g.txt" in n for n in names)  # the relay saw no names

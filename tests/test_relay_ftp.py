@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
@@ -23,7 +21,6 @@ from .servers import RelayServer, free_port
 from .servers.ftp import PASSWORD
 
 MIB = 1 << 20
-BIG = 60 * MIB
 PAGE = 'max_page_size = "4MiB"'
 
 
@@ -152,114 +149,10 @@ def add(cluster: Cluster, server: RelayServer, name: str, extra: str = "") -> Cl
     return cluster.add(name, extra=f"{server.config}\n{extra}\n{table}")
 
 
-def write_big(client: Client, name: str = "big.bin") -> Path:
-    path = client.write(name, b"")
-    with open(path, "wb") as out:
-        for _ in range(BIG // MIB):
-            out.write(os.urandom(MIB))
-    return path
-
-
-def wait_for(condition: Callable[[], bool], process: subprocess.Popen[str], what: str) -> None:
-    deadline = time.monotonic() + 60
-    while not condition():
-        assert process.poll() is None, f"escale ended before {what}: {process.communicate()}"
-        assert time.monotonic() < deadline, f"gave up waiting for {what}"
-        time.sleep(0.01)
-
-
-def stored_chunks(repo: Path) -> int:
-    """Complete data objects in a repository folder on the server's disk (not temporaries)."""
-    data = repo / "data"
-    return sum(1 for p in data.rglob("*") if p.is_file() and not p.name.startswith("."))
-
-
 def error_lines(stderr: str) -> list[str]:
     lines = [line for line in stderr.splitlines() if line.strip()]
     assert not any("Traceback" in line or "internal error" in line for line in lines), stderr
     return lines
-
-
-def assert_one_clear_failure(process: subprocess.Popen[str], *needles: str) -> None:
-    _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 1, stderr
-    lines = error_lines(stderr)
-    assert len(lines) == 1, stderr
-    assert all(needle in lines[0] for needle in needles), lines[0]
-
-
-@pytest.fixture
-def own_cluster(
-    ftp_server_own: RelayServer, tmp_path: Path, isolated_env: dict[str, str]
-) -> Cluster:
-    return Cluster(tmp_path / "clients", ftp_server_own.url("repo"), isolated_env)
-
-
-def test_a_push_cut_by_a_server_crash_fails_in_one_line_and_the_next_round_resumes(
-    ftp_server_own: RelayServer, own_cluster: Cluster, tmp_path: Path
-) -> None:
-    a = add(own_cluster, ftp_server_own, "alice", PAGE)
-    b = add(own_cluster, ftp_server_own, "bob")
-    a.write("notes.txt", "before the crash")
-    write_big(a)
-    repo = tmp_path / "ftp-root/repos/repo"
-    push = a.start_sync()
-    wait_for(lambda: stored_chunks(repo) >= 3, push, "3 chunks stored")
-    ftp_server_own.server.kill()
-    assert_one_clear_failure(push, ftp_server_own.url("repo"))
-    ftp_server_own.server.restart()
-    report = json.loads(a.sync("--json").stdout)["shared"]
-    assert report["wire_up"] < BIG - 8 * MIB, "the stored chunks were sent again"
-    b.sync()
-    assert same_tree(a.root, b.root)
-
-
-def test_a_pull_cut_by_a_server_crash_fails_in_one_line_and_the_next_round_converges(
-    ftp_server_own: RelayServer, own_cluster: Cluster, tmp_path: Path
-) -> None:
-    a = add(own_cluster, ftp_server_own, "alice", PAGE)
-    b = add(own_cluster, ftp_server_own, "bob")
-    a.write("notes.txt", "pulled after the crash")
-    write_big(a)
-    a.sync()
-    log = tmp_path / "ftp.log"
-    start = len(log.read_bytes())
-
-    def data_read() -> int:
-        text = log.read_bytes()[start:].decode(errors="replace")
-        return sum(1 for line in text.splitlines() if "RETR " in line and "/data/" in line)
-
-    pull = b.start_sync()
-    wait_for(lambda: data_read() >= 3, pull, "3 data objects read")
-    ftp_server_own.server.kill()
-    assert_one_clear_failure(pull, ftp_server_own.url("repo"))
-    assert not (b.root / "big.bin").exists()  # never a half-pulled file under its name
-    ftp_server_own.server.restart()
-    b.sync()
-    a.sync()
-    assert same_tree(a.root, b.root)
-
-
-def test_a_watching_client_sees_writes_made_after_its_listing(
-    ftp_server: RelayServer, tmp_path: Path, isolated_env: dict[str, str]
-) -> None:
-    cluster = Cluster(
-        tmp_path / "clients", ftp_server.url(f"r-{uuid.uuid4().hex[:8]}"), isolated_env
-    )
-    a = add(cluster, ftp_server, "alice")
-    b = add(cluster, ftp_server, "bob", "refresh = 1")
-    a.write("first.txt", "1")
-    a.sync()
-    watch = b.start_sync("--watch")
-    try:
-        wait_for((b.root / "first.txt").exists, watch, "bob's first round")
-        a.write("first.txt", "1, edited after bob listed")
-        a.write("second.txt", "2")
-        a.sync()
-        wait_for(lambda: same_tree(a.root, b.root), watch, "bob's later round")
-    finally:
-        watch.terminate()
-        watch.communicate(timeout=30)
 
 
 @pytest.mark.parametrize(

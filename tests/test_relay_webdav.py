@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
@@ -18,12 +17,10 @@ from escale_core.plugins import Plugins
 from escale_core.relay import Relay, open_relay
 from escale_core.testing import OpenRelay, RelayConformance
 
-from .clients import Client, Cluster, same_tree
+from .clients import Client, Cluster
 from .conftest import Run, RunEscale
 from .servers import RelayServer, free_port
 from .servers.webdav import BASE, PASSWORD, USER
-
-MIB = 1 << 20
 
 
 def relay_on(server: RelayServer, plugins: Plugins, folder: str) -> Relay:
@@ -161,95 +158,10 @@ def new_cluster(server: RelayServer, tmp_path: Path, env: dict[str, str]) -> Clu
     return Cluster(tmp_path / "clients", server.url(f"repo-{uuid.uuid4().hex[:8]}"), env)
 
 
-def random_file(client: Client, rel: str, mib: int) -> Path:
-    path = client.write(rel, b"")
-    with open(path, "wb") as out:
-        for _ in range(mib):
-            out.write(os.urandom(MIB))
-    return path
-
-
-def stored_bytes(folder: Path) -> int:
-    """Bytes of all files under ``folder`` (temporaries included)."""
-    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) if folder.exists() else 0
-
-
-def interrupt(client: Client, server: RelayServer, watched: Path, threshold: int) -> Run:
-    """Start ``escale sync`` on ``client``, kill the server once ``watched`` holds
-    ``threshold`` bytes, and return the outcome of the sync (the server stays down)."""
-    sync = client.start_sync()
-    deadline = time.monotonic() + 60
-    while stored_bytes(watched) < threshold and sync.poll() is None:
-        assert time.monotonic() < deadline, "the transfer did not start"
-        time.sleep(0.002)
-    server.server.kill()
-    stdout, stderr = sync.communicate(timeout=120)
-    return Run(sync.returncode, stdout, stderr)
-
-
 def one_clear_error(run: Run, expected: str) -> None:
     assert run.returncode == 1, run.stderr
     assert "Traceback" not in run.stderr and len(run.error_lines) == 1, run.stderr
     assert expected in run.stderr, run.stderr
-
-
-def report(client: Client) -> dict[str, object]:
-    section: dict[str, object] = json.loads(client.sync("--json").stdout)["shared"]
-    return section
-
-
-def test_a_server_killed_mid_push_fails_the_round_and_the_next_round_resumes(
-    webdav_server_own: RelayServer, tmp_path: Path, isolated_env: dict[str, str]
-) -> None:
-    cluster = new_cluster(webdav_server_own, tmp_path, isolated_env)
-    a = add(cluster, webdav_server_own, "alice", 'max_page_size = "4MiB"')
-    b = add(cluster, webdav_server_own, "bob")
-    a.write("small.txt", "small")
-    random_file(a, "big.bin", 60)
-    repo = tmp_path / "dav-root" / BASE / cluster.relay.rsplit("/", 1)[1]
-    run = interrupt(a, webdav_server_own, repo / "data", 24 * MIB)
-    one_clear_error(run, "cannot connect to the WebDAV server")
-    webdav_server_own.server.restart()
-    retry = report(a)
-    assert isinstance(retry["wire_up"], int) and retry["wire_up"] < 50 * MIB, retry
-    b.sync()
-    assert same_tree(a.root, b.root)
-    assert (b.root / "big.bin").read_bytes() == (a.root / "big.bin").read_bytes()
-
-
-def test_a_server_killed_mid_pull_fails_the_round_and_the_next_round_converges(
-    webdav_server_own: RelayServer, tmp_path: Path, isolated_env: dict[str, str]
-) -> None:
-    cluster = new_cluster(webdav_server_own, tmp_path, isolated_env)
-    a = add(cluster, webdav_server_own, "alice", 'max_page_size = "4MiB"')
-    b = add(cluster, webdav_server_own, "bob")
-    random_file(a, "big.bin", 60)
-    a.write("docs/note.txt", "note")
-    a.sync()
-    run = interrupt(b, webdav_server_own, b.root, 8 * MIB)
-    one_clear_error(run, "WebDAV server")
-    partial = b.root / "big.bin"
-    assert not partial.exists() or partial.read_bytes() == (a.root / "big.bin").read_bytes()
-    webdav_server_own.server.restart()
-    b.sync()
-    assert same_tree(a.root, b.root)
-
-
-def test_a_second_client_sees_an_update_written_after_its_own_listing(
-    webdav_server: RelayServer, tmp_path: Path, isolated_env: dict[str, str]
-) -> None:
-    cluster = new_cluster(webdav_server, tmp_path, isolated_env)
-    a = add(cluster, webdav_server, "alice")
-    b = add(cluster, webdav_server, "bob")
-    a.write("first.txt", "1")
-    a.sync()
-    b.sync()  # b has listed the repository
-    a.write("second.txt", "2")
-    (a.root / "first.txt").unlink()
-    a.sync()
-    b.sync()
-    assert same_tree(a.root, b.root)
-    assert (b.root / "second.txt").read_text() == "2" and not (b.root / "first.txt").exists()
 
 
 def test_a_password_file_with_user_and_password_authenticates(

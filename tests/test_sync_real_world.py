@@ -376,7 +376,7 @@ FOREIGN = {
     "another program": ({"notes.txt": b"mine", "photos/cat.jpg": b"jpeg"}, "holds files but no"),
     "original Escale": (
         {"index.manifest": b"...", "a1b2.placeholder": b"", "0001.lock": b""},
-        "'escale import', not built yet",
+        "new, empty folder (docs/migrating.md)",
     ),
     "escale objects without header": (
         {"updates/" + "a" * 32 + "/0000000001": b"sealed", "clients/" + "a" * 32: b"sealed"},

@@ -44,6 +44,8 @@ def build_app() -> typer.Typer:
         config_cmd,
         daemon_cmd,
         demo_cmd,
+        init_cmd,
+        key_cmd,
         pending,
         plugins_cmd,
         relay_cmd,
@@ -91,6 +93,8 @@ def build_app() -> typer.Typer:
     plugins_cmd.register(app)
     demo_cmd.register(app)
     relay_cmd.register(app)
+    init_cmd.register(app)
+    key_cmd.register(app)
     config_cmd.register(app)
     versions_cmd.register(app)
     clients_cmd.register(app)

@@ -1,4 +1,5 @@
-"""``escale config check``: validate the configuration and show each section's settings."""
+"""``escale config check`` (validate the configuration, show each section's settings) and
+``escale config import`` (convert an original Escale INI configuration)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ import typer
 
 from ..checksum import resolve_checksum
 from ..config import Config, load_config, to_toml
+from ..config.editing import write_atomically
+from ..errors import UsageError
+from ..ops.importing import check_loads, import_file
 from ..plugins import get_plugins
-from .pending import not_yet
 
 
 def _load(ctx: typer.Context) -> Config:
@@ -58,6 +61,32 @@ def register(app: typer.Typer) -> None:
         old: Path = typer.Argument(
             ..., metavar="OLD.conf", help="An original Escale INI configuration file."
         ),
+        output: Optional[Path] = typer.Option(
+            None, "-o", "--output", metavar="NEW.toml", help="Write here instead of stdout."
+        ),
+        force: bool = typer.Option(False, "--force", help="Overwrite an existing NEW.toml."),
     ) -> None:
-        """Convert an original Escale INI configuration into escale's TOML."""
-        not_yet("config import")
+        """Convert an original Escale INI configuration into escale's TOML.
+
+        Options without an equivalent are named on standard error, one line each. The relays
+        still point at the original relay folders: point each at a new empty folder
+        (docs/migrating.md). Exit status 2 for an unreadable or invalid OLD.conf.
+        """
+        if output is not None and output.exists() and not force:
+            raise UsageError(f"{output} exists: not overwritten (add --force to replace it)")
+        plugins = get_plugins()
+        imported = import_file(old, plugins)
+        for line in imported.warnings:
+            typer.echo(f"warning: {line}", err=True)
+        problem = check_loads(imported, output or old.resolve().with_suffix(".toml"), plugins)
+        if problem is not None:
+            typer.echo(f"warning: the result does not load yet: {problem}", err=True)
+        if output is None:
+            typer.echo(imported.text(), nl=False)
+            return
+        write_atomically(output, imported.text())
+        typer.echo(
+            f"wrote {output}: point each relay at a new empty folder, then run "
+            f"'escale -c {output} config check'",
+            err=True,
+        )

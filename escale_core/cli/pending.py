@@ -23,11 +23,6 @@ def register(app: typer.Typer) -> None:
     """Add the not-yet-implemented commands to ``app``."""
 
     @app.command()
-    def init() -> None:
-        """Interactive wizard: write a section and generate a key file."""
-        not_yet("init")
-
-    @app.command()
     def migrate(
         section: str = typer.Argument(...), dest_url: str = typer.Argument(..., metavar="DEST_URL")
     ) -> None:

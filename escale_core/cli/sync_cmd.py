@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 import typer
 
-from ..config import Config, SectionConfig, load_config
+from ..config import Config, load_config
 from ..daemon import Daemon
 from ..daemon.control import ask_daemon
 from ..daemon.logs import timestamp_stderr
 from ..engine import RoundReport
 from ..errors import EscaleError, UsageError
-from ..plugins import Plugins, get_plugins
+from ..plugins import get_plugins
 from ..session import sync_section
 from .output import changed_while_read_message, details, summary
 from .progress import RoundProgress
@@ -137,16 +138,7 @@ def watch_sections(
             for line in details(report):
                 typer.echo(line)
 
-    def one_round(
-        config: Config,
-        section: SectionConfig,
-        plugins: Plugins,
-        *,
-        progress: Callable[[int], None],
-        phase: Callable[[str], None],
-    ) -> RoundReport:
-        return sync_section(config, section, plugins, force=force, progress=progress, phase=phase)
-
+    one_round = functools.partial(sync_section, force=force)  # the daemon's round, with --force
     Daemon(config_file, names, pid_file=names is None, on_round=printed, run_round=one_round).run()
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import os
 import socket
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, Optional
@@ -12,6 +11,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, Optional
 from ..address import RelayAddress, parse_relay_url
 from ..errors import ConfigError, MissingDependencyError
 from . import schema
+from .legacy import legacy_relay_url
 from .model import Config, SectionConfig
 from .values import Context, to_bool, to_str
 
@@ -19,15 +19,6 @@ if TYPE_CHECKING:
     from ..plugins import Plugins
 
 log = logging.getLogger("escale.config")
-
-#: Original Escale protocol names and their escale relay schemes.
-_LEGACY_SCHEMES = {
-    "local": "file",
-    "googledrive": "gdrive",
-    "google": "gdrive",
-    "http": "webdav",
-    "https": "webdavs",
-}
 
 Raw = dict[str, tuple[str, Any]]
 
@@ -104,26 +95,10 @@ class _Section:
             p: str(to_str(v, self.ctx)) if not isinstance(v, int) else str(v)
             for p, (_, v) in parts.items()
         }
-        protocol = text.get("protocol", "").lower()
-        protocol = _LEGACY_SCHEMES.get(protocol, protocol)
-        address, directory = text.get("address", ""), text.get("directory", "").strip("/")
-        if not protocol and (address or text.get("directory", "")).startswith(("/", "~")):
-            protocol = "file"
-        if not protocol:
-            self.fail(
-                "cannot tell the relay's protocol",
-                next(iter(parts)),
-                hint='set relay = "scheme://host/path"',
-            )
-        if protocol == "file" or address.startswith(("/", "~")):
-            local = os.path.join(address, directory) if address else text.get("directory", "")
-            if protocol != "file" and directory:
-                url = f"{protocol}://{address}//{directory}"
-            else:
-                url = f"{protocol}://{local}" if local.startswith("/") else local
-        else:
-            port = f":{text['port']}" if "port" in text else ""
-            url = f"{protocol}://{address}{port}/{directory}"
+        try:  # the user stays in its own key (username), as written
+            url = legacy_relay_url(text)
+        except ValueError as exc:
+            self.fail(str(exc), next(iter(parts)), hint='or set relay = "scheme://host/path"')
         self.raw["relay"] = ("relay", url)
 
     def _legacy_mode(self) -> None:

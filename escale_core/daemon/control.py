@@ -4,16 +4,20 @@ JSON request per connection and one JSON answer; no TCP port is ever opened."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
 import socket
+import stat
+import tempfile
 import threading
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from ..config import Config
+from ..errors import StateError
 from ..state import state_dir
 
 if TYPE_CHECKING:
@@ -25,9 +29,45 @@ log = logging.getLogger("escale")
 REQUEST_TIMEOUT = 600.0
 
 
+#: The longest Unix socket path the kernel takes (``sun_path`` is 108 bytes on Linux, 104 on
+#: macOS, with the final NUL).
+MAX_SOCKET_PATH = 103
+
+
 def socket_path(config: Config) -> Path:
-    """The control socket of the daemon of ``config``."""
-    return state_dir(config.globals.state_dir) / "escale.sock"
+    """The control socket of the daemon of ``config``: ``escale.sock`` in the state folder, or,
+    when that path is too long for a Unix socket (a deep home folder), a short name derived
+    from the state folder in a private per-user folder (``$XDG_RUNTIME_DIR``, else
+    ``/tmp/escale-<uid>``)."""
+    folder = state_dir(config.globals.state_dir)
+    path = folder / "escale.sock"
+    if len(os.fsencode(path)) <= MAX_SOCKET_PATH:
+        return path
+    digest = hashlib.sha256(os.fsencode(folder)).hexdigest()[:20]
+    return _private_folder() / f"escale-{digest}.sock"
+
+
+def _private_folder() -> Path:
+    """A short folder only this user can enter, for sockets.
+
+    :raises StateError: it exists but belongs to another user or others may enter it (on a
+        shared ``/tmp``, someone else could otherwise answer in the daemon's place)."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime and len(os.fsencode(runtime)) < MAX_SOCKET_PATH - 40 and os.path.isdir(runtime):
+        return Path(runtime)
+    folder = Path(tempfile.gettempdir()) / f"escale-{os.getuid()}"
+    try:
+        folder.mkdir(mode=0o700, exist_ok=True)
+        info = folder.lstat()
+    except OSError as exc:
+        raise StateError(f"cannot create the socket folder {folder}: {exc.strerror}") from None
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+        raise StateError(
+            f"{folder} is not a private folder of this user (owner uid {info.st_uid}, mode "
+            f"{stat.S_IMODE(info.st_mode):o}): remove it, or set XDG_RUNTIME_DIR, or a shorter "
+            "state_dir"
+        )
+    return folder
 
 
 class ControlServer(threading.Thread):

@@ -92,11 +92,19 @@ class Maintenance:
         finally:
             state.close()
 
-    def open_repository(self, kept: Optional[dict[str, Any]] = None) -> Repository:
+    def open_repository(
+        self, kept: Optional[dict[str, Any]] = None, kept_key_check: Optional[str] = None
+    ) -> Repository:
         """Open the section's existing repository (never creates one); checks the passphrase
-        and, when given, that the header is ``kept``."""
+        and, when given, that the header is ``kept`` (or ``kept`` re-wrapped around the key
+        whose fingerprint is ``kept_key_check``)."""
         return open_section_repository(
-            self.section, self.relay, self.plugins, kept=kept, create=False
+            self.section,
+            self.relay,
+            self.plugins,
+            kept=kept,
+            create=False,
+            kept_key_check=kept_key_check,
         )
 
     def where(self) -> str:

@@ -123,6 +123,8 @@ class RelayServer:
     :param url_prefix: relay URL up to the folder of repositories, e.g. ``webdav://u@127.0.0.1:P``.
     :param config: extra TOML lines for a section (credentials, ``[s.relay_options]`` excluded).
     :param relay_options: the section's ``relay_options`` table.
+    :param files: the folder on disk that ``url_prefix`` names (``url(f)`` is ``files / f``),
+        when the server keeps its objects as files.
     """
 
     name: str
@@ -130,7 +132,48 @@ class RelayServer:
     url_prefix: str
     config: str = ""
     relay_options: dict[str, object] = field(default_factory=dict)
+    files: Optional[Path] = None
 
     def url(self, folder: str) -> str:
         """The relay URL of repository ``folder``."""
         return f"{self.url_prefix}/{folder}"
+
+
+def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1, signed by its own key (PEM files in ``folder``)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = folder / "cert.pem", folder / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_file, key_file

@@ -9,16 +9,14 @@ Repositories live under ``/repos`` of the server: ``server.url(folder)`` is a fr
 
 from __future__ import annotations
 
-import datetime
 import importlib.util
-import ipaddress
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from . import RelayServer, ServerProcess, free_port
+from . import RelayServer, ServerProcess, free_port, self_signed_certificate
 
 USER, PASSWORD = "relay", "ftp-secret-123"
 
@@ -60,44 +58,8 @@ def start_ftp(root: Path, base: Path, *, tls: bool = False) -> RelayServer:
         f"{scheme}://{USER}@127.0.0.1:{port}/repos",
         config=f'password_file = "{secret}"',
         relay_options=options,
+        files=root / "repos",
     )
-
-
-def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
-    """A certificate for 127.0.0.1, signed by its own key (PEM files in ``folder``)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "escale test FTP server")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = folder / "ftp-cert.pem", folder / "ftp-key.pem"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_file, key_file
 
 
 @pytest.fixture(scope="session")

@@ -36,12 +36,11 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 class SftpServer(RelayServer):
     """A running SFTP server.
 
-    :param files: the folder on disk that ``url_prefix`` names (``url(f)`` is ``files / f``).
     :param login: credentials to pass as relay options when opening a relay directly.
     :param host_key: the server's public host key (for a ``known_hosts`` line).
     """
 
-    files: Path = Path()
+    files: Path = Path()  # always set: the files of a local SFTP server
     login: dict[str, object] = field(default_factory=dict)
     host_key: Path = Path()
 

@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import datetime
 import importlib.util
 import json
 import shutil
@@ -15,7 +14,7 @@ from typing import Any, Optional
 
 import pytest
 
-from . import RelayServer, ServerProcess, free_port
+from . import RelayServer, ServerProcess, free_port, self_signed_certificate
 
 USER, PASSWORD = "relay", "dav-secret-123"
 #: Repositories live under this folder of the server (url_prefix ends with it).
@@ -76,6 +75,7 @@ def start_webdav(root: Path, base: Path, *, tls: Optional[tuple[Path, Path]] = N
         f"{scheme}://{USER}@127.0.0.1:{port}/{BASE}",
         config=f'password = "{PASSWORD}"',
         relay_options={"verify": str(tls[0])} if tls else {},
+        files=root / BASE,
     )
 
 
@@ -104,45 +104,6 @@ def webdavs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RelaySe
     """A WebDAV server over HTTPS with a self-signed certificate for 127.0.0.1;
     ``relay_options`` holds ``verify`` = the certificate (the client's CA bundle)."""
     base = tmp_path_factory.mktemp("webdavs")
-    server = start_webdav(base / "root", base, tls=self_signed(base))
+    server = start_webdav(base / "root", base, tls=self_signed_certificate(base))
     yield server
     server.server.stop()
-
-
-def self_signed(folder: Path) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 and its key (PEM files in ``folder``)."""
-    import ipaddress
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.TraditionalOpenSSL,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
