@@ -178,6 +178,8 @@ def test_forget_frees_what_waited_only_for_a_gone_client_and_nothing_is_lost(joi
     assert f"updates/{idc}/0000000001" in relay_objects(alpha)
     seen = listed(alpha)
     assert seen["charlie"]["retired"]["by"] == "alpha" and seen["charlie"]["mode"] is None
+    status = json.loads(escale(alpha, "status", "shared", "--json").stdout)["shared"]
+    assert status["clients_missing"] == 0, "a retired client is no puller to wait for"
     for client in (bravo, alpha, bravo):
         client.sync()
     assert updates(alpha) == set(), "every update was collected once bravo read it"
