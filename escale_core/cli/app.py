@@ -40,6 +40,7 @@ def build_app() -> typer.Typer:
     from ..plugins import get_plugins
     from . import (
         access_cmd,
+        clients_cmd,
         config_cmd,
         daemon_cmd,
         demo_cmd,
@@ -96,6 +97,7 @@ def build_app() -> typer.Typer:
     key_cmd.register(app)
     config_cmd.register(app)
     versions_cmd.register(app)
+    clients_cmd.register(app)
     daemon_cmd.register(app)
     service_cmd.register(app)
     pending.register(app)
