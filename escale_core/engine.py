@@ -14,7 +14,13 @@ from typing import Any, Callable, Optional
 from . import collect
 from .checksum import Hasher, checksum_factory
 from .collect import Listing, update_number
-from .errors import EscaleError, IntegrityError, LocalFolderError, RelayNotFoundError
+from .errors import (
+    ClientRetiredError,
+    EscaleError,
+    IntegrityError,
+    LocalFolderError,
+    RelayNotFoundError,
+)
 from .history import FileRecord, LocalState
 from .local import (
     NAME_MAX,
@@ -27,11 +33,11 @@ from .local import (
     shown_name,
     with_ignore,
 )
-from .manifest import MAX_PATH, ClientState, Manifest
+from .manifest import MAX_PATH, ClientState, Manifest, Retirement
 from .pull import Puller, PullOptions
 from .push import Pusher, PushPlan, PushResult
 from .registry import Registry
-from .repository import Repository, client_name, update_name
+from .repository import Repository, client_name, retired_name, update_name
 from .versions import VersionPolicy, clean_versions
 
 #: The marker of a synced folder, written at its first round (hidden: never synced).
@@ -155,9 +161,11 @@ def _report_push(result: PushResult, local: dict[str, FileStat], report: RoundRe
     report.seq = result.seq
 
 
-def pullers_shortfall(pullers: int, others: int) -> dict[str, Any]:
+def pullers_shortfall(pullers: int, others: int, retired: int = 0) -> dict[str, Any]:
     """``clients_missing`` and ``notices`` when ``pullers`` is above the number of other
-    clients that ever joined: each update then stays on the relay until more join."""
+    clients that ever joined: each update then stays on the relay until more join (a retired
+    client no longer counts: see :func:`collect.required_pullers`)."""
+    pullers = collect.required_pullers(pullers, others, retired)
     if pullers <= others:
         return {"clients_missing": 0, "notices": []}
     fix = f"; set pullers = {others} to free it" if others else ""
@@ -185,6 +193,8 @@ class Engine:
         self.prescan = prescan
         #: the section's filters with this round's .escaleignore (set by each round)
         self.filters = options.filters
+        #: the clients retired from the repository (read by each round)
+        self.retired: dict[str, Retirement] = {}
 
     def _phase(self, name: str) -> None:
         if self.options.phase is not None:
@@ -220,19 +230,23 @@ class Engine:
         states = self._client_states(report)
         listing = Listing.read(self.repo.relay.list_sizes(""))
         report.relay_usage = listing.usage
-        mine = states.get(self.me) or ClientState(self.options.client)
+        mine = self._check_retired(listing, states, report)
         # Acks come from the local state only: a client whose state was lost starts afresh
         # (gaps then make it ask for full updates) instead of trusting what it once applied.
         acks: dict[str, int] = self.state.get_meta("acks", {})
         # a copy: the relay's state of this client must stay as read (an unchanged state is
         # not written again, which is decided by comparing with it)
         want_full: dict[str, int] = self.state.get_meta("want_full", dict(mine.want_full))
+        for cid in self.retired:  # it will never serve one
+            want_full.pop(cid, None)
         last_seq = self._last_seq(listing, states, mine, want_full)
         if not dry:
             collect.remove_orphans(self.repo, self.state, listing, self.me, acks, last_seq + 1)
         try:
             last_seq = self._exchange(listing, states, acks, want_full, last_seq, report)
         finally:
+            for cid in self.retired:  # asked after a gap in its updates: it cannot serve it
+                want_full.pop(cid, None)
             if not dry:
                 states[self.me] = self._publish_state(
                     acks, want_full, last_seq, states.get(self.me)
@@ -240,7 +254,7 @@ class Engine:
         if not dry:
             self._tidy(listing, states, report)
         others = len(set(states) - {self.me})
-        shortfall = pullers_shortfall(self.options.pullers, others)
+        shortfall = pullers_shortfall(self.options.pullers, others, len(self.retired))
         report.notices += shortfall["notices"]
         report.clients_missing = shortfall["clients_missing"]
         return report
@@ -273,11 +287,12 @@ class Engine:
         """After the exchange: mark the folder, forget settled tombstones, collect what every
         puller has, apply the versions policy, measure the relay and remember the round."""
         self._mark_folder()
+        retired = frozenset(self.retired)
         collect.forget_stable_tombstones(
-            self.state, listing, states, self.me, self.options.tombstone_age
+            self.state, listing, states, self.me, self.options.tombstone_age, retired
         )
         report.collected = collect.collect_updates(
-            self.repo, self.state, listing, states, self.me, self.options.pullers
+            self.repo, self.state, listing, states, self.me, self.options.pullers, retired
         )
         self._clean_versions(report)
         report.relay_usage = Listing.read(self.repo.relay.list_sizes("")).usage  # after it all
@@ -398,6 +413,36 @@ class Engine:
             return published_before
         self.repo.write_client(self.me, mine)
         return mine
+
+    def _check_retired(
+        self, listing: Listing, states: dict[str, ClientState], report: RoundReport
+    ) -> ClientState:
+        """Read the retirements (``escale clients forget``), drop the retired clients' states
+        (a stale or replayed one), and return this client's state as the relay knows it.
+
+        A retired client whose local state goes on refuses to run: what only it was waiting
+        for may be gone (tombstones, updates), so its knowledge is no longer true. With a fresh
+        local state it rejoins as a new client: its retirement is removed (its last number
+        stays the floor of its next ones).
+
+        :raises ClientRetiredError: this client was retired and its local state is older."""
+        self.retired = {}
+        for cid in sorted(listing.retired):
+            try:
+                self.retired[cid] = self.repo.read_retired(cid)
+            except (IntegrityError, RelayNotFoundError) as exc:  # then it is not retired
+                report.errors.append(f"relay object {retired_name(cid)}: {exc}")
+        for cid in self.retired:
+            states.pop(cid, None)
+        mine = states.get(self.me) or ClientState(self.options.client)
+        record = self.retired.pop(self.me, None)
+        if record is None:
+            return mine
+        if self.state.get_meta("last_seq") is not None:
+            raise ClientRetiredError(retired_message(record), record)
+        if not self.options.dry_run:
+            self.repo.relay.delete(retired_name(self.me))
+        return ClientState(self.options.client, max(mine.last_seq, record.last_seq))
 
     def _client_states(self, report: RoundReport) -> dict[str, ClientState]:
         states = {}
@@ -613,7 +658,9 @@ class Engine:
             self._phase("pulling")
         self._apply_in_order(puller, pending, names, acks, want_full, report)
         report.waiting = sorted(  # a client in download mode serves nothing: not waited for
-            names.get(cid, cid[:8]) for cid in want_full if cid not in states or states[cid].pushes
+            names.get(cid, cid[:8])
+            for cid in want_full
+            if cid not in self.retired and (cid not in states or states[cid].pushes)
         )
         result = puller.result
         report.pulled, report.deleted_local = result.written, result.deleted
@@ -664,7 +711,9 @@ class Engine:
                 break
             cid = min(heads, key=lambda c: (heads[c].time, c))
             manifest = heads.pop(cid)
+            # (a retired client cannot serve a full update: its updates are read as they are)
             gap = not manifest.full and manifest.prev > acks.get(cid, 0)
+            gap = gap and cid not in self.retired
             applied = self._apply(puller, manifest, names, report)
             if gap or applied is None:  # missed updates, or its data is gone meanwhile
                 contiguous[cid] = False
@@ -797,6 +846,17 @@ def _same_state(before: ClientState, now: ClientState) -> bool:
         before.want_full,
         before.pushes,
     ) == (now.name, now.last_seq, now.acks, now.want_full, now.pushes)
+
+
+def retired_message(record: Retirement, local_state: str = "its local state") -> str:
+    """The line a retired client's round stops with (``local_state`` names what to remove)."""
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(record.time))
+    return (
+        f"this client ({record.name}) was retired from the repository by 'escale clients "
+        f"forget' (run by {record.by}) on {when}: nothing was synced; to sync again, remove "
+        f"{local_state} and sync: it will rejoin as a new client (its files are then sent as "
+        "new versions, and where they differ from the others' both are kept)"
+    )
 
 
 def unreadable_message(path: str) -> str:

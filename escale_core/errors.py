@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Optional, Union
 
 __all__ = [
+    "ClientRetiredError",
     "ConfigError",
     "EscaleError",
     "IntegrityError",
@@ -163,6 +164,17 @@ class MissingDependencyError(PluginError):
 class LocalFolderError(EscaleError):
     """The synced local folder is missing, unmounted or replaced: nothing is synced (its files
     must never be taken for deleted)."""
+
+
+class ClientRetiredError(EscaleError):
+    """This client was retired from the repository (``escale clients forget``): its rounds
+    refuse to run until its local state is removed (it then rejoins as a new client).
+
+    :param record: the retirement record (:class:`escale_core.manifest.Retirement`)."""
+
+    def __init__(self, message: str, record: object = None) -> None:
+        super().__init__(message)
+        self.record = record
 
 
 class StateError(EscaleError):

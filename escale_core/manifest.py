@@ -348,6 +348,61 @@ class ClientState:
             raise IntegrityError(f"malformed client state ({exc})") from None
 
 
+RETIRED_VERSION = 1
+#: Unix times beyond this (the year 5138) are refused in a retirement record.
+MAX_TIME = 1e11
+#: The most bytes of a retirement record (a real one is about 200 bytes).
+MAX_RETIRED = 64 << 10
+
+
+@dataclass
+class Retirement:
+    """What ``retired/<cid>`` says: client ``name`` was retired for good by ``escale clients
+    forget``, run by client ``by`` at ``time``, when its last published update was
+    ``last_seq`` (a client rejoining under that name never reuses a number up to it)."""
+
+    name: str
+    last_seq: int
+    time: float
+    by: str
+
+    def encode(self) -> bytes:
+        """JSON."""
+        return json.dumps(
+            {
+                "format": "escale-retired",
+                "version": RETIRED_VERSION,
+                "name": self.name,
+                "last_seq": self.last_seq,
+                "time": self.time,
+                "by": self.by,
+            }
+        ).encode()
+
+    @classmethod
+    def decode(cls, blob: bytes) -> Retirement:
+        """Parse and validate.
+
+        :raises IntegrityError: malformed or too large.
+        """
+        if len(blob) > MAX_RETIRED:
+            raise IntegrityError(f"retirement record larger than {MAX_RETIRED >> 10} KiB")
+        data = _load(blob, "escale-retired", RETIRED_VERSION, compressed=False)
+        try:
+            when = data["time"]
+            # a number a date can be made of (JSON lets a writer say Infinity or NaN)
+            if type(when) not in (int, float) or not 0 <= when < MAX_TIME:
+                raise ValueError(f"{when!r} is not a time")
+            return cls(
+                _name(data["name"]) or _str(data["name"]),
+                _nat(data["last_seq"]),
+                float(when),
+                _name(data["by"]) or _str(data["by"]),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise IntegrityError(f"malformed retirement record ({exc})") from None
+
+
 def _refuse_file_in_file(files: list[FileEntry]) -> None:
     """No client can hold ``d`` and ``d/e`` as files at once: such an update is refused whole
     before any of it is placed (a deletion of ``d`` beside a file ``d/e`` is a type change)."""

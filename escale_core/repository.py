@@ -6,6 +6,7 @@ Layout (every name but the header is opaque)::
     clients/<cid>                        client state, written by that client only
     updates/<cid>/<seq>                  manifest of update <seq> of client <cid>, published last
     data/<cid>/<seq>/<index>             packs and chunks of that update, published first
+    retired/<cid>                        client <cid> was retired (``escale clients forget``)
     moved                                where ``escale migrate`` moved the repository (sealed)
 
 ``<cid>`` is an HMAC of the client name under the repository key, so names stay secret.
@@ -43,7 +44,7 @@ from .errors import (
     UnsupportedFormatError,
 )
 from .locks import RelayLock
-from .manifest import MAX_CLIENT_STATE, ClientState, Manifest
+from .manifest import MAX_CLIENT_STATE, MAX_RETIRED, ClientState, Manifest, Retirement
 from .registry import Registry
 from .relay import Relay
 
@@ -74,6 +75,11 @@ def data_name(cid: str, seq: int, index: int) -> str:
 def client_name(cid: str) -> str:
     """The client-state object of client ``cid``."""
     return f"clients/{cid}"
+
+
+def retired_name(cid: str) -> str:
+    """The retirement record of client ``cid``."""
+    return f"retired/{cid}"
 
 
 @dataclass
@@ -176,6 +182,25 @@ class Repository:
         except (ValueError, KeyError, TypeError) as exc:
             raise IntegrityError(f"relay object {MOVED}: malformed ({exc})") from None
         return to, float(when)
+
+    def write_retired(self, cid: str, record: Retirement) -> None:
+        """Seal and publish the retirement of client ``cid`` (sealed like a client state, under
+        its own context: neither can stand for the other)."""
+        ctx = self.context("retired", cid)
+        self.relay.write_stream(
+            retired_name(cid), self.sealer.seal(KIND_CLIENT, ctx, [record.encode()])
+        )
+
+    def read_retired(self, cid: str) -> Retirement:
+        """Fetch and verify the retirement record of client ``cid``.
+
+        :raises IntegrityError: tampered, malformed or too large.
+        """
+        ctx = self.context("retired", cid)
+        sealed = bounded(
+            self.relay.read_stream(retired_name(cid)), MAX_RETIRED + 1024, "retirement record"
+        )
+        return Retirement.decode(b"".join(self.sealer.open(KIND_CLIENT, ctx, sealed)))
 
     def seal_data(
         self, kind: int, cid: str, seq: int, index: int, chunks: Iterable[bytes]
@@ -393,7 +418,7 @@ def _kdf_text(kdf: Any) -> str:
 ORIGINAL_SUFFIXES = (".manifest", ".placeholder", ".lock")
 #: Folders of escale's own objects (``locks/`` is left out: a client creating the repository
 #: holds a lock there before the header exists).
-ESCALE_FOLDERS = ("clients/", "updates/", "data/")
+ESCALE_FOLDERS = ("clients/", "updates/", "data/", "retired/")
 
 
 def _holds_header(relay: Relay) -> bool:

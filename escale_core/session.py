@@ -16,8 +16,9 @@ from typing import IO, Any, Callable, Optional
 
 from .checksum import resolve_checksum
 from .config import Config, SectionConfig
-from .engine import Engine, RoundReport, SyncOptions
+from .engine import Engine, RoundReport, SyncOptions, retired_message
 from .errors import (
+    ClientRetiredError,
     EscaleError,
     LocalFolderError,
     PassphraseChangedError,
@@ -26,6 +27,7 @@ from .errors import (
 )
 from .history import LocalState
 from .local import BackgroundScan, Filters, describe_os_error
+from .manifest import Retirement
 from .plugins import Plugins
 from .relay import ReadOnlyRelay, Relay, open_relay
 from .repository import HEADER, Repository, open_repository
@@ -304,6 +306,12 @@ def sync_section(
                 engine = Engine(repo, state, options, plugins.checksums, prescan)
                 try:
                     return engine.run_round()
+                except ClientRetiredError as exc:  # say which file "its local state" is
+                    if not isinstance(exc.record, Retirement):
+                        raise
+                    hint = f"its local state {state_file(section.name, folder)}"
+                    message = retired_message(exc.record, hint)
+                    raise ClientRetiredError(f"[{section.name}] {message}", exc.record) from None
                 except RelayError as exc:  # name the section and the relay, as opening does
                     place = f"[{section.name}] relay {section.address.display()}"
                     raise type(exc)(f"{place}: {exc}") from exc

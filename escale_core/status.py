@@ -88,7 +88,8 @@ def _relay_status(section: SectionConfig, plugins: Plugins, acks: dict[str, int]
     finally:
         relay.close()
     me = repo.client_id(section.client)
-    others = len(listing.clients - {me})
+    # (retirements by name only: status reads no object; a round checks them)
+    others = len(listing.clients - listing.retired - {me})
     pending = sum(
         1
         for cid, seqs in listing.updates.items()
@@ -98,7 +99,7 @@ def _relay_status(section: SectionConfig, plugins: Plugins, acks: dict[str, int]
     )
     return {
         "relay_usage": listing.usage,
-        **pullers_shortfall(section.pullers, others),
+        **pullers_shortfall(section.pullers, others, len(listing.retired - {me})),
         "pending_down": 0 if section.mode == "upload" else pending,
     }
 

@@ -300,3 +300,27 @@ def test_backup_to_stdout_and_the_seed_api_round_trip(cluster: Cluster, tmp_path
         source.close()
         copy.close()
     assert relay_objects(tmp_path / "copy") == before
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [
+        ("escale.json", "header"),
+        ("moved", "moved"),
+        ("clients/" + "a" * 32, "client"),
+        ("retired/" + "b" * 32, "retired"),
+        ("updates/" + "c" * 32 + "/0000000001", "manifest"),
+        ("data/" + "d" * 32 + "/0000000001/000000", "data"),
+        ("../escale.json", None),
+        ("/escale.json", None),
+        ("data/" + "d" * 32 + "/0000000001/000000/x", None),
+        ("clients/" + "A" * 32, None),
+        ("locks/maintenance", None),
+        ("updates/.tmp-0123", None),
+    ],
+)
+def test_only_the_object_names_of_the_format_are_moved(name: str, kind: str | None) -> None:
+    from escale_core.ops.objects import in_write_order, kind_of
+
+    assert kind_of(name) == kind
+    assert in_write_order([name, "escale.json"])[-1] == "escale.json"

@@ -41,6 +41,7 @@ def build_app() -> typer.Typer:
     from . import (
         access_cmd,
         backup_cmd,
+        clients_cmd,
         config_cmd,
         daemon_cmd,
         demo_cmd,
@@ -98,6 +99,7 @@ def build_app() -> typer.Typer:
     key_cmd.register(app)
     config_cmd.register(app)
     versions_cmd.register(app)
+    clients_cmd.register(app)
     daemon_cmd.register(app)
     service_cmd.register(app)
     migrate_cmd.register(app)

@@ -38,7 +38,7 @@ from .objects import in_write_order, kind_of, max_size
 BLOCK = 1 << 20
 #: Kinds read whole before writing them into the archive: they may change while a backup runs
 #: (a client state is rewritten by its client), so their size is what was read.
-_MUTABLE = ("header", "client", "moved")
+_MUTABLE = ("header", "client", "retired", "moved")
 
 Archive = Union[Path, str]
 

@@ -2,9 +2,9 @@
 
 ``escale migrate``, ``backup`` and ``restore`` move objects as they are (still sealed), so
 they only need each object's kind, its size bound, and the order in which to write them: data
-first, then manifests, then client states, then the ``moved`` note, and the header last, so
-that a client pointed at a half-written relay folder sees no repository rather than a
-partial one.
+first, then manifests, then client states and retirement records, then the ``moved`` note,
+and the header last, so that a client pointed at a half-written relay folder sees no
+repository rather than a partial one.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from typing import Optional
 
 from ..crypto import HEADER_SIZE, SEGMENT, TAG_SIZE
+from ..manifest import MAX_RETIRED
 from ..repository import HEADER, MAX_HEADER, MAX_MOVED, MAX_SEALED_CLIENT, MAX_SEALED_MANIFEST
 from ..repository import MOVED as MOVED_NOTE
 
@@ -27,6 +28,7 @@ _PATTERNS = (
     ("data", re.compile(r"data/[0-9a-f]{32}/[0-9]{10}/[0-9]{6}"), MAX_SEALED_DATA),
     ("manifest", re.compile(r"updates/[0-9a-f]{32}/[0-9]{10}"), MAX_SEALED_MANIFEST),
     ("client", re.compile(r"clients/[0-9a-f]{32}"), MAX_SEALED_CLIENT),
+    ("retired", re.compile(r"retired/[0-9a-f]{32}"), MAX_RETIRED + 1024 + HEADER_SIZE + TAG_SIZE),
     ("moved", re.compile(re.escape(MOVED_NOTE)), MAX_MOVED),
     ("header", re.compile(re.escape(HEADER)), MAX_HEADER),
 )
@@ -35,8 +37,8 @@ ORDER = [kind for kind, _, _ in _PATTERNS]
 
 
 def kind_of(name: str) -> Optional[str]:
-    """The kind of object ``name`` (``data``, ``manifest``, ``client``, ``moved``,
-    ``header``), or ``None`` for a name the format does not define."""
+    """The kind of object ``name`` (``data``, ``manifest``, ``client``, ``retired``,
+    ``moved``, ``header``), or ``None`` for a name the format does not define."""
     for kind, pattern, _ in _PATTERNS:
         if pattern.fullmatch(name):
             return kind
