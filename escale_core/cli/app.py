@@ -40,11 +40,13 @@ def build_app() -> typer.Typer:
     from ..plugins import get_plugins
     from . import (
         access_cmd,
+        check_cmd,
         config_cmd,
         daemon_cmd,
         demo_cmd,
         init_cmd,
         key_cmd,
+        fix_cmd,
         pending,
         plugins_cmd,
         relay_cmd,
@@ -96,6 +98,8 @@ def build_app() -> typer.Typer:
     key_cmd.register(app)
     config_cmd.register(app)
     versions_cmd.register(app)
+    check_cmd.register(app)
+    fix_cmd.register(app)
     daemon_cmd.register(app)
     service_cmd.register(app)
     pending.register(app)

@@ -158,6 +158,22 @@ class FsspecRelay(Relay):
                 self._discard(path)  # left by a writer that was killed long ago
         return out
 
+    def temp_objects(self, prefix: str = "") -> list[str]:
+        base = self._path(prefix)
+
+        def find() -> list[str]:
+            self.fs.invalidate_cache()
+            found: list[str] = self.fs.find(base)
+            return found
+
+        try:
+            found = self.retry(f"listing {base}", find)
+        except RelayNotFoundError:
+            return []
+        root = self.root.strip("/")
+        names = (path.strip("/")[len(root) :].lstrip("/") for path in found)
+        return sorted(n for n in names if posixpath.basename(n).startswith(TEMP_PREFIX))
+
     def read_bytes(self, name: str) -> bytes:
         data: bytes = self.retry(f"reading {name}", lambda: self.fs.cat_file(self._path(name)))
         return data

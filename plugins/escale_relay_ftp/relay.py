@@ -210,6 +210,13 @@ class FtpRelay(FsspecRelay):
             self._discard(path)
         return out
 
+    def temp_objects(self, prefix: str = "") -> list[str]:
+        found = self.retry(f"listing {self._path(prefix)}", lambda: self._walk(self._path(prefix)))
+        root = self.root.rstrip("/") + "/"
+        return sorted(
+            path[len(root) :] for path in found if posixpath.basename(path).startswith(TEMP_PREFIX)
+        )
+
     def _walk(self, base: str) -> dict[str, tuple[int, Optional[float]]]:
         """Path → (size, modification time) of every file under ``base``; {} if it is missing."""
         ftp = self._ftp()

@@ -186,6 +186,15 @@ class SftpRelay(FsspecRelay):
             out[path[len(self.root) :].lstrip("/")] = int(attrs.size or 0)
         return out
 
+    def temp_objects(self, prefix: str = "") -> list[str]:
+        base = self._path(prefix)
+        found = self.retry(f"listing {prefix or 'the repository'}", lambda: _run(self.fs, lambda sftp: _walk(sftp, base)))
+        return sorted(
+            path[len(self.root) :].lstrip("/")
+            for path, _ in found
+            if posixpath.basename(path).startswith(TEMP_PREFIX)
+        )
+
     def delete(self, name: str) -> None:
         super().delete(name)
         self._prune(posixpath.dirname(self._path(name)))
