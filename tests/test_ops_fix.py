@@ -1,0 +1,138 @@
+"""``escale fix``: a lost header is put back from this client's copy, lost or damaged updates
+are replaced by a full update of this client's folder, leftovers and orphans go; local files
+are never changed; a second run finds nothing more to repair. Each test runs over a
+``file://`` relay and an SFTP server, with real ``escale`` processes."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from .clients import Backend, Client, backend, converge, open_relay_of, run_escale, tree
+
+BACKENDS = ["file", "sftp"]
+
+
+@pytest.fixture(params=BACKENDS)
+def relay_backend(
+    request: pytest.FixtureRequest, tmp_path: Path, isolated_env: dict[str, str]
+) -> Backend:
+    return backend(request, tmp_path, isolated_env)
+
+
+def two_synced_clients(on: Backend) -> tuple[Client, Client]:
+    a, b = on.add("a"), on.add("b")
+    a.write("notes.txt", "from a\n")
+    a.write("photos/big.bin", os.urandom(200_000))
+    b.write("b.txt", "from b\n")
+    converge([a, b])
+    return a, b
+
+
+def fix(client: Client) -> list[str]:
+    run = run_escale(client, "fix", client.section)
+    assert run.returncode == 0, f"{run.stdout}\n{run.stderr}"
+    return run.stdout.splitlines()
+
+
+def delete_objects(client: Client, *prefixes: str) -> list[str]:
+    relay = open_relay_of(client)
+    try:
+        gone = [name for name in relay.list("") if name.startswith(prefixes)]
+        for name in gone:
+            relay.delete(name)
+        return gone
+    finally:
+        relay.close()
+
+
+def test_fix_puts_back_a_lost_header_then_every_client_and_a_new_one_converge(
+    relay_backend: Backend,
+) -> None:
+    a, b = two_synced_clients(relay_backend)
+    assert delete_objects(a, "escale.json") == ["escale.json"]
+    refused = b.sync(check=False)
+    assert refused.returncode == 1 and "escale fix" in refused.stderr, refused.stderr
+    before = tree(a.root)
+    lines = fix(a)
+    assert any("republished relay object escale.json" in line for line in lines), lines
+    assert tree(a.root) == before
+    b.write("after.txt", "after the fix\n")
+    c = relay_backend.add("c")
+    converge([a, b, c])
+    assert sorted(tree(c.root)) == ["after.txt", "b.txt", "notes.txt", "photos/big.bin"]
+
+
+def test_fix_after_lost_updates_lets_a_new_client_get_every_file_in_one_round(
+    relay_backend: Backend,
+) -> None:
+    a, b = two_synced_clients(relay_backend)
+    a.write("late.txt", "pushed, then lost\n")
+    a.sync()
+    assert delete_objects(a, "updates", "data")
+    lines = fix(a)
+    assert any(line.startswith("[shared] published full update") for line in lines), lines
+    c = relay_backend.add("c")
+    c.sync(check=False)
+    assert tree(c.root) == tree(a.root)
+    assert run_escale(a, "check", "shared", "--read-data").returncode == 0
+
+
+def test_fix_deletes_a_damaged_update_and_its_readers_get_everything_again(
+    relay_backend: Backend,
+) -> None:
+    a = relay_backend.add("a")
+    a.write("one.txt", "one\n")
+    a.sync()
+    relay = open_relay_of(a)
+    try:
+        manifest = relay.list("updates")[0]
+        data = bytearray(relay.read_bytes(manifest))
+        data[len(data) // 2] ^= 1
+        relay.write_bytes(manifest, bytes(data))
+    finally:
+        relay.close()
+    assert run_escale(a, "check", "shared").returncode == 1
+    lines = fix(a)
+    assert any(line.startswith("[shared] deleted damaged update") for line in lines), lines
+    assert run_escale(a, "check", "shared").returncode == 0
+    b = relay_backend.add("b")
+    b.sync(check=False)
+    assert tree(b.root) == tree(a.root)
+
+
+def test_fix_removes_leftovers_and_orphans_never_changes_a_local_file_and_runs_again(
+    relay_backend: Backend,
+) -> None:
+    a, b = two_synced_clients(relay_backend)
+    b.write("b.txt", "changed by b, not pulled by a's fix\n")
+    b.write("new-from-b.txt", "new\n")
+    b.sync()
+    a.write("unsynced.txt", "local only so far\n")
+    os.remove(a.root / "notes.txt")  # a local deletion the fix must not undo
+    relay = open_relay_of(a)
+    try:
+        leftover = "clients/.tmp-" + "1" * 32
+        relay.fs.pipe_file(relay._path(leftover), b"half")
+    finally:
+        relay.close()
+    before = tree(a.root)
+    lines = fix(a)
+    assert f"[shared] deleted relay object {leftover} (temporary object" in "\n".join(lines)
+    assert tree(a.root) == before
+    again = fix(a)
+    assert not any("deleted" in line or "republished" in line for line in again), again
+    assert tree(a.root) == before
+    check = run_escale(a, "check", "shared")
+    assert check.returncode == 0 and "0 leftover" in check.stdout, check.stdout
+
+
+def test_fix_is_refused_on_a_client_that_never_synced(relay_backend: Backend) -> None:
+    a, _ = two_synced_clients(relay_backend)
+    stranger = relay_backend.add("stranger")
+    run = run_escale(stranger, "fix", "shared")
+    assert run.returncode == 2
+    assert "never synced with the repository there" in run.stderr, run.stderr
+    assert "internal error" not in run.stderr
