@@ -7,6 +7,7 @@ never interprets them; escale's engine decides what they mean. Backend errors ar
 
 from __future__ import annotations
 
+import builtins
 import errno
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
@@ -104,7 +105,7 @@ class Relay(ABC):
         parent, _, _ = name.rpartition("/")
         return name in self.list(parent)
 
-    def temp_objects(self, prefix: str = "") -> list[str]:
+    def temp_objects(self, prefix: str = "") -> builtins.list[str]:
         """Names of the temporary objects of writes under ``prefix`` (``.tmp-*``, left by
         writers that were killed or are writing now), which :meth:`list` leaves out; sorted.
         Backends that write temporary objects override it (``escale check``, ``escale fix``)."""
@@ -192,7 +193,7 @@ class ReadOnlyRelay(Relay):
         """The inner relay's modification time of ``name``."""
         return self.inner.modified(name)
 
-    def temp_objects(self, prefix: str = "") -> list[str]:
+    def temp_objects(self, prefix: str = "") -> builtins.list[str]:
         """The inner relay's temporary objects."""
         return self.inner.temp_objects(prefix)
 

@@ -228,7 +228,9 @@ def open_relay_of(client: Client) -> Relay:
     return open_section_relay(load_config(client.config, plugins).section(client.section), plugins)
 
 
-def run_escale(client: Client, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def run_escale(
+    client: Client, *args: str, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
     """Run ``escale -c CONFIG ARGS`` as ``client``, to completion."""
     return subprocess.run(
         client.command(*args),

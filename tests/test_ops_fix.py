@@ -68,7 +68,7 @@ def test_fix_puts_back_a_lost_header_then_every_client_and_a_new_one_converge(
 def test_fix_after_lost_updates_lets_a_new_client_get_every_file_in_one_round(
     relay_backend: Backend,
 ) -> None:
-    a, b = two_synced_clients(relay_backend)
+    a, _ = two_synced_clients(relay_backend)
     a.write("late.txt", "pushed, then lost\n")
     a.sync()
     assert delete_objects(a, "updates", "data")
@@ -130,7 +130,7 @@ def test_fix_removes_leftovers_and_orphans_never_changes_a_local_file_and_runs_a
 
 
 def test_fix_is_refused_on_a_client_that_never_synced(relay_backend: Backend) -> None:
-    a, _ = two_synced_clients(relay_backend)
+    two_synced_clients(relay_backend)
     stranger = relay_backend.add("stranger")
     run = run_escale(stranger, "fix", "shared")
     assert run.returncode == 2

@@ -16,8 +16,9 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Optional
 
+from ..aead import AeadCipher
 from ..collect import Listing
-from ..crypto import HEADER_SIZE, KIND_CHUNK, KIND_PACK, SEGMENT, TAG_SIZE, AeadCipher
+from ..crypto import HEADER_SIZE, KIND_CHUNK, KIND_PACK, SEGMENT, TAG_SIZE
 from ..errors import IntegrityError, RelayNotFoundError
 from ..manifest import ClientState, Manifest, ObjectRef
 from ..relay import ReadOnlyRelay, Relay
@@ -279,10 +280,7 @@ def _data_problem(
         return "missing (lost, or deleted by another program)"
     low, high = sealed_size_range(repo, ref)
     if not low <= stored <= high:
-        return (
-            f"{stored} bytes, where its manifest allows {low} to {high} (truncated or "
-            "extended)"
-        )
+        return f"{stored} bytes, where its manifest allows {low} to {high} (truncated or extended)"
     if report.read_data:
         kind = KIND_PACK if ref.kind == "pack" else KIND_CHUNK
         before = repo.bytes_read
@@ -330,6 +328,7 @@ def sealed_size_range(repo: Repository, ref: ObjectRef) -> tuple[int, int]:
     AEAD ciphers seal in segments of 64 KiB, each with a 16-byte tag: an uncompressed object
     has one exact size; a compressed one stores at most ``ref.size`` bytes (a writer
     compresses only what shrinks). Other ciphers (``fernet``, ``plain``) get loose bounds."""
+
     def sealed(body: int) -> int:
         return HEADER_SIZE + body + TAG_SIZE * max(1, -(-body // SEGMENT))
 

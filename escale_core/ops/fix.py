@@ -115,16 +115,16 @@ def _delete_leftovers(m: Maintenance, checked: CheckReport, report: FixReport) -
     for name in checked.leftovers:
         m.keep_alive()
         m.relay.delete(name)
-        report.done.append(f"deleted relay object {name} (temporary object of an interrupted write)")
+        report.done.append(
+            f"deleted relay object {name} (temporary object of an interrupted write)"
+        )
     for name in checked.removable:
         m.keep_alive()
         m.relay.delete(name)
         report.done.append(f"deleted relay object {name} (orphan data: no manifest names it)")
 
 
-def _resend(
-    m: Maintenance, progress: Optional[Callable[[int], None]], report: FixReport
-) -> None:
+def _resend(m: Maintenance, progress: Optional[Callable[[int], None]], report: FixReport) -> None:
     """One upload-only round that publishes a full update of the whole folder."""
     section = m.section
     if section.mode == "download":

@@ -8,6 +8,7 @@ exceptions to relay errors) and :attr:`capabilities`.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import os
 import posixpath
@@ -158,12 +159,12 @@ class FsspecRelay(Relay):
                 self._discard(path)  # left by a writer that was killed long ago
         return out
 
-    def temp_objects(self, prefix: str = "") -> list[str]:
+    def temp_objects(self, prefix: str = "") -> builtins.list[str]:
         base = self._path(prefix)
 
-        def find() -> list[str]:
+        def find() -> builtins.list[str]:
             self.fs.invalidate_cache()
-            found: list[str] = self.fs.find(base)
+            found: builtins.list[str] = self.fs.find(base)
             return found
 
         try:

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import builtins
 import calendar
 import contextlib
 import ftplib
@@ -210,7 +211,7 @@ class FtpRelay(FsspecRelay):
             self._discard(path)
         return out
 
-    def temp_objects(self, prefix: str = "") -> list[str]:
+    def temp_objects(self, prefix: str = "") -> builtins.list[str]:
         found = self.retry(f"listing {self._path(prefix)}", lambda: self._walk(self._path(prefix)))
         root = self.root.rstrip("/") + "/"
         return sorted(

@@ -21,6 +21,7 @@
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import errno
 import logging
@@ -186,9 +187,12 @@ class SftpRelay(FsspecRelay):
             out[path[len(self.root) :].lstrip("/")] = int(attrs.size or 0)
         return out
 
-    def temp_objects(self, prefix: str = "") -> list[str]:
+    def temp_objects(self, prefix: str = "") -> builtins.list[str]:
         base = self._path(prefix)
-        found = self.retry(f"listing {prefix or 'the repository'}", lambda: _run(self.fs, lambda sftp: _walk(sftp, base)))
+        found = self.retry(
+            f"listing {prefix or 'the repository'}",
+            lambda: _run(self.fs, lambda sftp: _walk(sftp, base)),
+        )
         return sorted(
             path[len(self.root) :].lstrip("/")
             for path, _ in found
