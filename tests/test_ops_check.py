@@ -93,7 +93,8 @@ def test_a_flipped_byte_in_a_data_object_is_found_with_read_data_only(
     status, lines = check(a, "--read-data")
     assert status == 1, lines
     found = [line for line in lines if line.startswith(f"[shared] damage: relay object {target}")]
-    assert found and "does not authenticate" in found[0] and "escale fix shared" in found[0]
+    assert found and "does not authenticate" in found[0]
+    assert "'escale fix shared --read-data' deletes it" in found[0]
     assert "1 damage" in lines[-1]
 
 

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from escale_core.relay import Relay
+
 from .clients import Backend, Client, backend, converge, open_relay_of, run_escale, tree
 
 BACKENDS = ["file", "sftp"]
@@ -31,8 +33,8 @@ def two_synced_clients(on: Backend) -> tuple[Client, Client]:
     return a, b
 
 
-def fix(client: Client) -> list[str]:
-    run = run_escale(client, "fix", client.section)
+def fix(client: Client, *args: str) -> list[str]:
+    run = run_escale(client, "fix", client.section, *args)
     assert run.returncode == 0, f"{run.stdout}\n{run.stderr}"
     return run.stdout.splitlines()
 
@@ -80,27 +82,36 @@ def test_fix_after_lost_updates_lets_a_new_client_get_every_file_in_one_round(
     assert run_escale(a, "check", "shared", "--read-data").returncode == 0
 
 
-def test_fix_deletes_a_damaged_update_and_its_readers_get_everything_again(
+def test_fix_deletes_damaged_updates_and_a_new_client_gets_everything_again(
     relay_backend: Backend,
 ) -> None:
     a = relay_backend.add("a")
     a.write("one.txt", "one\n")
     a.sync()
+    a.write("two.bin", os.urandom(5000))
+    a.sync()
     relay = open_relay_of(a)
     try:
-        manifest = relay.list("updates")[0]
-        data = bytearray(relay.read_bytes(manifest))
-        data[len(data) // 2] ^= 1
-        relay.write_bytes(manifest, bytes(data))
+        first, second = relay.list("updates")
+        flip(relay, first)  # a manifest: found by every check
+        flip(relay, relay.list(second.replace("updates/", "data/"))[0])  # with --read-data
     finally:
         relay.close()
-    assert run_escale(a, "check", "shared").returncode == 1
-    lines = fix(a)
-    assert any(line.startswith("[shared] deleted damaged update") for line in lines), lines
-    assert run_escale(a, "check", "shared").returncode == 0
+    assert run_escale(a, "check", "shared", "--read-data").returncode == 1
+    lines = fix(a, "--read-data")
+    deleted = [line for line in lines if line.startswith("[shared] deleted damaged update")]
+    assert len(deleted) == 2, lines
+    assert run_escale(a, "check", "shared", "--read-data").returncode == 0
     b = relay_backend.add("b")
     b.sync(check=False)
     assert tree(b.root) == tree(a.root)
+
+
+def flip(relay: Relay, name: str) -> None:
+    """Flip one bit in the middle of relay object ``name``."""
+    data = bytearray(relay.read_bytes(name))
+    data[len(data) // 2] ^= 1
+    relay.write_bytes(name, bytes(data))
 
 
 def test_fix_removes_leftovers_and_orphans_never_changes_a_local_file_and_runs_again(

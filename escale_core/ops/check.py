@@ -35,6 +35,8 @@ _NAMES = (
     re.compile(r"^locks/[A-Za-z0-9_.-]+(/[0-9a-f]+)?$"),
 )
 _DATA_INDEX = re.compile(r"/([0-9]{6})$")
+#: the problem of a data object whose bytes were read (``--read-data``) and refused
+AUTHENTICATION = "does not authenticate"
 
 
 @dataclass
@@ -86,17 +88,30 @@ class CheckReport:
         """Whether anything is damaged (orphans, leftovers and unknown objects are not)."""
         return bool(self.of(DAMAGE))
 
+    def fix_command(self) -> str:
+        """The ``escale fix`` that repairs what was found (``--read-data`` finds again the
+        data objects that do not authenticate)."""
+        unread = any(AUTHENTICATION in f.message for f in self.of(DAMAGE))
+        return f"escale fix {self.section}" + (" --read-data" if unread else "")
+
     def summary(self) -> str:
         """The last line: what was checked and what was found."""
         counts = ", ".join(
             f"{len(self.of(kind))} {kind}" for kind in (DAMAGE, ORPHAN, LEFTOVER, UNKNOWN)
         )
         read = f", {self.data_read} bytes of data authenticated" if self.read_data else ""
-        verdict = "damaged: run 'escale fix " + self.section + "'" if self.damaged else "ok"
+        verdict = f"damaged: run '{self.fix_command()}'" if self.damaged else "ok"
+        checked = ", ".join(
+            _count(number, noun)
+            for number, noun in (
+                (self.clients, "client"),
+                (self.updates, "update"),
+                (self.data_objects, "data object"),
+            )
+        )
         return (
-            f"[{self.section}] {self.objects} objects ({self.size} bytes): {self.clients} "
-            f"clients, {self.updates} updates, {self.data_objects} data objects{read}; "
-            f"{counts}: {verdict}"
+            f"[{self.section}] {_count(self.objects, 'object')} ({self.size} bytes): "
+            f"{checked}{read}; {counts}: {verdict}"
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -105,6 +120,10 @@ class CheckReport:
         out["damaged"] = self.damaged
         out["damaged_updates"] = [f"{cid}/{seq}" for cid, seq in self.damaged_updates]
         return out
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def check_repository(
@@ -251,11 +270,14 @@ def _check_data(
             problem = _data_problem(repo, listing, cid, seq, index, ref, report, progress)
             if problem:
                 broken = True
+                fix = f"escale fix {report.section}" + (
+                    " --read-data" if problem.startswith(AUTHENTICATION) else ""
+                )
                 report.add(
                     DAMAGE,
                     data_name(cid, seq, index),
-                    f"{problem}; update {seq} of this client cannot be applied: 'escale fix "
-                    f"{report.section}' deletes it (its readers then ask for full updates)",
+                    f"{problem}; update {seq} of this client cannot be applied: '{fix}' "
+                    "deletes it (its readers then ask for full updates)",
                 )
         if broken and (cid, seq) not in report.damaged_updates:
             report.damaged_updates.append((cid, seq))
@@ -280,14 +302,15 @@ def _data_problem(
         return "missing (lost, or deleted by another program)"
     low, high = sealed_size_range(repo, ref)
     if not low <= stored <= high:
-        return f"{stored} bytes, where its manifest allows {low} to {high} (truncated or extended)"
+        allowed = f"{low}" if low == high else f"{low} to {high}"
+        return f"{stored} bytes where its manifest makes it {allowed} (truncated or extended)"
     if report.read_data:
         kind = KIND_PACK if ref.kind == "pack" else KIND_CHUNK
         before = repo.bytes_read
         try:
             _drain(repo.open_data(kind, cid, seq, index), progress)
         except (IntegrityError, RelayNotFoundError) as exc:
-            return f"does not authenticate ({exc})"
+            return f"{AUTHENTICATION} ({exc})"
         finally:
             report.data_read += repo.bytes_read - before
     return ""
