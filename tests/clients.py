@@ -212,12 +212,14 @@ class Backend:
         return add(self.cluster, self.server, name, extra)
 
 
-def backend(request: pytest.FixtureRequest, tmp_path: Path, env: dict[str, str]) -> Backend:
-    """The backend named by ``request.param``: ``"file"``, or a server fixture's prefix
-    (``"sftp"`` for ``sftp_server``)."""
-    if request.param == "file":
+def backend(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path, env: dict[str, str]
+) -> Backend:
+    """The backend ``kind``: ``"file"``, or a server fixture's prefix (``"sftp"`` for
+    ``sftp_server``, which ``request`` starts)."""
+    if kind == "file":
         return Backend(Cluster(tmp_path / "clients", f"file://{tmp_path}/relay", env))
-    server: RelayServer = request.getfixturevalue(f"{request.param}_server")
+    server: RelayServer = request.getfixturevalue(f"{kind}_server")
     return Backend(network_cluster(server, tmp_path, env), server)
 
 

@@ -19,7 +19,7 @@ BACKENDS = ["file", "sftp"]
 def relay_backend(
     request: pytest.FixtureRequest, tmp_path: Path, isolated_env: dict[str, str]
 ) -> Backend:
-    return backend(request, tmp_path, isolated_env)
+    return backend(request.param, request, tmp_path, isolated_env)
 
 
 def one_client_with_updates(on: Backend) -> Client:
@@ -162,5 +162,23 @@ def _sizes(client: Client) -> dict[str, int]:
     relay = open_relay_of(client)
     try:
         return relay.list_sizes("")
+    finally:
+        relay.close()
+
+
+@pytest.mark.parametrize("kind", ["file", "sftp", "webdav", "ftp", "s3"])
+def test_every_relay_lists_its_temporary_objects_apart_for_check(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path, isolated_env: dict[str, str]
+) -> None:
+    a = backend(kind, request, tmp_path, isolated_env).add("a")
+    relay = open_relay_of(a)
+    try:
+        relay.write_bytes("data/x/0000000001/000000", b"an object")
+        temp = "data/x/0000000001/.tmp-" + "2" * 32
+        relay.fs.pipe_file(relay._path(temp), b"half an object")
+        assert relay.list("") == ["data/x/0000000001/000000"]
+        assert relay.temp_objects("") == [temp]
+        relay.delete(temp)
+        assert relay.temp_objects("") == []
     finally:
         relay.close()

@@ -21,7 +21,7 @@ BACKENDS = ["file", "sftp"]
 def relay_backend(
     request: pytest.FixtureRequest, tmp_path: Path, isolated_env: dict[str, str]
 ) -> Backend:
-    return backend(request, tmp_path, isolated_env)
+    return backend(request.param, request, tmp_path, isolated_env)
 
 
 def two_synced_clients(on: Backend) -> tuple[Client, Client]:
