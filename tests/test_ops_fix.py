@@ -12,7 +12,7 @@ import pytest
 
 from escale_core.relay import Relay
 
-from .clients import Backend, Client, backend, converge, open_relay_of, run_escale, tree
+from .clients import Backend, Client, Cluster, backend, converge, open_relay_of, run_escale, tree
 
 BACKENDS = ["file", "sftp"]
 
@@ -57,6 +57,9 @@ def test_fix_puts_back_a_lost_header_then_every_client_and_a_new_one_converge(
     assert delete_objects(a, "escale.json") == ["escale.json"]
     refused = b.sync(check=False)
     assert refused.returncode == 1 and "escale fix" in refused.stderr, refused.stderr
+    checked = run_escale(b, "check", "shared")
+    assert checked.returncode == 1
+    assert "[shared] damage: relay object escale.json: missing" in checked.stdout
     before = tree(a.root)
     lines = fix(a)
     assert any("republished relay object escale.json" in line for line in lines), lines
@@ -147,3 +150,21 @@ def test_fix_is_refused_on_a_client_that_never_synced(relay_backend: Backend) ->
     assert run.returncode == 2
     assert "never synced with the repository there" in run.stderr, run.stderr
     assert "internal error" not in run.stderr
+
+
+def test_check_and_fix_are_refused_while_the_daemon_syncs_the_section(cluster: Cluster) -> None:
+    a = cluster.add("a", extra="refresh = 600\nwatch = false")
+    a.write("x.txt", "x\n")
+    a.sync()
+    assert run_escale(a, "start").returncode == 0
+    try:
+        for command in ("check", "fix"):
+            run = run_escale(a, command, "shared")
+            assert run.returncode == 2, run.stderr
+            assert "being synced by the running daemon" in run.stderr
+            assert "escale pause shared" in run.stderr
+        assert run_escale(a, "pause", "shared").returncode == 0
+        assert run_escale(a, "check", "shared").returncode == 0
+        assert run_escale(a, "fix", "shared").returncode == 0
+    finally:
+        run_escale(a, "stop")

@@ -188,7 +188,9 @@ def _open(
     try:
         return open_section_repository(m.section, relay, m.plugins, kept=kept, create=False)
     except (IntegrityError, RelayNotFoundError) as exc:
-        report.add(DAMAGE, HEADER, f"{exc}")
+        # the cause: the error without the section's prefix, which the report's lines carry
+        why = str(exc.__cause__ or exc).removeprefix(f"relay object {HEADER}: ")
+        report.add(DAMAGE, HEADER, why)
         return None
 
 
