@@ -88,10 +88,14 @@ class CheckReport:
         """Whether anything is damaged (orphans, leftovers and unknown objects are not)."""
         return bool(self.of(DAMAGE))
 
-    def fix_command(self) -> str:
+    def fix_command(self) -> Optional[str]:
         """The ``escale fix`` that repairs what was found (``--read-data`` finds again the
-        data objects that do not authenticate)."""
-        unread = any(AUTHENTICATION in f.message for f in self.of(DAMAGE))
+        data objects that do not authenticate); ``None`` when the header is there but cannot
+        be used (a wrong passphrase, another repository's header): no fix repairs that."""
+        damage = self.of(DAMAGE)
+        if any(f.name == HEADER for f in damage) and not self.header_missing:
+            return None
+        unread = any(AUTHENTICATION in f.message for f in damage)
         return f"escale fix {self.section}" + (" --read-data" if unread else "")
 
     def summary(self) -> str:
@@ -100,7 +104,10 @@ class CheckReport:
             f"{len(self.of(kind))} {kind}" for kind in (DAMAGE, ORPHAN, LEFTOVER, UNKNOWN)
         )
         read = f", {self.data_read} bytes of data authenticated" if self.read_data else ""
-        verdict = f"damaged: run '{self.fix_command()}'" if self.damaged else "ok"
+        fix = self.fix_command()
+        verdict = "ok"
+        if self.damaged:
+            verdict = f"damaged: run '{fix}'" if fix else f"{HEADER} cannot be used (above)"
         checked = ", ".join(
             _count(number, noun)
             for number, noun in (

@@ -145,7 +145,8 @@ def _resend(m: Maintenance, progress: Optional[Callable[[int], None]], report: F
     report.round = result
     if result.seq is not None:
         report.done.append(
-            f"published full update {result.seq} of this client: {len(result.pushed)} files "
-            f"of its folder (every client, and any that joins, gets them from it)"
+            f"published full update {result.seq} of this client: {len(result.pushed)} "
+            f"file{'' if len(result.pushed) == 1 else 's'} of its folder (every client, and "
+            "any that joins, gets them from it)"
         )
     report.done += [f"error: {error}" for error in result.errors]
