@@ -135,10 +135,20 @@ def test_orphans_leftovers_and_unknown_objects_are_warnings(relay_backend: Backe
         leftover = "data/.tmp-" + "0" * 32
         relay.fs.pipe_file(relay._path(leftover), b"half an object")
         relay.write_bytes("notes.txt", b"not ours")
+        cid = relay.list("clients")[0].split("/")[1]
+        pending = f"data/{cid}/9999999999/000000"  # as a push going on: no manifest yet
+        relay.write_bytes(pending, b"a data object before its manifest")
     finally:
         relay.close()
     status, lines = check(a)
     assert status == 0, lines
+    assert any(
+        line.startswith(
+            f"[shared] orphan: relay object {pending}: data of update 9999999999, not published yet"
+        )
+        and ": kept;" in line
+        for line in lines
+    ), lines
     for orphan in orphans:
         assert any(
             line.startswith(f"[shared] orphan: relay object {orphan}: data of update")
@@ -147,7 +157,7 @@ def test_orphans_leftovers_and_unknown_objects_are_warnings(relay_backend: Backe
         ), lines
     assert f"[shared] leftover: relay object {leftover}: temporary object" in "\n".join(lines)
     assert any(line.startswith("[shared] unknown: relay object notes.txt") for line in lines)
-    assert lines[-1].endswith(f"0 damage, {len(orphans)} orphan, 1 leftover, 1 unknown: ok")
+    assert lines[-1].endswith(f"0 damage, {len(orphans) + 1} orphan, 1 leftover, 1 unknown: ok")
 
 
 def test_check_writes_nothing_to_the_relay(relay_backend: Backend) -> None:

@@ -130,12 +130,21 @@ def test_fix_removes_leftovers_and_orphans_never_changes_a_local_file_and_runs_a
     try:
         leftover = "clients/.tmp-" + "1" * 32
         relay.fs.pipe_file(relay._path(leftover), b"half")
+        cid = relay.list("clients")[0].split("/")[1]
+        pending = f"data/{cid}/9999999999/000000"  # as a push going on: no manifest yet
+        relay.write_bytes(pending, b"a data object before its manifest")
     finally:
         relay.close()
     before = tree(a.root)
     lines = fix(a)
     assert f"[shared] deleted relay object {leftover} (temporary object" in "\n".join(lines)
     assert tree(a.root) == before
+    relay = open_relay_of(a)
+    try:
+        assert relay.exists(pending)  # the data of an update not published yet stays
+        relay.delete(pending)
+    finally:
+        relay.close()
     again = fix(a)
     assert not any("deleted" in line or "republished" in line for line in again), again
     assert tree(a.root) == before

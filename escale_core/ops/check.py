@@ -12,7 +12,7 @@ The relay is only read: the checks see it through a :class:`~escale_core.relay.R
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Optional
 
@@ -22,7 +22,7 @@ from ..crypto import HEADER_SIZE, KIND_CHUNK, KIND_PACK, SEGMENT, TAG_SIZE
 from ..errors import IntegrityError, RelayNotFoundError
 from ..manifest import ClientState, Manifest, ObjectRef
 from ..relay import ReadOnlyRelay, Relay
-from ..repository import HEADER, Repository, client_name, data_name, update_name
+from ..repository import HEADER, Repository, bounded, client_name, data_name, update_name
 from ..session import open_section_repository
 from .maintenance import Maintenance
 
@@ -315,14 +315,20 @@ def _data_problem(
         return f"{stored} bytes where its manifest makes it {allowed} (truncated or extended)"
     if report.read_data:
         kind = KIND_PACK if ref.kind == "pack" else KIND_CHUNK
-        before = repo.bytes_read
+        # read no more than the envelope can hold, whatever the relay serves
+        sealed = _counted(bounded(repo.relay.read_stream(name), high, "data object"), report)
+        context = repo.context("data", cid, seq, index)
         try:
-            _drain(repo.open_data(kind, cid, seq, index), progress)
+            _drain(repo.sealer.open(kind, context, sealed), progress)
         except (IntegrityError, RelayNotFoundError) as exc:
             return f"{AUTHENTICATION} ({exc})"
-        finally:
-            report.data_read += repo.bytes_read - before
     return ""
+
+
+def _counted(chunks: Iterable[bytes], report: CheckReport) -> Iterator[bytes]:
+    for chunk in chunks:
+        report.data_read += len(chunk)
+        yield chunk
 
 
 def update_problems(repo: Repository, cid: str, seq: int, read_data: bool) -> list[str]:
