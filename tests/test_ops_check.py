@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .clients import Backend, Client, backend, converge, open_relay_of, run_escale
+from .clients import Backend, Client, Cluster, backend, converge, open_relay_of, run_escale
 
 BACKENDS = ["file", "sftp"]
 
@@ -192,3 +192,13 @@ def test_every_relay_lists_its_temporary_objects_apart_for_check(
         assert relay.temp_objects("") == []
     finally:
         relay.close()
+
+
+def test_check_of_a_relay_folder_without_a_repository_says_so_in_one_line(
+    cluster: Cluster,
+) -> None:
+    a = cluster.add("a")
+    run = run_escale(a, "check", "shared")
+    assert run.returncode == 1
+    assert "no repository there yet" in run.stderr and "internal error" not in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1

@@ -22,7 +22,15 @@ from ..crypto import HEADER_SIZE, KIND_CHUNK, KIND_PACK, SEGMENT, TAG_SIZE
 from ..errors import IntegrityError, RelayNotFoundError
 from ..manifest import ClientState, Manifest, ObjectRef
 from ..relay import ReadOnlyRelay, Relay
-from ..repository import HEADER, Repository, bounded, client_name, data_name, update_name
+from ..repository import (
+    ESCALE_FOLDERS,
+    HEADER,
+    Repository,
+    bounded,
+    client_name,
+    data_name,
+    update_name,
+)
 from ..session import open_section_repository
 from .maintenance import Maintenance
 
@@ -183,6 +191,13 @@ def _open(
 ) -> Optional[Repository]:
     """The repository, or ``None`` after recording why its header cannot be used."""
     kept = m.kept_header()
+    if (
+        HEADER not in sizes
+        and kept is None
+        and not any(n.startswith(ESCALE_FOLDERS) for n in sizes)
+    ):
+        # no repository (an empty folder, another program's files): opening says which
+        open_section_repository(m.section, relay, m.plugins, create=False)
     if HEADER not in sizes:
         report.header_missing = True
         how = (
