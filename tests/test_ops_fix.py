@@ -10,9 +10,24 @@ from pathlib import Path
 
 import pytest
 
+from escale_core.config import load_config
+from escale_core.errors import RoundAbandoned
+from escale_core.ops.fix import fix_repository
+from escale_core.ops.maintenance import maintenance
+from escale_core.plugins import get_plugins
 from escale_core.relay import Relay
 
-from .clients import Backend, Client, Cluster, backend, converge, open_relay_of, run_escale, tree
+from .clients import (
+    Backend,
+    Client,
+    Cluster,
+    backend,
+    big_file,
+    converge,
+    open_relay_of,
+    run_escale,
+    tree,
+)
 
 BACKENDS = ["file", "sftp"]
 
@@ -177,3 +192,29 @@ def test_check_and_fix_are_refused_while_the_daemon_syncs_the_section(cluster: C
         assert run_escale(a, "fix", "shared").returncode == 0
     finally:
         run_escale(a, "stop")
+
+
+def test_a_fix_stopped_mid_way_and_run_again_loses_nothing(relay_backend: Backend) -> None:
+    a, _ = two_synced_clients(relay_backend)
+    big_file(a, "video.bin", 3)
+    a.write("small.txt", "small\n")
+    a.sync()
+    assert delete_objects(a, "updates", "data")
+    before = tree(a.root)
+    plugins = get_plugins()
+    config = load_config(a.config, plugins)
+
+    def stop(count: int) -> None:
+        raise RoundAbandoned("stopped by request")
+
+    with (
+        pytest.raises(RoundAbandoned),
+        maintenance(config, config.section("shared"), plugins, "fix shared") as m,
+    ):
+        fix_repository(m, progress=stop)
+    assert tree(a.root) == before
+    fix(a)
+    assert tree(a.root) == before
+    c = relay_backend.add("c")
+    c.sync(check=False)
+    assert tree(c.root) == before
