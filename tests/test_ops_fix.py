@@ -16,6 +16,7 @@ from escale_core.ops.fix import fix_repository
 from escale_core.ops.maintenance import maintenance
 from escale_core.plugins import get_plugins
 from escale_core.relay import Relay
+from escale_core.session import open_section_relay, open_section_repository
 
 from .clients import (
     Backend,
@@ -46,6 +47,17 @@ def two_synced_clients(on: Backend) -> tuple[Client, Client]:
     b.write("b.txt", "from b\n")
     converge([a, b])
     return a, b
+
+
+def client_id(client: Client) -> str:
+    """The id of ``client`` in its repository."""
+    plugins = get_plugins()
+    section = load_config(client.config, plugins).section(client.section)
+    relay = open_section_relay(section, plugins)
+    try:
+        return open_section_repository(section, relay, plugins, create=False).client_id(client.name)
+    finally:
+        relay.close()
 
 
 def fix(client: Client, *args: str) -> list[str]:
@@ -145,8 +157,8 @@ def test_fix_removes_leftovers_and_orphans_never_changes_a_local_file_and_runs_a
     try:
         leftover = "clients/.tmp-" + "1" * 32
         relay.fs.pipe_file(relay._path(leftover), b"half")
-        cid = relay.list("clients")[0].split("/")[1]
-        pending = f"data/{cid}/9999999999/000000"  # as a push going on: no manifest yet
+        # as a push of b going on: no manifest yet (a's own would be its round's to remove)
+        pending = f"data/{client_id(b)}/9999999999/000000"
         relay.write_bytes(pending, b"a data object before its manifest")
     finally:
         relay.close()
