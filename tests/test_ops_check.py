@@ -202,3 +202,24 @@ def test_check_of_a_relay_folder_without_a_repository_says_so_in_one_line(
     assert run.returncode == 1
     assert "no repository there yet" in run.stderr and "internal error" not in run.stderr
     assert len(run.stderr.strip().splitlines()) == 1
+
+
+def test_check_and_fix_accept_a_header_rewrapped_by_key_passwd_on_another_client(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    a, b = cluster.add("a"), cluster.add("b")
+    a.write("one.txt", "one\n")
+    a.sync()
+    b.sync()
+    new = tmp_path / "new.key"
+    new.write_text("a brand new passphrase for the repository\n")
+    assert (
+        run_escale(a, "key", "passwd", "shared", "--new-passphrase-file", str(new)).returncode == 0
+    )
+    (b.config.parent / "key").write_text(new.read_text())  # b's user copies the new one
+    status, lines = check(b)
+    assert status == 0, lines
+    assert run_escale(b, "fix", "shared").returncode == 0
+    c = cluster.add("c", passphrase=new.read_text().strip())
+    c.sync(check=False)
+    assert (c.root / "one.txt").read_text() == "one\n"

@@ -186,11 +186,21 @@ def _check_names(relay: Relay, sizes: dict[str, int], report: CheckReport) -> No
             )
 
 
+def kept_identity(m: Maintenance) -> tuple[Optional[dict[str, Any]], Optional[str]]:
+    """The header this client syncs with and the fingerprint of its key (``None``: it never
+    synced; a header re-wrapped by ``escale key passwd`` is accepted for the same key)."""
+    state = m.local_state()
+    try:
+        return state.get_meta("header"), state.get_meta("key check")
+    finally:
+        state.close()
+
+
 def _open(
     m: Maintenance, relay: Relay, sizes: dict[str, int], report: CheckReport
 ) -> Optional[Repository]:
     """The repository, or ``None`` after recording why its header cannot be used."""
-    kept = m.kept_header()
+    kept, kept_check = kept_identity(m)
     if (
         HEADER not in sizes
         and kept is None
@@ -208,7 +218,9 @@ def _open(
         report.add(DAMAGE, HEADER, f"missing: no client can sync; {how}")
         return None
     try:
-        return open_section_repository(m.section, relay, m.plugins, kept=kept, create=False)
+        return open_section_repository(
+            m.section, relay, m.plugins, kept=kept, create=False, kept_key_check=kept_check
+        )
     except (IntegrityError, RelayNotFoundError) as exc:
         # the cause: the error without the section's prefix, which the report's lines carry
         why = str(exc.__cause__ or exc).removeprefix(f"relay object {HEADER}: ")

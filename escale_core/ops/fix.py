@@ -23,9 +23,9 @@ from typing import Any, Callable, Optional
 
 from ..engine import RoundReport
 from ..errors import UsageError
-from ..repository import HEADER, update_name
+from ..repository import HEADER, Repository, update_name
 from ..session import options_for, run_round
-from .check import CheckReport, check_repository, update_problems
+from .check import CheckReport, check_repository, kept_identity, update_problems
 from .maintenance import Maintenance
 
 
@@ -57,7 +57,7 @@ def fix_repository(
     :raises UsageError: this client never synced (it kept no header, has no folder to send).
     """
     report = FixReport(m.section.name)
-    kept = m.kept_header()
+    kept, kept_check = kept_identity(m)
     if kept is None:
         raise UsageError(
             f"{m.where()}: this client never synced with the repository there, so it has "
@@ -65,10 +65,10 @@ def fix_repository(
             "synced"
         )
     _republish_header(m, kept, report)
-    m.open_repository(kept)  # the header is this client's: the passphrase opens it
+    repo = m.open_repository(kept, kept_check)  # this client's: the passphrase opens it
     checked = check_repository(m, read_data, progress)
     report.check = checked
-    _delete_damaged(m, kept, checked, read_data, report)
+    _delete_damaged(m, repo, checked, read_data, report)
     _delete_leftovers(m, checked, report)
     _resend(m, progress, report)
     return report
@@ -87,16 +87,13 @@ def _republish_header(m: Maintenance, kept: dict[str, Any], report: FixReport) -
 
 def _delete_damaged(
     m: Maintenance,
-    kept: dict[str, Any],
+    repo: Repository,
     checked: CheckReport,
     read_data: bool,
     report: FixReport,
 ) -> None:
     """Delete the updates still damaged when read again: manifest first (no reader then
     looks for its data), then its data objects."""
-    if not checked.damaged_updates:
-        return
-    repo = m.open_repository(kept)
     for cid, seq in checked.damaged_updates:
         m.keep_alive()
         problems = update_problems(repo, cid, seq, read_data)
