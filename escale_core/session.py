@@ -257,16 +257,27 @@ def sync_section(
     dry_run: bool = False,
     phase: Optional[Callable[[str], None]] = None,
 ) -> RoundReport:
-    """Run one round for ``section``.
+    """Run one round for ``section``, under its lock (:func:`section_lock`).
 
     :param progress: called with a number of bytes as data moves.
     :param dry_run: decide everything, change nothing: the relay is only read, and the round
         works on a copy of the local state, thrown away at the end.
     :param phase: called as the round moves on (``"scanning"``, ``"pushing"``...)."""
     folder = directory or section_state_dir(config)
-    with section_lock(section.name, folder), tempfile.TemporaryDirectory() as scratch:
+    with section_lock(section.name, folder):
         options = options_for(section, force, progress)
         options.dry_run, options.phase = dry_run, phase
+        return run_round(section, plugins, options, folder)
+
+
+def run_round(
+    section: SectionConfig, plugins: Plugins, options: SyncOptions, folder: Path
+) -> RoundReport:
+    """Run one round for ``section`` with ``options``, its local state in ``folder``; the
+    caller holds the section's lock (:func:`sync_section`; the operations, which hold it for
+    longer: :mod:`escale_core.ops.maintenance`)."""
+    with tempfile.TemporaryDirectory() as scratch:
+        dry_run = options.dry_run
         pushes = options.mode != "download"
         prescan = BackgroundScan(options.root, options.filters) if pushes else None
         relay = open_section_relay(section, plugins)

@@ -56,7 +56,6 @@ def test_version_prints_the_package_version(escale: RunEscale) -> None:
         (["migrate", "photos", "s3://b/x"], "migrate"),
         (["backup", "photos", "a.tar"], "backup"),
         (["restore", "photos", "a.tar"], "restore"),
-        (["fix", "photos"], "fix"),
     ],
 )
 def test_commands_not_yet_implemented_say_so_and_exit_2(

@@ -40,10 +40,12 @@ def build_app() -> typer.Typer:
     from ..plugins import get_plugins
     from . import (
         access_cmd,
+        check_cmd,
         clients_cmd,
         config_cmd,
         daemon_cmd,
         demo_cmd,
+        fix_cmd,
         init_cmd,
         key_cmd,
         pending,
@@ -98,6 +100,8 @@ def build_app() -> typer.Typer:
     config_cmd.register(app)
     versions_cmd.register(app)
     clients_cmd.register(app)
+    check_cmd.register(app)
+    fix_cmd.register(app)
     daemon_cmd.register(app)
     service_cmd.register(app)
     pending.register(app)

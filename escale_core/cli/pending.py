@@ -38,8 +38,3 @@ def register(app: typer.Typer) -> None:
     def restore(section: str = typer.Argument(...), archive: Path = typer.Argument(...)) -> None:
         """Restore the relay repository from an archive."""
         not_yet("restore")
-
-    @app.command()
-    def fix(section: str = typer.Argument(...)) -> None:
-        """Rebuild the relay's state from an up-to-date local folder."""
-        not_yet("fix")
