@@ -82,6 +82,9 @@ class SyncOptions:
     tombstone_age: float = 30 * 86400
     #: decide everything, change nothing (``escale sync --dry-run``)
     dry_run: bool = False
+    #: publish a full update of the whole folder even if no client asked for one
+    #: (``escale fix`` re-sends everything after updates were lost)
+    full_update: bool = False
 
 
 @dataclass
@@ -472,15 +475,16 @@ class Engine:
         ]
         report.errors += [unreadable_message(path) for path in report.unreadable]
         requesters = self._snapshot_requests(states)
+        full = bool(requesters) or self.options.full_update
         announce = set(self.state.get_meta("announce", []))
         if (
-            not requesters
+            not full
             and not announce
             and self.options.checksum_cache
             and self.state.unchanged(local)
         ):
             return last_seq, local  # every file is as the last round left it: nothing to push
-        changed, deleted = self._local_changes(local, requesters, report)
+        changed, deleted = self._local_changes(local, full, report)
         if announce:
             readable = self._readable()
             extra = announce.difference(changed)
@@ -489,7 +493,7 @@ class Engine:
             report.pushed, report.deleted_remote = changed, deleted
             report.bytes_up = sum(local[p].size for p in changed if p in local)
             return last_seq, local
-        plan = PushPlan(changed, deleted, requesters, local)
+        plan = PushPlan(changed, deleted, requesters, local, full=full)
         self._phase("pushing")
         result = self._build_update(listing, last_seq, plan, announce)
         _report_push(result, local, report)
@@ -511,7 +515,7 @@ class Engine:
             self.state.set_meta("served", served)
 
     def _local_changes(
-        self, local: dict[str, FileStat], requesters: list[str], report: RoundReport
+        self, local: dict[str, FileStat], full: bool, report: RoundReport
     ) -> tuple[list[str], list[str]]:
         """(files to read and send, synced files deleted locally), after the mass-deletion
         guard; a full update sends every readable file."""
@@ -520,7 +524,7 @@ class Engine:
         readable = self._readable()
         accepts = self.filters.accepts_path
         unseen = _unseen(report.unreadable)
-        if requesters:
+        if full:
             changed = sorted(p for p in local if readable(p))
         else:
             changed = [
@@ -574,7 +578,7 @@ class Engine:
             pullers=options.pullers,
             hasher=self.hasher(self.repo.checksum),
             budget=budget,
-            snapshot=bool(plan.snapshot_for),
+            snapshot=plan.full,
             name=options.client,
             prev=self._prev_seq(last_seq),
         )

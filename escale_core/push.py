@@ -45,8 +45,9 @@ class PushPlan:
 
     :param changed: files to read and send (every readable file for a full update).
     :param deleted: synced files deleted locally: tombstones.
-    :param snapshot_for: clients that asked for a full update: the update then lists the whole
-        index, tombstones included.
+    :param snapshot_for: clients that asked for a full update.
+    :param full: a full update: it lists the whole index, tombstones included (for the
+        clients in ``snapshot_for``, or for any reader: ``escale fix``).
     """
 
     changed: list[str]
@@ -54,6 +55,10 @@ class PushPlan:
     snapshot_for: list[str] = field(default_factory=list)
     #: what the scan saw of each file (sizes order the push; files are stat'ed again on open)
     scanned: dict[str, FileStat] = field(default_factory=dict)
+    full: bool = False
+
+    def __post_init__(self) -> None:
+        self.full = self.full or bool(self.snapshot_for)
 
 
 @dataclass

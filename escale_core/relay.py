@@ -7,6 +7,7 @@ never interprets them; escale's engine decides what they mean. Backend errors ar
 
 from __future__ import annotations
 
+import builtins
 import errno
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
@@ -104,6 +105,12 @@ class Relay(ABC):
         parent, _, _ = name.rpartition("/")
         return name in self.list(parent)
 
+    def temp_objects(self, prefix: str = "") -> builtins.list[str]:
+        """Names of the temporary objects of writes under ``prefix`` (``.tmp-*``, left by
+        writers that were killed or are writing now), which :meth:`list` leaves out; sorted.
+        Backends that write temporary objects override it (``escale check``, ``escale fix``)."""
+        return []
+
     def close(self) -> None:  # noqa: B027 - optional for relays without connections
         """Release connections."""
 
@@ -150,8 +157,9 @@ def open_relay(address: RelayAddress, relays: Registry, **options: Any) -> Relay
 
 
 class ReadOnlyRelay(Relay):
-    """A relay seen without writing to it (``escale sync --dry-run``): reads go to ``inner``;
-    a write or a deletion is refused, so a dry run can never change the relay."""
+    """A relay seen without writing to it (``escale sync --dry-run``, ``escale check``): reads
+    go to ``inner``; a write or a deletion is refused, so a dry run can never change the
+    relay."""
 
     def __init__(self, inner: Relay) -> None:
         super().__init__(inner.address, **inner.options)
@@ -184,6 +192,10 @@ class ReadOnlyRelay(Relay):
     def modified(self, name: str) -> Optional[float]:
         """The inner relay's modification time of ``name``."""
         return self.inner.modified(name)
+
+    def temp_objects(self, prefix: str = "") -> builtins.list[str]:
+        """The inner relay's temporary objects."""
+        return self.inner.temp_objects(prefix)
 
     def write_bytes(self, name: str, data: bytes) -> None:
         """Refused."""

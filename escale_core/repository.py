@@ -371,8 +371,9 @@ def _header(
             raise RelayNotFoundError(
                 f"relay object {HEADER} is missing, but this client synced with repository "
                 f"{kept.get('id')} there (a relay folder not mounted, or a lost header): "
-                "nothing was written; mount the relay, or put back its escale.json (any "
-                "client's copy of the relay folder has it; it holds no secret in clear)"
+                "nothing was written; mount the relay, or run 'escale fix' here (it puts "
+                "back the copy this client kept), or put back its escale.json (any client's "
+                "copy of the relay folder has it; it holds no secret in clear)"
             ) from None
         if not _holds_header(relay):
             if not create:

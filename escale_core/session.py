@@ -184,7 +184,7 @@ def remember_header(state: LocalState, repo: Repository) -> None:
         state.set_meta("key check", repo.key_check)
 
 
-def refuse_if_moved(config: Config, section: SectionConfig, repo: Repository) -> None:
+def refuse_if_moved(section: SectionConfig, repo: Repository) -> None:
     """Stop before anything is written when ``escale migrate`` moved the repository away.
 
     :raises RelayError: the repository holds a ``moved`` note; the message says where to.
@@ -197,7 +197,7 @@ def refuse_if_moved(config: Config, section: SectionConfig, repo: Repository) ->
         return
     to, when = moved
     date = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(when))
-    file = config.file or section.file
+    file = section.file  # the configuration file the section comes from
     where = os.path.abspath(file) if file else "the configuration file"
     raise RelayError(
         f"[{section.name}] relay {section.address.display()}: this repository moved to {to} "
@@ -279,16 +279,27 @@ def sync_section(
     dry_run: bool = False,
     phase: Optional[Callable[[str], None]] = None,
 ) -> RoundReport:
-    """Run one round for ``section``.
+    """Run one round for ``section``, under its lock (:func:`section_lock`).
 
     :param progress: called with a number of bytes as data moves.
     :param dry_run: decide everything, change nothing: the relay is only read, and the round
         works on a copy of the local state, thrown away at the end.
     :param phase: called as the round moves on (``"scanning"``, ``"pushing"``...)."""
     folder = directory or section_state_dir(config)
-    with section_lock(section.name, folder), tempfile.TemporaryDirectory() as scratch:
+    with section_lock(section.name, folder):
         options = options_for(section, force, progress)
         options.dry_run, options.phase = dry_run, phase
+        return run_round(section, plugins, options, folder)
+
+
+def run_round(
+    section: SectionConfig, plugins: Plugins, options: SyncOptions, folder: Path
+) -> RoundReport:
+    """Run one round for ``section`` with ``options``, its local state in ``folder``; the
+    caller holds the section's lock (:func:`sync_section`; the operations, which hold it for
+    longer: :mod:`escale_core.ops.maintenance`)."""
+    with tempfile.TemporaryDirectory() as scratch:
+        dry_run = options.dry_run
         pushes = options.mode != "download"
         prescan = BackgroundScan(options.root, options.filters) if pushes else None
         relay = open_section_relay(section, plugins)
@@ -301,7 +312,7 @@ def sync_section(
                 kept = state.get_meta("header")
                 check = state.get_meta("key check")
                 repo = open_section_repository(section, relay, plugins, kept, True, check)
-                refuse_if_moved(config, section, repo)
+                refuse_if_moved(section, repo)
                 remember_header(state, repo)  # joined now: this repository for good
                 engine = Engine(repo, state, options, plugins.checksums, prescan)
                 try:

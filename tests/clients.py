@@ -17,7 +17,8 @@ import pytest
 from escale_core.config import load_config
 from escale_core.errors import RoundAbandoned
 from escale_core.plugins import get_plugins
-from escale_core.session import sync_section
+from escale_core.relay import Relay
+from escale_core.session import open_section_relay, sync_section
 
 from .servers import RelayServer
 
@@ -194,3 +195,62 @@ def toml_value(value: object) -> str:
     if isinstance(value, list):
         return "[" + ", ".join(toml_value(v) for v in value) + "]"
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+@dataclass
+class Backend:
+    """A cluster on one relay backend (``file://`` or a network server), for tests whose one
+    body runs over several backends."""
+
+    cluster: Cluster
+    server: Optional[RelayServer] = None
+
+    def add(self, name: str, extra: str = "") -> Client:
+        """A new client on this backend's relay."""
+        if self.server is None:
+            return self.cluster.add(name, extra=extra)
+        return add(self.cluster, self.server, name, extra)
+
+
+def backend(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path, env: dict[str, str]
+) -> Backend:
+    """The backend ``kind``: ``"file"``, or a server fixture's prefix (``"sftp"`` for
+    ``sftp_server``, which ``request`` starts)."""
+    if kind == "file":
+        return Backend(Cluster(tmp_path / "clients", f"file://{tmp_path}/relay", env))
+    server: RelayServer = request.getfixturevalue(f"{kind}_server")
+    return Backend(network_cluster(server, tmp_path, env), server)
+
+
+def open_relay_of(client: Client) -> Relay:
+    """The relay of ``client``'s section, opened through escale's relay API (tests damage
+    objects with it on any backend)."""
+    plugins = get_plugins()
+    return open_section_relay(load_config(client.config, plugins).section(client.section), plugins)
+
+
+def run_escale(
+    client: Client, *args: str, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """Run ``escale -c CONFIG ARGS`` as ``client``, to completion."""
+    return subprocess.run(
+        client.command(*args),
+        capture_output=True,
+        text=True,
+        env=client.env,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def converge(clients: list[Client], rounds: int = 4) -> None:
+    """Sync every client in turn until their folders are the same and every round is in
+    sync (a client that joins late waits a round for a full update)."""
+    for _ in range(rounds):
+        runs = [client.sync(check=False) for client in clients]
+        if all(r.returncode == 0 for r in runs) and all(
+            tree(c.root) == tree(clients[0].root) for c in clients[1:]
+        ):
+            return
+    raise AssertionError({c.name: sorted(tree(c.root)) for c in clients})

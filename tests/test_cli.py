@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import re
 
-import pytest
-
 from escale_core import __version__
 
 from .conftest import RunEscale
@@ -48,22 +46,6 @@ def test_version_prints_the_package_version(escale: RunEscale) -> None:
     run = escale("--version")
     assert run.returncode == 0
     assert run.stdout.strip() == f"escale {__version__}"
-
-
-@pytest.mark.parametrize(
-    ("args", "command"),
-    [
-        (["fix", "photos"], "fix"),
-    ],
-)
-def test_commands_not_yet_implemented_say_so_and_exit_2(
-    escale: RunEscale, args: list[str], command: str
-) -> None:
-    run = escale(*args)
-    assert run.returncode == 2
-    assert run.error_lines == [
-        f"escale: error: 'escale {command}' is not implemented in this release yet"
-    ]
 
 
 def test_unknown_command_is_a_usage_error(escale: RunEscale) -> None:

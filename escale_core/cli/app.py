@@ -41,10 +41,12 @@ def build_app() -> typer.Typer:
     from . import (
         access_cmd,
         backup_cmd,
+        check_cmd,
         clients_cmd,
         config_cmd,
         daemon_cmd,
         demo_cmd,
+        fix_cmd,
         init_cmd,
         key_cmd,
         migrate_cmd,
@@ -100,6 +102,8 @@ def build_app() -> typer.Typer:
     config_cmd.register(app)
     versions_cmd.register(app)
     clients_cmd.register(app)
+    check_cmd.register(app)
+    fix_cmd.register(app)
     daemon_cmd.register(app)
     service_cmd.register(app)
     migrate_cmd.register(app)

@@ -19,9 +19,5 @@ def not_yet(command: str) -> NoReturn:
 
 
 def register(app: typer.Typer) -> None:
-    """Add the not-yet-implemented commands to ``app``."""
-
-    @app.command()
-    def fix(section: str = typer.Argument(...)) -> None:
-        """Rebuild the relay's state from an up-to-date local folder."""
-        not_yet("fix")
+    """Add the not-yet-implemented commands to ``app`` (none left in this release: every
+    command of the contract works; :func:`not_yet` stays for plugins and future ones)."""

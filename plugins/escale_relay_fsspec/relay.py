@@ -8,6 +8,7 @@ exceptions to relay errors) and :attr:`capabilities`.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import os
 import posixpath
@@ -157,6 +158,22 @@ class FsspecRelay(Relay):
             elif self.local and time.time() - float(info.get("mtime") or time.time()) > STALE:
                 self._discard(path)  # left by a writer that was killed long ago
         return out
+
+    def temp_objects(self, prefix: str = "") -> builtins.list[str]:
+        base = self._path(prefix)
+
+        def find() -> builtins.list[str]:
+            self.fs.invalidate_cache()
+            found: builtins.list[str] = self.fs.find(base)
+            return found
+
+        try:
+            found = self.retry(f"listing {base}", find)
+        except RelayNotFoundError:
+            return []
+        root = self.root.strip("/")
+        names = (path.strip("/")[len(root) :].lstrip("/") for path in found)
+        return sorted(n for n in names if posixpath.basename(n).startswith(TEMP_PREFIX))
 
     def read_bytes(self, name: str) -> bytes:
         data: bytes = self.retry(f"reading {name}", lambda: self.fs.cat_file(self._path(name)))

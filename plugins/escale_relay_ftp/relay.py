@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import builtins
 import calendar
 import contextlib
 import ftplib
@@ -209,6 +210,13 @@ class FtpRelay(FsspecRelay):
         for path in stale:
             self._discard(path)
         return out
+
+    def temp_objects(self, prefix: str = "") -> builtins.list[str]:
+        found = self.retry(f"listing {self._path(prefix)}", lambda: self._walk(self._path(prefix)))
+        root = self.root.rstrip("/") + "/"
+        return sorted(
+            path[len(root) :] for path in found if posixpath.basename(path).startswith(TEMP_PREFIX)
+        )
 
     def _walk(self, base: str) -> dict[str, tuple[int, Optional[float]]]:
         """Path → (size, modification time) of every file under ``base``; {} if it is missing."""

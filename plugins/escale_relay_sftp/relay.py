@@ -21,6 +21,7 @@
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import errno
 import logging
@@ -185,6 +186,18 @@ class SftpRelay(FsspecRelay):
                 continue
             out[path[len(self.root) :].lstrip("/")] = int(attrs.size or 0)
         return out
+
+    def temp_objects(self, prefix: str = "") -> builtins.list[str]:
+        base = self._path(prefix)
+        found = self.retry(
+            f"listing {prefix or 'the repository'}",
+            lambda: _run(self.fs, lambda sftp: _walk(sftp, base)),
+        )
+        return sorted(
+            path[len(self.root) :].lstrip("/")
+            for path, _ in found
+            if posixpath.basename(path).startswith(TEMP_PREFIX)
+        )
 
     def delete(self, name: str) -> None:
         super().delete(name)
