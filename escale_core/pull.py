@@ -104,11 +104,42 @@ class _Plan:
     records: list[Callable[[], None]] = field(default_factory=list)
     deferred: bool = False
     #: entries waiting for a deletion of the same update: a file in place of their folder,
-    #: or a folder in place of the file (a path that changed type on the sender's side)
+    #: or a folder in place of the file (a path that changed type on the sender's side);
+    #: or for an earlier entry that writes the same local path (see ``_decide_apart``)
     blocked: set[str] = field(default_factory=set)
     #: synced files standing where another client made a folder: the folder keeps the name,
     #: each file goes to its conflict copy (its stat and version when decided)
     evictions: dict[str, tuple[FileStat, Version]] = field(default_factory=dict)
+    #: the local paths the writes place (their targets and the conflict copies they link)
+    targets: set[str] = field(default_factory=set)
+
+
+@dataclass(frozen=True)
+class _Mark:
+    """How far a plan and a result were before one entry was decided: undoes that decision."""
+
+    writes: int
+    records: int
+    reported: tuple[int, ...]
+
+    @classmethod
+    def of(cls, plan: _Plan, result: PullResult) -> _Mark:
+        return cls(len(plan.writes), len(plan.records), tuple(map(len, _reported(result))))
+
+    def undo(self, plan: _Plan, result: PullResult) -> None:
+        del plan.writes[self.writes :], plan.records[self.records :]
+        for reported, length in zip(_reported(result), self.reported):
+            del reported[length:]
+
+
+def _reported(result: PullResult) -> tuple[list[str], ...]:
+    """The lists of ``result`` that deciding an entry appends to."""
+    return result.conflicts, result.copies, result.kept, result.deferred
+
+
+def _written(writes: list[_Write]) -> set[str]:
+    """The local paths ``writes`` place: their targets and the conflict copies they link."""
+    return {w.target for w in writes} | {w.copy_to[0] for w in writes if w.copy_to is not None}
 
 
 class Puller:
@@ -245,7 +276,7 @@ class Puller:
                     entry.version, entry.author, names[entry.author], entry.mtime_ns,
                     entry.checksum, entry.dot, entry.gen,
                 )  # fmt: skip
-                self._decide(plan, entry.path, incoming, entry)
+                self._decide_apart(plan, entry.path, incoming, entry)
         if self.options.propagate_deletions and only is None:
             for deletion in manifest.deletions:
                 if accepts(deletion.path):
@@ -255,6 +286,26 @@ class Puller:
                     )  # fmt: skip
                     self._decide(plan, deletion.path, incoming, deletion)
         return plan
+
+    def _decide_apart(self, plan: _Plan, path: str, incoming: Version, entry: FileEntry) -> None:
+        """Decide ``entry`` unless it writes a path an earlier entry of the update writes.
+
+        A conflict copy is named after its author and the second of its mtime, so two
+        versions of one author met within one second share the name: one arrives as the copy
+        an entry makes, the other as an entry of that name. Placed in one batch, one would be
+        recorded over the other's bytes, and the index would never see the difference. So
+        the later entry's decision is undone and it waits for the next pass, where it meets
+        the first in the index like any version: the one that has seen the other keeps the
+        name, the other goes to the previous versions (the same on every client).
+        """
+        mark = _Mark.of(plan, self.result)
+        self._decide(plan, path, incoming, entry)
+        written = _written(plan.writes[mark.writes :])
+        if written.isdisjoint(plan.targets):
+            plan.targets |= written
+            return
+        mark.undo(plan, self.result)
+        plan.blocked.add(path)
 
     def _decide(
         self, plan: _Plan, path: str, incoming: Version, item: Union[FileEntry, Deletion]
@@ -505,7 +556,7 @@ class Puller:
         final = f"{self._root}/{path}"
         copy_path, copy = conflict_copy(path, version)
         kept = self._has(copy_path, copy)  # made already, from another client's update
-        if stat_file(final) != info or not (kept or self._link_copy(final, copy_path)):
+        if stat_file(final) != info or not (kept or self._link_copy(final, copy_path, copy)):
             self.result.deferred.append(path)
             return False
         if kept and self.options.versions.kind != "none":
@@ -689,20 +740,37 @@ class Puller:
             return False
         if write.expect is None:
             return True
-        if write.copy_to is not None and self._link_copy(final, write.copy_to[0]):
+        if write.copy_to is not None and self._link_copy(final, *write.copy_to):
             return True
         self._keep(write.target, move=False)
         return True
 
-    def _link_copy(self, final: str, copy_path: str) -> bool:
-        """Keep the file at ``final`` as the conflict copy ``copy_path`` (a hard link, so the
-        path itself is never missing); False when that cannot be done."""
+    def _link_copy(self, final: str, copy_path: str, copy: Optional[Version]) -> bool:
+        """Keep the file at ``final`` as the conflict copy ``copy_path`` of version ``copy``
+        (a hard link, so the path itself is never missing); False when that cannot be done."""
         try:
             folder = target_folder(self.root, copy_path)
+            self._supersede(copy_path, copy)
             os.link(final, folder / copy_path.rpartition("/")[2], follow_symlinks=False)
         except (OSError, IntegrityError):
             return False
         return True
+
+    def _supersede(self, copy_path: str, copy: Optional[Version]) -> None:
+        """Make way for ``copy`` at ``copy_path`` where an unchanged version it has seen stands:
+        a copy is named after its author and the second of its mtime, so the copies of two
+        versions of one author made within one second share the name. The later one keeps it
+        (as on every client that meets both) and the earlier goes to the previous versions."""
+        if copy is None:
+            return
+        local, info, clean = self._local(copy_path)
+        if local is None or info is None or not clean or not dominates(copy.vector, local.vector):
+            return
+        if self.options.versions.kind == "none":
+            os.unlink(f"{self._root}/{copy_path}")
+        else:
+            self._keep(copy_path, move=True)
+        self.state.forget(copy_path)  # should the link fail, no deletion of it is pushed
 
     def _keep(self, path: str, *, move: bool) -> None:
         if keep_version(self.root, path, self.options.versions, move=move) is not None:
@@ -733,7 +801,7 @@ class Puller:
             plan.deferred = True
             self.result.deferred.append(path)
             return
-        if delete.copy_to is not None and self._link_copy(local_path, delete.copy_to[0]):
+        if delete.copy_to is not None and self._link_copy(local_path, *delete.copy_to):
             copy_path, copy = delete.copy_to
             os.unlink(local_path)
             self._set_record(copy_path, delete.expect, copy)  # a link keeps the stat
