@@ -713,19 +713,24 @@ class Engine:
         acks: dict[str, int],
         want_full: dict[str, int],
     ) -> dict[str, list[int]]:
-        """Each other client's updates not yet acknowledged; a client whose updates were
-        collected before this one read them is asked for a full update."""
+        """Each other client's updates not yet acknowledged; a client whose newest update is
+        gone before this one read it is asked for a full update."""
         pending: dict[str, list[int]] = {}
         for cid in sorted((set(listing.updates) | set(states)) - {self.me}):
             ack = acks.get(cid, 0)
-            available = [s for s in listing.updates.get(cid, []) if s > ack]
+            listed = listing.updates.get(cid, [])
             published = states[cid].last_seq if cid in states else 0
-            if not available and published > ack:
-                # published after our listing, or collected before we got it: look again
-                available = [s for s in self._updates_of(cid) if s > ack]
-                if not available:
+            if published > max([ack, *listed]):
+                # Its newest update is not listed: published after our listing (look again),
+                # or gone (collected once others acknowledged it, lost, withheld). Checking the
+                # newest and not only "none listed" matters when older updates are still
+                # listed: a full update served to this client and then lost would otherwise
+                # never be missed (the server saw it as served) and this client would wait
+                # for ever. Raising want_full to that number is a new request, answered once.
+                listed = self._updates_of(cid)
+                if published > max([ack, *listed]):
                     want_full[cid] = max(want_full.get(cid, 0), published)
-            pending[cid] = available
+            pending[cid] = [s for s in listed if s > ack]
         return pending
 
     def _read_heads(

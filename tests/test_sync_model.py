@@ -1050,6 +1050,43 @@ REGRESSIONS = (
         (1, 1),
         (Write(A, "a"), Round(A), Round(B, "download"), Delete(A, "a"), LoseState(A)),
     ),
+    # the full update bob served alice is lost while his first update is still listed: bob
+    # saw it as served and alice waited for ever (she must ask again, past the lost number)
+    Scenario(
+        (A, B),
+        (1, 1),
+        (
+            Round(A),
+            Write(B, "a"),
+            LoseState(A),
+            Round(B),
+            Round(A),
+            Round(A),
+            Round(B),
+            LoseUpdate(B),
+        ),
+    ),
+    # the full update alice served bob is withheld for good: bob waited for ever
+    Scenario(
+        (A, B),
+        (1, 1),
+        (Write(A, "a"), Round(A), Withhold(A, 1), Round(B), Round(A), Withhold(A, None)),
+    ),
+    # alice's first update is lost, the full update she serves bob is withheld for good
+    Scenario(
+        (A, B),
+        (1, 1),
+        (
+            Write(A, "a"),
+            Round(A),
+            LoseUpdate(A),
+            Write(A, "a"),
+            Round(A),
+            Round(B),
+            Round(A),
+            Withhold(A, None),
+        ),
+    ),
 )
 
 
