@@ -608,6 +608,7 @@ class Engine:
         puller = self._puller(scanned)
         if rejoin:
             self._replay_own(puller, listing, names, report)
+            puller.rejoining = True
         pending = self._pending_updates(listing, states, acks, want_full)
         if pending:
             self._phase("pulling")

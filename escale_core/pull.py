@@ -166,6 +166,8 @@ class Puller:
         #: applying this client's own old updates (after its local state was lost): its
         #: files, all made later, are never replaced by them
         self.own = False
+        #: the first pull after this client's local state was lost (see _decide_unpublished_file)
+        self.rejoining = False
         self._folders_checked: set[str] = set()  # folders of the current update seen safe
         self._clearing: set[str] = set()  # what the current update's deletions may clear
         self._final = False  # the second pass over entries that waited for a deletion
@@ -481,7 +483,14 @@ class Puller:
         if now == incoming.checksum or info is None:
             plan.records.append(lambda: self._record_merge(path, adopted, info))
             return
-        if self.own:  # an older version of this client's own: the file replaced it since
+        if self.own or (self.rejoining and incoming.author == self.me):
+            # A version this client made before its local state was lost, from its own old
+            # update or from another client's (a full update): the file here differs and may
+            # well be a later version of its own that it can no longer tell from a new file
+            # (the update that published it was collected). It is left as it is: its push as
+            # new descends from every version this client ever numbered, so it replaces this
+            # one everywhere. Deciding a conflict instead took the older version back here
+            # while the others kept the later one, and the folders never converged.
             return
         if self.options.mode == "conservative" or not self.options.writable(path):
             self.result.kept.append(path)

@@ -1087,6 +1087,28 @@ REGRESSIONS = (
             Withhold(A, None),
         ),
     ),
+    # bob lost his state twice: his file is a version of his own that alice has, whose update
+    # was collected; the full update alice served him named his older version, which took the
+    # path back on bob only
+    Scenario(
+        (A, B),
+        (1, 1),
+        (
+            Write(A, "a"),
+            Write(B, "a"),
+            Round(A),
+            Write(A, "a", "old"),
+            Round(A),
+            LoseState(A),
+            Round(A, "upload"),
+            Round(A),
+            Round(B),
+            LoseState(B),
+            Round(A),
+            Round(B),
+            LoseState(B),
+        ),
+    ),
 )
 
 
