@@ -372,6 +372,7 @@ class Engine:
             stored = max(floor, int(time.time())) if known else 0
             self.state.set_meta("last_seq", stored)
             self.state.set_meta("rejoin", known)
+            self.state.set_meta("fresh_gen", stored if known else None)
             for cid, state in states.items():
                 if known and cid != self.me:  # (served once it pushes: not in download mode)
                     want_full.setdefault(cid, state.last_seq)
@@ -461,6 +462,7 @@ class Engine:
         known[f"{self.me}/{result.seq}"] = [self.options.pullers, requesters]
         self.state.set_meta("known", known)
         if not result.over_quota:  # a full update cut short by the quota is sent again
+            self.state.set_meta("fresh_gen", None)  # every file it had is published
             served = self.state.get_meta("served", {})
             served.update({cid: result.seq for cid in requesters})
             self.state.set_meta("served", served)
@@ -535,6 +537,15 @@ class Engine:
         )
         pusher.progress = options.progress
         pusher.announce = announce
+        # A client whose local state was lost pushes its files as new, each with its own
+        # entry at this update's number in its context: so each has seen every version this
+        # client made of its path before, whose generations it no longer knows. A generation
+        # of 1 would then rank below a version it has seen, and the total order of conflicts
+        # would loop (a deletion concurrent with the new file beats it, the older version
+        # beats the deletion, the new file replaces the older version): clients answered each
+        # other with full updates for ever. Its clock-seeded number is above any generation a
+        # path reaches (one per version), so these files rank like the descendants they are.
+        pusher.new_gen = int(self.state.get_meta("fresh_gen") or 1)
         prefix = f"data/{self.me}/{seq:010d}/"
         stored = {
             int(n[len(prefix) :]): size for n, size in listing.sizes.items() if n.startswith(prefix)

@@ -1109,6 +1109,24 @@ REGRESSIONS = (
             LoseState(B),
         ),
     ),
+    # alice lost her state and pushes in upload mode (no pull first): her file, new, has seen
+    # her older version, which won against bob's concurrent deletion, which won against her
+    # new file (generation 1): full updates went back and forth for ever
+    Scenario(
+        (A, B, C),
+        (1, 1, 1),
+        (
+            Write(A, "b.txt"),
+            Round(A),
+            Round(B),
+            Write(A, "b.txt"),
+            Round(A),
+            Delete(B, "b.txt"),
+            LoseState(A),
+            Round(C),
+            Round(A, "upload"),
+        ),
+    ),
 )
 
 
