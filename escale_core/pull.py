@@ -499,7 +499,12 @@ class Puller:
             plan.records.append(lambda: self._record_tombstone(path, adopted))
             return
         self.result.conflicts.append(path)
-        if self._local_loses(info, now, incoming):
+        # A client in download mode never pushes this file, so no other client ever decides
+        # between it and the incoming version: the incoming one takes the path, the local file
+        # is kept beside it (as for an unpublished edit in download mode). Keeping the local
+        # file at the path left the index without the path's version: once the user deleted
+        # that file, nothing told the others, and the folders differed for good.
+        if self.options.mode == "download" or self._local_loses(info, now, incoming):
             # as every client will decide when this file is pushed: the later one keeps the
             # path, the other is kept beside it (this one is pushed as a new file)
             copy_path = conflict_name(path, info.mtime_ns, self.my_name)

@@ -1127,6 +1127,13 @@ REGRESSIONS = (
             Round(A, "upload"),
         ),
     ),
+    # bob, in download mode, kept his new file at the path over alice's (it would win if he
+    # pushed it) and recorded nothing there; he deletes it: alice keeps hers, bob has none
+    Scenario(
+        (A, B),
+        (1, 1),
+        (Write(A, "d/c"), Write(B, "d/c"), Round(A), Round(B, "download"), Delete(B, "d/c")),
+    ),
 )
 
 
