@@ -180,10 +180,10 @@ def run_history(shared: SharedRelay, pullers: tuple[int, ...], ops: tuple[Op, ..
                 state.close()
 
 
-A, B = NAMES[:2]
-#: Histories hypothesis found, kept as regression examples (run before any random one). Both
-#: need two versions of ``p`` by alice within one second (writes take the clock's time and the
-#: rounds take milliseconds): their conflict copies get one name.
+A, B, C = NAMES
+#: Histories hypothesis found, kept as regression examples (run before any random one). The
+#: first two need two versions of ``p`` by alice within one second (writes take the clock's
+#: time and the rounds take milliseconds): their conflict copies get one name.
 REGRESSIONS = (
     # alice's update wrote the copy's name twice (the copy entry, and the copy of the incoming
     # ``p`` her new folder evicts): her index recorded one version over the other's bytes
@@ -202,6 +202,9 @@ REGRESSIONS = (
     # the eviction's hard link to the copy's name, taken by the earlier version, failed: alice
     # deferred ``p`` for ever
     ((1, 1), (Write(A, "p"), Round(A), Write(A, "p"), Write(B, "p"), Round(B), Write(B, "p/q"))),
+    # bob's file p reached alice while carol's folder p stood there (p/q, which carol had
+    # removed): alice kept it as its conflict copy only, bob and carol at p, for good
+    ((1, 2, 1), (Write(B, "p"), Write(C, "p/q"), Round(C), Remove(C, "p"))),
 )
 
 
