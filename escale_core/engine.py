@@ -260,6 +260,13 @@ class Engine:
         rejoin = bool(self.state.get_meta("rejoin")) and self.options.mode != "upload"
         scanned = None
         if rejoin:
+            # Ask again every client there is now: the request made when the state was found
+            # lost named only the clients the relay knew then, and after rounds in upload mode
+            # (which never pull) a client that joined since may be the only one still holding
+            # what this client published before (its updates collected meanwhile).
+            for cid, state in states.items():
+                if cid != self.me:
+                    want_full.setdefault(cid, state.last_seq)
             self._pull(listing, states, acks, want_full, report, None, rejoin=True)
             self.state.set_meta("rejoin", None)
             self.prescan = None  # taken before that pull: its files would look deleted

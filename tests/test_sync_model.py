@@ -1134,6 +1134,13 @@ REGRESSIONS = (
         (1, 1),
         (Write(A, "d/c"), Write(B, "d/c"), Round(A), Round(B, "download"), Delete(B, "d/c")),
     ),
+    # bob lost his state (and his unpublished deletion) and ran in upload mode before alice
+    # joined; alice took his file and collected his update: bob asked nobody, never got it back
+    Scenario(
+        (A, B),
+        (1, 1),
+        (Write(B, "a"), Round(B), Delete(B, "a"), LoseState(B), Round(B, "upload")),
+    ),
 )
 
 
