@@ -277,6 +277,13 @@ class Engine:
         rejoin = bool(self.state.get_meta("rejoin")) and self.options.mode != "upload"
         scanned = None
         if rejoin:
+            # Ask again every client there is now: the request made when the state was found
+            # lost named only the clients the relay knew then, and after rounds in upload mode
+            # (which never pull) a client that joined since may be the only one still holding
+            # what this client published before (its updates collected meanwhile).
+            for cid, state in states.items():
+                if cid != self.me:
+                    want_full.setdefault(cid, state.last_seq)
             self._pull(listing, states, acks, want_full, report, None, rejoin=True)
             self.state.set_meta("rejoin", None)
             self.prescan = None  # taken before that pull: its files would look deleted
@@ -390,6 +397,7 @@ class Engine:
             stored = max(floor, int(time.time())) if known else 0
             self.state.set_meta("last_seq", stored)
             self.state.set_meta("rejoin", known)
+            self.state.set_meta("fresh_gen", stored if known else None)
             for cid, state in states.items():
                 if known and cid != self.me:  # (served once it pushes: not in download mode)
                     want_full.setdefault(cid, state.last_seq)
@@ -510,6 +518,7 @@ class Engine:
         known[f"{self.me}/{result.seq}"] = [self.options.pullers, requesters]
         self.state.set_meta("known", known)
         if not result.over_quota:  # a full update cut short by the quota is sent again
+            self.state.set_meta("fresh_gen", None)  # every file it had is published
             served = self.state.get_meta("served", {})
             served.update({cid: result.seq for cid in requesters})
             self.state.set_meta("served", served)
@@ -584,6 +593,15 @@ class Engine:
         )
         pusher.progress = options.progress
         pusher.announce = announce
+        # A client whose local state was lost pushes its files as new, each with its own
+        # entry at this update's number in its context: so each has seen every version this
+        # client made of its path before, whose generations it no longer knows. A generation
+        # of 1 would then rank below a version it has seen, and the total order of conflicts
+        # would loop (a deletion concurrent with the new file beats it, the older version
+        # beats the deletion, the new file replaces the older version): clients answered each
+        # other with full updates for ever. Its clock-seeded number is above any generation a
+        # path reaches (one per version), so these files rank like the descendants they are.
+        pusher.new_gen = int(self.state.get_meta("fresh_gen") or 1)
         prefix = f"data/{self.me}/{seq:010d}/"
         stored = {
             int(n[len(prefix) :]): size for n, size in listing.sizes.items() if n.startswith(prefix)
@@ -657,6 +675,7 @@ class Engine:
         puller = self._puller(scanned)
         if rejoin:
             self._replay_own(puller, listing, names, report)
+            puller.rejoining = True
         pending = self._pending_updates(listing, states, acks, want_full)
         if pending:
             self._phase("pulling")
@@ -766,19 +785,24 @@ class Engine:
         acks: dict[str, int],
         want_full: dict[str, int],
     ) -> dict[str, list[int]]:
-        """Each other client's updates not yet acknowledged; a client whose updates were
-        collected before this one read them is asked for a full update."""
+        """Each other client's updates not yet acknowledged; a client whose newest update is
+        gone before this one read it is asked for a full update."""
         pending: dict[str, list[int]] = {}
         for cid in sorted((set(listing.updates) | set(states)) - {self.me}):
             ack = acks.get(cid, 0)
-            available = [s for s in listing.updates.get(cid, []) if s > ack]
+            listed = listing.updates.get(cid, [])
             published = states[cid].last_seq if cid in states else 0
-            if not available and published > ack:
-                # published after our listing, or collected before we got it: look again
-                available = [s for s in self._updates_of(cid) if s > ack]
-                if not available:
+            if published > max([ack, *listed]):
+                # Its newest update is not listed: published after our listing (look again),
+                # or gone (collected once others acknowledged it, lost, withheld). Checking the
+                # newest and not only "none listed" matters when older updates are still
+                # listed: a full update served to this client and then lost would otherwise
+                # never be missed (the server saw it as served) and this client would wait
+                # for ever. Raising want_full to that number is a new request, answered once.
+                listed = self._updates_of(cid)
+                if published > max([ack, *listed]):
                     want_full[cid] = max(want_full.get(cid, 0), published)
-            pending[cid] = available
+            pending[cid] = [s for s in listed if s > ack]
         return pending
 
     def _read_heads(

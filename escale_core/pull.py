@@ -104,11 +104,42 @@ class _Plan:
     records: list[Callable[[], None]] = field(default_factory=list)
     deferred: bool = False
     #: entries waiting for a deletion of the same update: a file in place of their folder,
-    #: or a folder in place of the file (a path that changed type on the sender's side)
+    #: or a folder in place of the file (a path that changed type on the sender's side);
+    #: or for an earlier entry that writes the same local path (see ``_decide_apart``)
     blocked: set[str] = field(default_factory=set)
     #: synced files standing where another client made a folder: the folder keeps the name,
     #: each file goes to its conflict copy (its stat and version when decided)
     evictions: dict[str, tuple[FileStat, Version]] = field(default_factory=dict)
+    #: the local paths the writes place (their targets and the conflict copies they link)
+    targets: set[str] = field(default_factory=set)
+
+
+@dataclass(frozen=True)
+class _Mark:
+    """How far a plan and a result were before one entry was decided: undoes that decision."""
+
+    writes: int
+    records: int
+    reported: tuple[int, ...]
+
+    @classmethod
+    def of(cls, plan: _Plan, result: PullResult) -> _Mark:
+        return cls(len(plan.writes), len(plan.records), tuple(map(len, _reported(result))))
+
+    def undo(self, plan: _Plan, result: PullResult) -> None:
+        del plan.writes[self.writes :], plan.records[self.records :]
+        for reported, length in zip(_reported(result), self.reported):
+            del reported[length:]
+
+
+def _reported(result: PullResult) -> tuple[list[str], ...]:
+    """The lists of ``result`` that deciding an entry appends to."""
+    return result.conflicts, result.copies, result.kept, result.deferred
+
+
+def _written(writes: list[_Write]) -> set[str]:
+    """The local paths ``writes`` place: their targets and the conflict copies they link."""
+    return {w.target for w in writes} | {w.copy_to[0] for w in writes if w.copy_to is not None}
 
 
 class Puller:
@@ -135,6 +166,8 @@ class Puller:
         #: applying this client's own old updates (after its local state was lost): its
         #: files, all made later, are never replaced by them
         self.own = False
+        #: the first pull after this client's local state was lost (see _decide_unpublished_file)
+        self.rejoining = False
         self._folders_checked: set[str] = set()  # folders of the current update seen safe
         self._clearing: set[str] = set()  # what the current update's deletions may clear
         self._final = False  # the second pass over entries that waited for a deletion
@@ -245,7 +278,7 @@ class Puller:
                     entry.version, entry.author, names[entry.author], entry.mtime_ns,
                     entry.checksum, entry.dot, entry.gen,
                 )  # fmt: skip
-                self._decide(plan, entry.path, incoming, entry)
+                self._decide_apart(plan, entry.path, incoming, entry)
         if self.options.propagate_deletions and only is None:
             for deletion in manifest.deletions:
                 if accepts(deletion.path):
@@ -255,6 +288,26 @@ class Puller:
                     )  # fmt: skip
                     self._decide(plan, deletion.path, incoming, deletion)
         return plan
+
+    def _decide_apart(self, plan: _Plan, path: str, incoming: Version, entry: FileEntry) -> None:
+        """Decide ``entry`` unless it writes a path an earlier entry of the update writes.
+
+        A conflict copy is named after its author and the second of its mtime, so two
+        versions of one author met within one second share the name: one arrives as the copy
+        an entry makes, the other as an entry of that name. Placed in one batch, one would be
+        recorded over the other's bytes, and the index would never see the difference. So
+        the later entry's decision is undone and it waits for the next pass, where it meets
+        the first in the index like any version: the one that has seen the other keeps the
+        name, the other goes to the previous versions (the same on every client).
+        """
+        mark = _Mark.of(plan, self.result)
+        self._decide(plan, path, incoming, entry)
+        written = _written(plan.writes[mark.writes :])
+        if written.isdisjoint(plan.targets):
+            plan.targets |= written
+            return
+        mark.undo(plan, self.result)
+        plan.blocked.add(path)
 
     def _decide(
         self, plan: _Plan, path: str, incoming: Version, item: Union[FileEntry, Deletion]
@@ -271,6 +324,14 @@ class Puller:
             # keeps the name and the incoming file arrives as its conflict copy
             self.result.conflicts.append(path)
             self._write_copy(plan, path, item, incoming)
+            if self._holds_synced(path) and self._replaces_index(path, incoming):
+                # A folder of synced files made concurrently with the file: the folder wins,
+                # and the file's version must end on every client, as when a client holding
+                # the file evicts it. Clients that never meet the folder (its files deleted
+                # before they saw them) would keep the file at its name for good: recorded
+                # as deleted here, the next push sends that deletion (it descends from the
+                # file's version) and the copy travels with it.
+                plan.records.append(lambda: self._record_unpublished(path, incoming))
             return
         local, info, clean = self._local(path)
         if local is not None and dominates(local.vector, incoming.vector):
@@ -430,7 +491,14 @@ class Puller:
         if now == incoming.checksum or info is None:
             plan.records.append(lambda: self._record_merge(path, adopted, info))
             return
-        if self.own:  # an older version of this client's own: the file replaced it since
+        if self.own or (self.rejoining and incoming.author == self.me):
+            # A version this client made before its local state was lost, from its own old
+            # update or from another client's (a full update): the file here differs and may
+            # well be a later version of its own that it can no longer tell from a new file
+            # (the update that published it was collected). It is left as it is: its push as
+            # new descends from every version this client ever numbered, so it replaces this
+            # one everywhere. Deciding a conflict instead took the older version back here
+            # while the others kept the later one, and the folders never converged.
             return
         if self.options.mode == "conservative" or not self.options.writable(path):
             self.result.kept.append(path)
@@ -439,7 +507,12 @@ class Puller:
             plan.records.append(lambda: self._record_tombstone(path, adopted))
             return
         self.result.conflicts.append(path)
-        if self._local_loses(info, now, incoming):
+        # A client in download mode never pushes this file, so no other client ever decides
+        # between it and the incoming version: the incoming one takes the path, the local file
+        # is kept beside it (as for an unpublished edit in download mode). Keeping the local
+        # file at the path left the index without the path's version: once the user deleted
+        # that file, nothing told the others, and the folders differed for good.
+        if self.options.mode == "download" or self._local_loses(info, now, incoming):
             # as every client will decide when this file is pushed: the later one keeps the
             # path, the other is kept beside it (this one is pushed as a new file)
             copy_path = conflict_name(path, info.mtime_ns, self.my_name)
@@ -453,6 +526,17 @@ class Puller:
         if not self._has(copy_path, copy):
             before = stat_file(f"{self._root}/{copy_path}")
             plan.writes.append(_Write(item, copy_path, before, copy))
+
+    def _replaces_index(self, path: str, incoming: Version) -> bool:
+        """Whether ``incoming`` has seen the index's version of ``path`` (or there is none)."""
+        record, mark = self.state.files.get(path), self.state.tombstones.get(path)
+        known = record.version if record is not None else mark.version if mark else None
+        return known is None or dominates(incoming.vector, loads(known))
+
+    def _holds_synced(self, folder: str) -> bool:
+        """Whether the index has a synced file under ``folder``."""
+        prefix = folder + "/"
+        return any(p.startswith(prefix) and r.synced for p, r in self.state.files.items())
 
     def _folder_stays(self, path: str) -> bool:
         """Whether a folder stands at ``path`` (an empty one is removed: it holds nothing)."""
@@ -505,7 +589,7 @@ class Puller:
         final = f"{self._root}/{path}"
         copy_path, copy = conflict_copy(path, version)
         kept = self._has(copy_path, copy)  # made already, from another client's update
-        if stat_file(final) != info or not (kept or self._link_copy(final, copy_path)):
+        if stat_file(final) != info or not (kept or self._link_copy(final, copy_path, copy)):
             self.result.deferred.append(path)
             return False
         if kept and self.options.versions.kind != "none":
@@ -689,20 +773,37 @@ class Puller:
             return False
         if write.expect is None:
             return True
-        if write.copy_to is not None and self._link_copy(final, write.copy_to[0]):
+        if write.copy_to is not None and self._link_copy(final, *write.copy_to):
             return True
         self._keep(write.target, move=False)
         return True
 
-    def _link_copy(self, final: str, copy_path: str) -> bool:
-        """Keep the file at ``final`` as the conflict copy ``copy_path`` (a hard link, so the
-        path itself is never missing); False when that cannot be done."""
+    def _link_copy(self, final: str, copy_path: str, copy: Optional[Version]) -> bool:
+        """Keep the file at ``final`` as the conflict copy ``copy_path`` of version ``copy``
+        (a hard link, so the path itself is never missing); False when that cannot be done."""
         try:
             folder = target_folder(self.root, copy_path)
+            self._supersede(copy_path, copy)
             os.link(final, folder / copy_path.rpartition("/")[2], follow_symlinks=False)
         except (OSError, IntegrityError):
             return False
         return True
+
+    def _supersede(self, copy_path: str, copy: Optional[Version]) -> None:
+        """Make way for ``copy`` at ``copy_path`` where an unchanged version it has seen stands:
+        a copy is named after its author and the second of its mtime, so the copies of two
+        versions of one author made within one second share the name. The later one keeps it
+        (as on every client that meets both) and the earlier goes to the previous versions."""
+        if copy is None:
+            return
+        local, info, clean = self._local(copy_path)
+        if local is None or info is None or not clean or not dominates(copy.vector, local.vector):
+            return
+        if self.options.versions.kind == "none":
+            os.unlink(f"{self._root}/{copy_path}")
+        else:
+            self._keep(copy_path, move=True)
+        self.state.forget(copy_path)  # should the link fail, no deletion of it is pushed
 
     def _keep(self, path: str, *, move: bool) -> None:
         if keep_version(self.root, path, self.options.versions, move=move) is not None:
@@ -733,7 +834,7 @@ class Puller:
             plan.deferred = True
             self.result.deferred.append(path)
             return
-        if delete.copy_to is not None and self._link_copy(local_path, delete.copy_to[0]):
+        if delete.copy_to is not None and self._link_copy(local_path, *delete.copy_to):
             copy_path, copy = delete.copy_to
             os.unlink(local_path)
             self._set_record(copy_path, delete.expect, copy)  # a link keeps the stat

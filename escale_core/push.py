@@ -103,6 +103,9 @@ class Pusher:
         self._root = str(root)
         self.page_size, self.pullers, self.hasher = page_size, pullers, hasher
         self.budget = budget  # bytes the quota still allows, or None
+        #: the generation of a file this client has no version of (1; more after its local
+        #: state was lost: see Engine._build_update)
+        self.new_gen = 1
         self.snapshot = snapshot  # send the whole index (a client asked for everything)
         #: settled versions to send as they are (conflict copies made by a pull)
         self.announce: set[str] = set()
@@ -263,6 +266,8 @@ class Pusher:
         elif path in self.state.tombstones:
             mark = self.state.tombstones[path]
             base, gen = loads(mark.version), mark.gen
+        if base is None:
+            gen = self.new_gen - 1
         return bump(base, self.cid, self.seq), self.cid, self.seq, gen + 1, mtime_ns, True
 
     def _resend(self, path: str) -> bool:

@@ -304,6 +304,40 @@ def test_concurrent_edits_leave_the_same_conflict_copies_everywhere_named_after_
     assert tree["docs/f.txt"] == edits["xu"]
 
 
+@pytest.mark.parametrize("folder_by", ["alice", "bob"])
+def test_two_versions_of_one_author_named_alike_as_copies_the_later_keeps_the_name_everywhere(
+    cluster: Cluster, folder_by: str
+) -> None:
+    """Alice writes ``p`` twice within one second; Bob wrote his own ``p``, which beats her
+    first version and loses to her second (a later generation); one of them then replaces
+    ``p`` by a folder, so every version of ``p`` ends as a conflict copy. A copy is named after
+    its author and the second of its mtime: Alice's two versions share one name. The later,
+    which has seen the earlier, keeps it on every client and the earlier is kept as a previous
+    version. Before, one update could write that name twice (the index recorded one version
+    over the other's bytes), or a copy could not be linked where the earlier stood (the update
+    was deferred forever): the folders never converged."""
+    alice, bob = (cluster.add(name, extra="pullers = 1") for name in ("alice", "bob"))
+    first, second = b"alice's first p", b"alice's 2nd p"
+    put(alice, "p", first, T0 + 100_000_000)
+    run_sync(alice)
+    put(alice, "p", second, T0 + 600_000_000)  # the same second: the same copy name
+    if folder_by == "alice":  # Bob meets both versions in one round, then Alice's folder
+        run_sync(alice)
+        (alice.root / "p").unlink()
+        put(alice, "p/q", "the folder now", T0 + 2 * SEC)
+    put(bob, "p", "bob's p", T0 + SEC)  # later than alice's first version, so it beats it
+    run_sync(bob)
+    if folder_by == "bob":  # Bob's folder meets Alice's second version
+        (bob.root / "p").unlink()
+        put(bob, "p/q", "the folder now", T0 + 2 * SEC)
+    tree = settle([alice, bob], max_passes=8).assert_converged()
+    copy = f"p.sync-conflict-{utc_stamp(T0)}-alice"
+    assert tree[copy][0] == second
+    assert tree[f"p.sync-conflict-{utc_stamp(T0 + SEC)}-bob"][0] == b"bob's p"
+    assert tree["p/q"][0] == b"the folder now"
+    assert any(present_in(c, copy, first) for c in (alice, bob))  # as a previous version
+
+
 # -- a client whose state was lost -------------------------------------------------------
 
 

@@ -100,6 +100,25 @@ def test_download_mode_never_pushes(cluster: Cluster) -> None:
     assert set(files(peer)) == {"p.txt"}
 
 
+def test_download_mode_gives_the_path_to_the_relayed_version_over_a_local_file_never_pushed(
+    cluster: Cluster,
+) -> None:
+    peer = cluster.add("peer")
+    down = cluster.add("down", extra='mode = "download"')
+    peer.write("p.txt", "from peer, older", mtime=T0)
+    down.write("p.txt", "local file of down, later", mtime=T1)  # would win if it were pushed
+    peer.sync()
+    down.sync()
+    copy = "p.sync-conflict-20231114-221320-down.txt"
+    assert files(down) == {"p.txt": b"from peer, older", copy: b"local file of down, later"}
+    # the path's version is in down's index: a deletion there reaches the others once it pushes
+    (down.root / "p.txt").unlink()
+    down.config.write_text(down.config.read_text().replace('"download"', '"shared"'))
+    down.sync()
+    peer.sync()
+    assert files(peer) == files(down) == {copy: b"local file of down, later"}
+
+
 def test_conservative_mode_never_overwrites_a_local_file_that_did_not_come_from_the_relay(
     cluster: Cluster,
 ) -> None:

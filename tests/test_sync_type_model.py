@@ -19,9 +19,9 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
+from typing import Any, Union
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from escale_core.engine import Engine, SyncOptions
@@ -180,6 +180,42 @@ def run_history(shared: SharedRelay, pullers: tuple[int, ...], ops: tuple[Op, ..
                 state.close()
 
 
+A, B, C = NAMES
+#: Histories hypothesis found, kept as regression examples (run before any random one). The
+#: first two need two versions of ``p`` by alice within one second (writes take the clock's
+#: time and the rounds take milliseconds): their conflict copies get one name.
+REGRESSIONS = (
+    # alice's update wrote the copy's name twice (the copy entry, and the copy of the incoming
+    # ``p`` her new folder evicts): her index recorded one version over the other's bytes
+    (
+        (1, 1),
+        (
+            Write(A, "p"),
+            Round(A),
+            Write(A, "p"),
+            Round(A),
+            Write(A, "p/q"),
+            Write(B, "p"),
+            Round(B),
+        ),
+    ),
+    # the eviction's hard link to the copy's name, taken by the earlier version, failed: alice
+    # deferred ``p`` for ever
+    ((1, 1), (Write(A, "p"), Round(A), Write(A, "p"), Write(B, "p"), Round(B), Write(B, "p/q"))),
+    # bob's file p reached alice while carol's folder p stood there (p/q, which carol had
+    # removed): alice kept it as its conflict copy only, bob and carol at p, for good
+    ((1, 2, 1), (Write(B, "p"), Write(C, "p/q"), Round(C), Remove(C, "p"))),
+)
+
+
+def with_regressions(test: Any) -> Any:
+    """``test`` with every history of :data:`REGRESSIONS` as an explicit example."""
+    for history in reversed(REGRESSIONS):
+        test = example(history=history)(test)
+    return test
+
+
+@with_regressions
 @settings(
     max_examples=EXAMPLES,
     deadline=None,
