@@ -20,6 +20,7 @@ from .errors import (
     IntegrityError,
     LocalFolderError,
     RelayNotFoundError,
+    RepositoryMovedError,
 )
 from .history import FileRecord, LocalState
 from .local import (
@@ -37,7 +38,7 @@ from .manifest import MAX_PATH, ClientState, Manifest, Retirement
 from .pull import Puller, PullOptions
 from .push import Pusher, PushPlan, PushResult
 from .registry import Registry
-from .repository import Repository, client_name, retired_name, update_name
+from .repository import MOVED, Repository, client_name, retired_name, update_name
 from .versions import VersionPolicy, clean_versions
 
 #: The marker of a synced folder, written at its first round (hidden: never synced).
@@ -233,6 +234,7 @@ class Engine:
         states = self._client_states(report)
         listing = Listing.read(self.repo.relay.list_sizes(""))
         report.relay_usage = listing.usage
+        self._check_moved(listing)
         mine = self._check_retired(listing, states, report)
         # Acks come from the local state only: a client whose state was lost starts afresh
         # (gaps then make it ask for full updates) instead of trusting what it once applied.
@@ -454,6 +456,18 @@ class Engine:
         if not self.options.dry_run:
             self.repo.relay.delete(retired_name(self.me))
         return ClientState(self.options.client, max(mine.last_seq, record.last_seq))
+
+    def _check_moved(self, listing: Listing) -> None:
+        """Stop before anything is written when ``escale migrate`` moved the repository away
+        (the note is read only when the listing shows one: no extra request per round).
+
+        :raises RepositoryMovedError: the relay holds a ``moved`` note."""
+        if MOVED not in listing.sizes:
+            return
+        moved = self.repo.read_moved()
+        if moved is not None:
+            to, when = moved
+            raise RepositoryMovedError(f"this repository moved to {to}", to, when)
 
     def _client_states(self, report: RoundReport) -> dict[str, ClientState]:
         states = {}

@@ -18,13 +18,16 @@ Backend exceptions (``OSError``, ``botocore`` errors, HTTP errors...) are mapped
     ├── StateError                   the local state database is unusable
     ├── LocalFolderError             the synced folder is missing, unmounted or replaced
     ├── RoundAbandoned               a round stopped between two objects on request (stop)
+    ├── ClientRetiredError           this client was retired (escale clients forget)
     ├── RelayError                   the relay failed or refused an operation
     │   ├── RelayNotFoundError       an object or the repository is missing
     │   ├── NotARepositoryError      the relay folder holds other files: never written into
+    │   ├── RepositoryMovedError     the repository went elsewhere (escale migrate left a note)
     │   ├── RelayAuthError           wrong credentials
     │   └── RelayUnavailableError    connection refused, timeout, 5xx: retried, then reported
     └── IntegrityError               relay data is corrupt, tampered or malicious: nothing written
-        └── UnsupportedFormatError   an object declares a format version this escale cannot read
+        ├── UnsupportedFormatError   an object declares a format version this escale cannot read
+        └── PassphraseChangedError   the header was re-wrapped (escale key passwd) or tampered
 """
 
 from __future__ import annotations
@@ -41,12 +44,14 @@ __all__ = [
     "MissingDependencyError",
     "NotARepositoryError",
     "NotImplementedYet",
+    "PassphraseChangedError",
     "PluginConflictError",
     "PluginError",
     "RelayAuthError",
     "RelayError",
     "RelayNotFoundError",
     "RelayUnavailableError",
+    "RepositoryMovedError",
     "RoundAbandoned",
     "StateError",
     "UnsupportedFormatError",
@@ -192,6 +197,18 @@ class RelayNotFoundError(RelayError):
 class NotARepositoryError(RelayError):
     """The relay folder holds files but no repository header (another program's files, an
     original Escale relay): no repository is created there."""
+
+
+class RepositoryMovedError(RelayError):
+    """The repository was moved to another relay (``escale migrate``): the relay holds a
+    ``moved`` note, and nothing is synced with it any more.
+
+    :param destination: where it went (an address without password).
+    :param moved_at: when, in Unix seconds."""
+
+    def __init__(self, message: str, destination: str = "", moved_at: float = 0.0) -> None:
+        super().__init__(message)
+        self.destination, self.moved_at = destination, moved_at
 
 
 class RelayAuthError(RelayError):

@@ -24,6 +24,7 @@ from .errors import (
     PassphraseChangedError,
     RelayError,
     RelayNotFoundError,
+    RepositoryMovedError,
 )
 from .history import LocalState
 from .local import BackgroundScan, Filters, describe_os_error
@@ -184,22 +185,12 @@ def remember_header(state: LocalState, repo: Repository) -> None:
         state.set_meta("key check", repo.key_check)
 
 
-def refuse_if_moved(section: SectionConfig, repo: Repository) -> None:
-    """Stop before anything is written when ``escale migrate`` moved the repository away.
-
-    :raises RelayError: the repository holds a ``moved`` note; the message says where to.
-    """
-    try:
-        moved = repo.read_moved()
-    except EscaleError as exc:
-        raise type(exc)(f"[{section.name}] relay {section.address.display()}: {exc}") from exc
-    if moved is None:
-        return
-    to, when = moved
+def moved_message(section: SectionConfig, to: str, when: float) -> str:
+    """The line for a round on a repository that ``escale migrate`` moved to ``to``."""
     date = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(when))
     file = section.file  # the configuration file the section comes from
     where = os.path.abspath(file) if file else "the configuration file"
-    raise RelayError(
+    return (
         f"[{section.name}] relay {section.address.display()}: this repository moved to {to} "
         f'on {date} (escale migrate): set relay = "{to}" in {where}'
     )
@@ -312,11 +303,13 @@ def run_round(
                 kept = state.get_meta("header")
                 check = state.get_meta("key check")
                 repo = open_section_repository(section, relay, plugins, kept, True, check)
-                refuse_if_moved(section, repo)
                 remember_header(state, repo)  # joined now: this repository for good
                 engine = Engine(repo, state, options, plugins.checksums, prescan)
                 try:
                     return engine.run_round()
+                except RepositoryMovedError as exc:  # say which file to change
+                    message = moved_message(section, exc.destination, exc.moved_at)
+                    raise RepositoryMovedError(message, exc.destination, exc.moved_at) from None
                 except ClientRetiredError as exc:  # say which file "its local state" is
                     if not isinstance(exc.record, Retirement):
                         raise
