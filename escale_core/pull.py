@@ -324,14 +324,6 @@ class Puller:
             # keeps the name and the incoming file arrives as its conflict copy
             self.result.conflicts.append(path)
             self._write_copy(plan, path, item, incoming)
-            if self._holds_synced(path) and self._replaces_index(path, incoming):
-                # A folder of synced files made concurrently with the file: the folder wins,
-                # and the file's version must end on every client, as when a client holding
-                # the file evicts it. Clients that never meet the folder (its files deleted
-                # before they saw them) would keep the file at its name for good: recorded
-                # as deleted here, the next push sends that deletion (it descends from the
-                # file's version) and the copy travels with it.
-                plan.records.append(lambda: self._record_unpublished(path, incoming))
             return
         local, info, clean = self._local(path)
         if local is not None and dominates(local.vector, incoming.vector):
@@ -526,17 +518,6 @@ class Puller:
         if not self._has(copy_path, copy):
             before = stat_file(f"{self._root}/{copy_path}")
             plan.writes.append(_Write(item, copy_path, before, copy))
-
-    def _replaces_index(self, path: str, incoming: Version) -> bool:
-        """Whether ``incoming`` has seen the index's version of ``path`` (or there is none)."""
-        record, mark = self.state.files.get(path), self.state.tombstones.get(path)
-        known = record.version if record is not None else mark.version if mark else None
-        return known is None or dominates(incoming.vector, loads(known))
-
-    def _holds_synced(self, folder: str) -> bool:
-        """Whether the index has a synced file under ``folder``."""
-        prefix = folder + "/"
-        return any(p.startswith(prefix) and r.synced for p, r in self.state.files.items())
 
     def _folder_stays(self, path: str) -> bool:
         """Whether a folder stands at ``path`` (an empty one is removed: it holds nothing)."""
