@@ -250,6 +250,22 @@ def key_check(master: bytes) -> str:
     return hmac.new(master, b"escale key check", hashlib.sha256).hexdigest()
 
 
+def opens_with(header: dict[str, Any], passphrase: Optional[bytes]) -> Optional[bytes]:
+    """The master key if ``passphrase`` unwraps ``header``'s key, else ``None`` (a header of
+    ``plain`` repositories holds no key: ``b""``)."""
+    if header.get("key") is None:
+        return b""
+    try:
+        return _unwrap(header, passphrase)
+    except IntegrityError:
+        return None
+
+
+def same_repository_rewrapped(header: dict[str, Any], other: dict[str, Any]) -> bool:
+    """Whether two headers are one repository's, differing at most in their key's wrapping."""
+    return header == other or _only_rewrapped(header, other)
+
+
 #: The header keys ``escale key passwd`` changes: the KDF (new salt) and the wrapped key.
 REWRAP_KEYS = ("kdf", "key")
 

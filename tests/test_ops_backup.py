@@ -324,3 +324,26 @@ def test_only_the_object_names_of_the_format_are_moved(name: str, kind: str | No
 
     assert kind_of(name) == kind
     assert in_write_order([name, "escale.json"])[-1] == "escale.json"
+
+
+def test_a_restore_after_a_passphrase_change_keeps_the_passphrase_in_force(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    alice, bob = cluster.add("alice"), cluster.add("bob")
+    alice.write("a.txt", "saved in the backup")
+    converge([alice, bob])
+    archive = tmp_path / "backup.tar"
+    assert run(alice, "backup", "shared", str(archive)).returncode == 0
+    # the passphrase changes after the backup; both clients get the new one
+    assert run(alice, "key", "passwd", "shared", "--generate").returncode == 0
+    alice_key = tmp_path / "clients" / "alice" / "key"
+    (tmp_path / "clients" / "bob" / "key").write_text(alice_key.read_text())
+    converge([alice, bob])
+    wipe(alice, tmp_path / "relay")
+    restored = run(alice, "restore", "shared", str(archive))
+    assert restored.returncode == 0, restored.stderr
+    assert "the passphrase in force" in restored.stdout, restored.stdout
+    converge([alice, bob])  # the new passphrase opens the restored repository
+    bob.write("b.txt", "after the restore")
+    converge([alice, bob])
+    assert (alice.root / "b.txt").read_text() == "after the restore"

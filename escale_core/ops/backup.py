@@ -16,6 +16,7 @@ objects the archive does not hold are deleted at the end.
 from __future__ import annotations
 
 import io
+import json
 import os
 import sys
 import tarfile
@@ -30,8 +31,8 @@ from ..config import Config
 from ..errors import EscaleError, IntegrityError, RelayNotFoundError, UsageError
 from ..plugins import Plugins
 from ..relay import Relay
-from ..repository import HEADER, _parse_header, bounded
-from .maintenance import maintenance
+from ..repository import HEADER, _parse_header, bounded, opens_with, same_repository_rewrapped
+from .maintenance import Maintenance, maintenance
 from .objects import in_write_order, kind_of, max_size
 
 #: Bytes read from the archive per relay write chunk.
@@ -51,6 +52,8 @@ class BackupReport:
     bytes: int = 0
     #: objects listed but collected before they were read (backup), or deleted (restore)
     gone: int = 0
+    #: restore: why the header written is not the archive's (``None``: it is)
+    header_note: Optional[str] = None
 
 
 class _ChunkReader(io.RawIOBase):
@@ -233,10 +236,38 @@ def restore(
     section = config.section(section_name)
     with maintenance(config, section, plugins, f"restore {section.name}") as m:
         again = f"escale restore {section.name} {archive} --force"
-        report = restore_archive(m.relay, archive, force, m.keep_alive, m.where(), again)
+        chosen = _header_this_passphrase_opens(m)
+        report = restore_archive(
+            m.relay, archive, force, m.keep_alive, m.where(), again, choose_header=chosen
+        )
     if progress:
+        if report.header_note:
+            progress(f"{m.where()}: {report.header_note}")
         progress(f"{m.where()}: restored {report.objects} objects ({report.bytes} bytes)")
     return report
+
+
+def _header_this_passphrase_opens(m: Maintenance) -> Callable[[bytes, BackupReport], bytes]:
+    """How a restore picks the header it writes: the archive's, unless the passphrase changed
+    since the backup (``escale key passwd``): then the header this client keeps, the same
+    repository and key wrapped with the passphrase in force, so that no client is locked out
+    by a restore (DESIGN §2.12 still holds: only a re-wrap of the same key is taken)."""
+    kept = m.kept_header()
+    passphrase = None if m.section.encryption == "plain" else m.section.read_passphrase()
+
+    def choose(blob: bytes, report: BackupReport) -> bytes:
+        archived = _parse_header(blob)
+        if kept is None or not same_repository_rewrapped(archived, kept) or archived == kept:
+            return blob
+        if opens_with(archived, passphrase) is not None or opens_with(kept, passphrase) is None:
+            return blob
+        report.header_note = (
+            "the archive's escale.json wraps the key with the passphrase of its time: the one "
+            "this client keeps (same repository and key, the passphrase in force) is restored"
+        )
+        return json.dumps(kept, indent=1).encode()
+
+    return choose
 
 
 def restore_archive(
@@ -246,6 +277,7 @@ def restore_archive(
     keep_alive: Callable[[], None] = lambda: None,
     where: str = "relay",
     again: str = "escale restore SECTION ARCHIVE --force",
+    choose_header: Callable[[bytes, BackupReport], bytes] = lambda blob, _report: blob,
 ) -> BackupReport:
     """Put the objects of ``archive`` on ``relay`` (see the module), the header last.
 
@@ -270,6 +302,7 @@ def restore_archive(
         if name not in members and kind_of(name) is not None and name != HEADER:
             relay.delete(name)
             report.gone += 1
+    header = choose_header(header, report)
     relay.write_bytes(HEADER, header)
     report.bytes += len(header)
     relay.sync()
