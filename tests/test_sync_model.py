@@ -1200,3 +1200,31 @@ def test_two_clients_losing_their_state_with_a_collected_update_converge(
         ),
     )
     run_scenario(scenario, shared_relay)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "not fixed: carol writes a, loses her state, pushes a as new, deletes it and loses her "
+        "state again before any round: alice pulls a, while bob waits for carol and carol for "
+        "bob for good (neither gets a back): alice keeps a, bob and carol do not"
+    ),
+)
+def test_a_client_losing_its_state_twice_around_a_deletion_converges(
+    shared_relay: SharedRelay,
+) -> None:
+    """Found by the random model on this session's main (not derandomized)."""
+    scenario = Scenario(
+        (A, B, C),
+        (1, 1, 1),
+        (
+            Round(A),
+            Round(C),
+            Write(C, "a"),
+            LoseState(C),
+            Round(C),
+            Delete(C, "a"),
+            LoseState(C),
+        ),
+    )
+    run_scenario(scenario, shared_relay)
