@@ -347,3 +347,22 @@ def test_a_restore_after_a_passphrase_change_keeps_the_passphrase_in_force(
     bob.write("b.txt", "after the restore")
     converge([alice, bob])
     assert (alice.root / "b.txt").read_text() == "after the restore"
+
+
+def test_a_restore_of_another_repositorys_archive_is_refused_before_anything_changes(
+    tmp_path: Path, isolated_env: dict[str, str]
+) -> None:
+    photos = Cluster(tmp_path / "photos", f"file://{tmp_path / 'photos-relay'}", isolated_env)
+    docs = Cluster(tmp_path / "docs", f"file://{tmp_path / 'docs-relay'}", isolated_env)
+    alice, dora = photos.add("alice"), docs.add("dora")
+    alice.write("cat.jpg", "photo")
+    dora.write("notes.txt", "document")
+    alice.sync()
+    dora.sync()
+    archive = tmp_path / "docs.tar"
+    assert run(dora, "backup", "shared", str(archive)).returncode == 0
+    before = relay_objects(tmp_path / "photos-relay")
+    refused = run(alice, "restore", "shared", str(archive), "--force")
+    assert refused.returncode == 2, refused.stderr
+    assert "holds repository" in refused.stderr and "nothing was changed" in refused.stderr
+    assert relay_objects(tmp_path / "photos-relay") == before

@@ -6,6 +6,7 @@ are never changed; a second run finds nothing more to repair. Each test runs ove
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -157,6 +158,8 @@ def test_fix_removes_leftovers_and_orphans_never_changes_a_local_file_and_runs_a
     try:
         leftover = "clients/.tmp-" + "1" * 32
         relay.fs.pipe_file(relay._path(leftover), b"half")
+        old = time.time() - 1200  # a writer killed 20 minutes ago (a younger one may be live)
+        os.utime(on_disk(relay_backend, leftover), (old, old))
         # as a push of b going on: no manifest yet (a's own would be its round's to remove)
         pending = f"data/{client_id(b)}/9999999999/000000"
         relay.write_bytes(pending, b"a data object before its manifest")
@@ -230,3 +233,11 @@ def test_a_fix_stopped_mid_way_and_run_again_loses_nothing(relay_backend: Backen
     c = relay_backend.add("c")
     c.sync(check=False)
     assert tree(c.root) == before
+
+
+def on_disk(backend: Backend, name: str) -> Path:
+    """Where relay object ``name`` of ``backend``'s repository is on this machine's disk."""
+    if backend.server is None:
+        return Path(backend.cluster.relay[len("file://") :]) / name
+    assert backend.server.files is not None
+    return backend.server.files / backend.cluster.relay.rsplit("/", 1)[1] / name

@@ -15,6 +15,7 @@ objects the archive does not hold are deleted at the end.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -92,8 +93,12 @@ def _output(archive: Archive) -> Iterator[IO[bytes]]:
         return
     path = Path(archive)
     temp = path.with_name(f".{path.name}.partial")
+    # created afresh, 0600 (a plain repository's archive holds files in clear), never
+    # through a link planted at its name
+    temp.unlink(missing_ok=True)
+    descriptor = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     try:
-        with open(temp, "wb") as out:
+        with os.fdopen(descriptor, "wb") as out:
             yield out
             out.flush()
             os.fsync(out.fileno())
@@ -237,8 +242,16 @@ def restore(
     with maintenance(config, section, plugins, f"restore {section.name}") as m:
         again = f"escale restore {section.name} {archive} --force"
         chosen = _header_this_passphrase_opens(m)
+        kept = m.kept_header()
         report = restore_archive(
-            m.relay, archive, force, m.keep_alive, m.where(), again, choose_header=chosen
+            m.relay,
+            archive,
+            force,
+            m.keep_alive,
+            m.where(),
+            again,
+            choose_header=chosen,
+            expected_id=kept.get("id") if kept else None,
         )
     if progress:
         if report.header_note:
@@ -278,6 +291,7 @@ def restore_archive(
     where: str = "relay",
     again: str = "escale restore SECTION ARCHIVE --force",
     choose_header: Callable[[bytes, BackupReport], bytes] = lambda blob, _report: blob,
+    expected_id: Optional[str] = None,
 ) -> BackupReport:
     """Put the objects of ``archive`` on ``relay`` (see the module), the header last.
 
@@ -288,6 +302,7 @@ def restore_archive(
     if str(archive) == "-":
         raise UsageError("escale restore reads the archive twice (it checks it first): give a file")
     members, header = check_archive(Path(archive))
+    _refuse_another_repository(relay, _parse_header(header)["id"], expected_id, archive, where)
     existing = [n for n in relay.list("") if not n.startswith("locks/")]
     if existing and not force:
         raise UsageError(
@@ -307,6 +322,26 @@ def restore_archive(
     report.bytes += len(header)
     relay.sync()
     return report
+
+
+def _refuse_another_repository(
+    relay: Relay, archived: str, expected: Optional[str], archive: Archive, where: str
+) -> None:
+    """Refuse, before anything is deleted, an archive of another repository than the one this
+    client joined or the relay holds (``restore photos docs.tar --force`` must not wipe
+    photos).
+
+    :raises UsageError: the ids differ."""
+    ids = {expected} if expected else set()
+    # a lost or unreadable header: the kept id (if any) decides
+    with contextlib.suppress(RelayNotFoundError, IntegrityError):
+        ids.add(_parse_header(relay.read_bytes(HEADER))["id"])
+    if ids and archived not in ids:
+        raise UsageError(
+            f"{where}: archive {archive} holds repository {archived}, not this section's "
+            f"({', '.join(sorted(i for i in ids if i))}): nothing was changed; restore it into "
+            "an empty relay folder of another section"
+        )
 
 
 def _write_objects(

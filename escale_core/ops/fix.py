@@ -18,6 +18,7 @@ In order, each step idempotent (an interrupted fix run again finishes the job):
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
@@ -108,17 +109,41 @@ def _delete_damaged(
         )
 
 
+#: A temporary object younger than this may belong to a write going on now (a client's round
+#: takes no relay lock, and one object is at most a few MiB): it is left alone.
+LEFTOVER_AGE = 600.0
+
+
 def _delete_leftovers(m: Maintenance, checked: CheckReport, report: FixReport) -> None:
     for name in checked.leftovers:
         m.keep_alive()
+        stamp = m.relay.modified(name)
+        if stamp is not None and time.time() - stamp < LEFTOVER_AGE:
+            report.done.append(
+                f"kept relay object {name} (a write may be going on: under an hour old)"
+            )
+            continue
         m.relay.delete(name)
         report.done.append(
             f"deleted relay object {name} (temporary object of an interrupted write)"
         )
     for name in checked.removable:
         m.keep_alive()
+        number = data_number(name)
+        # another client's round may have published this update since the check listed the
+        # relay (rounds take no relay lock): its manifest there makes the data no orphan
+        if number is not None and m.relay.exists(update_name(*number)):
+            continue
         m.relay.delete(name)
         report.done.append(f"deleted relay object {name} (orphan data: no manifest names it)")
+
+
+def data_number(name: str) -> Optional[tuple[str, int]]:
+    """``(cid, seq)`` of a data object's name, else ``None``."""
+    parts = name.split("/")
+    if len(parts) == 4 and parts[0] == "data" and parts[2].isdigit():
+        return parts[1], int(parts[2])
+    return None
 
 
 def _resend(m: Maintenance, progress: Optional[Callable[[int], None]], report: FixReport) -> None:
