@@ -41,11 +41,14 @@ def run(client: Client, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def relay_files(folder: Path) -> dict[str, bytes]:
-    """The objects of a local relay folder (locks left out)."""
+    """The objects of a local relay folder (locks left out, and the hidden temporary objects
+    of a write killed half-way: no listing shows them, the relay removes them after an hour)."""
     return {
         p.relative_to(folder).as_posix(): p.read_bytes()
         for p in sorted(folder.rglob("*"))
-        if p.is_file() and not p.relative_to(folder).as_posix().startswith("locks/")
+        if p.is_file()
+        and not p.relative_to(folder).as_posix().startswith("locks/")
+        and not p.name.startswith(".tmp-")
     }
 
 
