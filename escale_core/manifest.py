@@ -243,7 +243,7 @@ class Manifest:
                 seq,
                 _str(data["algorithm"]),
                 _nat(data["pullers"]),
-                float(data["time"]),
+                _time(data["time"]),
                 prev=prev,
                 full=_bool(data["full"]),
                 objects=objects,
@@ -341,7 +341,7 @@ class ClientState:
                 _nat(data["last_seq"]),
                 {_str(k): _nat(v) for k, v in acks.items()},
                 {_str(k): _nat(v) for k, v in want_full.items()},
-                float(data["time"]),
+                _time(data["time"]),
                 _bool(data["pushes"]),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -389,14 +389,10 @@ class Retirement:
             raise IntegrityError(f"retirement record larger than {MAX_RETIRED >> 10} KiB")
         data = _load(blob, "escale-retired", RETIRED_VERSION, compressed=False)
         try:
-            when = data["time"]
-            # a number a date can be made of (JSON lets a writer say Infinity or NaN)
-            if type(when) not in (int, float) or not 0 <= when < MAX_TIME:
-                raise ValueError(f"{when!r} is not a time")
             return cls(
                 _name(data["name"]) or _str(data["name"]),
                 _nat(data["last_seq"]),
-                float(when),
+                _time(data["time"]),
                 _name(data["by"]) or _str(data["by"]),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -486,6 +482,14 @@ def _nat(value: Any) -> int:
     if type(value) is not int or value < 0:  # not a bool either
         raise ValueError(f"{value!r} is not a natural number")
     return value
+
+
+def _time(value: Any) -> float:
+    """A Unix time a date can be made of: JSON lets a writer say Infinity, NaN or 1e300, which
+    would overflow (or compare as nothing) wherever the time is shown or compared."""
+    if type(value) not in (int, float) or not 0 <= value < MAX_TIME:
+        raise ValueError(f"{value!r} is not a time")
+    return float(value)
 
 
 def _bool(value: Any) -> bool:

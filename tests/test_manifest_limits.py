@@ -140,3 +140,14 @@ def test_client_states_are_bounded(changes: dict[str, Any], problem: str) -> Non
     assert ClientState.decode(state()).name == "alice"
     with pytest.raises(IntegrityError, match=problem):
         ClientState.decode(state(**changes))
+
+
+@pytest.mark.parametrize("when", [float("inf"), float("nan"), 1e300, -1.0, "12", True, None])
+def test_a_time_no_date_can_be_made_of_is_refused(when: Any) -> None:
+    """A client state or a manifest whose time is Infinity, NaN, huge, negative or not a
+    number is malformed: shown by `clients list` or compared, it would overflow or mislead."""
+    with pytest.raises(IntegrityError, match="is not a time"):
+        ClientState.decode(state(time=when))
+    data = valid()
+    data["time"] = when
+    refused(data, "is not a time")

@@ -223,3 +223,21 @@ def test_check_and_fix_accept_a_header_rewrapped_by_key_passwd_on_another_client
     c = cluster.add("c", passphrase=new.read_text().strip())
     c.sync(check=False)
     assert (c.root / "one.txt").read_text() == "one\n"
+
+
+def test_a_relay_object_name_with_control_characters_is_shown_escaped(
+    tmp_path: Path, isolated_env: dict[str, str], request: pytest.FixtureRequest
+) -> None:
+    """A hostile relay names an object with a newline and a terminal escape: check prints it
+    escaped, on one line, never sending the escape to the terminal."""
+    on = backend("file", request, tmp_path, isolated_env)
+    a = one_client_with_updates(on)
+    relay = open_relay_of(a)
+    try:
+        relay.write_bytes("evil\n\x1b[2Jname", b"not ours")
+    finally:
+        relay.close()
+    status, lines = check(a)
+    assert status == 0, lines
+    assert "[shared] unknown: relay object evil\\n\\x1b[2Jname: " in "\n".join(lines), lines
+    assert not any("\x1b" in line for line in lines)

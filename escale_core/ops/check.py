@@ -58,8 +58,10 @@ class Finding:
     message: str
 
     def line(self) -> str:
-        """One line for the terminal."""
-        return f"{self.kind}: relay object {self.name}: {self.message}"
+        """One line for the terminal: a relay's names are the relay's to choose, so control
+        characters in them (a newline, a terminal escape) are shown escaped, never sent."""
+        line = f"{self.kind}: relay object {self.name}: {self.message}"
+        return "".join(c if c.isprintable() else repr(c)[1:-1] for c in line)
 
 
 @dataclass
