@@ -23,6 +23,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from .cipher import Cipher
 from .crypto import (
     KIND_CLIENT,
     KIND_MANIFEST,
@@ -319,25 +320,8 @@ def open_repository(
         relay, ciphers, passphrase, create_cipher, create_checksum, kept, create
     )
     rewrapped = kept is not None and header != kept
-    if header["cipher"] not in ciphers:
-        raise UnsupportedFormatError(
-            f"relay object {HEADER}: unknown cipher {header['cipher']!r} "
-            f"(installed: {', '.join(ciphers.names())})"
-        )
-    cipher_class = ciphers.get(header["cipher"]).load()
-    if cipher_class.key_size == 0:
-        if passphrase is not None:  # a replaced header must not turn encryption off
-            raise IntegrityError(
-                f"relay object {HEADER}: the repository is not encrypted (cipher "
-                f"{header['cipher']}) but this section encrypts: refusing to send anything "
-                '(set encryption = "plain" if this is intended; otherwise the header was '
-                "tampered with)"
-            )
-        master = b""
-        mac_key = header["id"].encode()
-    else:
-        master = created if created is not None else _unwrap(header, passphrase, rewrapped)
-        mac_key = hmac.new(master, b"escale client ids", hashlib.sha256).digest()
+    cipher_class = _cipher_class(header, ciphers)
+    master, mac_key = _keys(header, cipher_class, passphrase, created, rewrapped)
     check = key_check(master) if master else ""
     if rewrapped and check != kept_key_check:
         raise IntegrityError(_other_key(kept_key_check))
@@ -351,6 +335,43 @@ def open_repository(
         header,
         key_check=check,
     )
+
+
+def _cipher_class(header: dict[str, Any], ciphers: Registry) -> type[Cipher]:
+    """The installed cipher the header names.
+
+    :raises UnsupportedFormatError: none of that name is installed."""
+    if header["cipher"] not in ciphers:
+        raise UnsupportedFormatError(
+            f"relay object {HEADER}: unknown cipher {header['cipher']!r} "
+            f"(installed: {', '.join(ciphers.names())})"
+        )
+    cipher_class: type[Cipher] = ciphers.get(header["cipher"]).load()
+    return cipher_class
+
+
+def _keys(
+    header: dict[str, Any],
+    cipher_class: type[Cipher],
+    passphrase: Optional[bytes],
+    created: Optional[bytes],
+    rewrapped: bool,
+) -> tuple[bytes, bytes]:
+    """The master key (empty for an unencrypted repository) and the key of client ids.
+
+    :raises IntegrityError: an unencrypted header where this section encrypts, or a key
+        this passphrase does not unwrap."""
+    if cipher_class.key_size == 0:
+        if passphrase is not None:  # a replaced header must not turn encryption off
+            raise IntegrityError(
+                f"relay object {HEADER}: the repository is not encrypted (cipher "
+                f"{header['cipher']}) but this section encrypts: refusing to send anything "
+                '(set encryption = "plain" if this is intended; otherwise the header was '
+                "tampered with)"
+            )
+        return b"", header["id"].encode()
+    master = created if created is not None else _unwrap(header, passphrase, rewrapped)
+    return master, hmac.new(master, b"escale client ids", hashlib.sha256).digest()
 
 
 def _other_key(kept_key_check: Optional[str]) -> str:
