@@ -209,6 +209,28 @@ class ChecksumCache:
         return value
 
 
+def _bytes(passphrase: Union[str, bytes, None]) -> Optional[bytes]:
+    """A passphrase as bytes (the seed's callers give a str)."""
+    return passphrase.encode() if isinstance(passphrase, str) else passphrase
+
+
+def _filters(
+    filetype: Optional[list[str]],
+    include: Optional[list[str]],
+    exclude: Optional[list[str]],
+    includedirectory: Optional[list[str]],
+    excludedirectory: Optional[list[str]],
+) -> Filters:
+    """The seed's filter arguments as a section's :class:`Filters`."""
+    return Filters(
+        [t.lstrip(".").lower() for t in filetype or []],
+        [compile_pattern(p) for p in include or []],
+        [compile_pattern(p) for p in exclude or []],
+        [compile_pattern(p) for p in includedirectory or []],
+        [compile_pattern(p) for p in excludedirectory or []],
+    )
+
+
 class Manager:
     """Glue between the local folder, the relay and the encryption layer (one section).
 
@@ -257,9 +279,7 @@ class Manager:
         if repository is None:
             raise UsageError("Manager needs the local folder (repository=...)")
         self.path = Path(repository).expanduser()
-        self.passphrase: Optional[bytes] = relay_args.pop("passphrase", None)
-        if isinstance(self.passphrase, str):
-            self.passphrase = self.passphrase.encode()
+        self.passphrase = _bytes(relay_args.pop("passphrase", None))
         self.state_dir = Path(relay_args.pop("state_dir", state_dir()))
         self.section = relay_args.pop("section_name", self.path.name or "default")
         self.client = clientname or get_client_name(self.section)
@@ -271,13 +291,7 @@ class Manager:
         self.relay_factory = relay if callable(relay) and not isinstance(relay, str) else None
         self.wait_on_error = frozenset(waitonerror or ())
         self.relay_args = relay_args
-        self.filters = Filters(
-            [t.lstrip(".").lower() for t in filetype or []],
-            [compile_pattern(p) for p in include or []],
-            [compile_pattern(p) for p in exclude or []],
-            [compile_pattern(p) for p in includedirectory or []],
-            [compile_pattern(p) for p in excludedirectory or []],
-        )
+        self.filters = _filters(filetype, include, exclude, includedirectory, excludedirectory)
         self.timestamp = timestamp
         self.mode = original_mode(relay_args.pop("mode", None))
 
