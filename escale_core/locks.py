@@ -29,6 +29,11 @@ class LockBusyError(RelayError):
     """Another client holds the lock."""
 
 
+class LockLostError(RelayError):
+    """The lock object on the relay no longer holds this client's token: it expired and
+    another client took it (or removed it). The operation must stop: nothing more is written."""
+
+
 class RelayLock:
     """A named lock on a relay.
 
@@ -140,16 +145,39 @@ class RelayLock:
                 taken = True
         return taken
 
-    def refresh(self) -> None:
-        """Push the expiry back (call it more often than ``timeout``)."""
-        if self.object is not None:
-            self.relay.write_bytes(self.object, self._content())
+    def _holds(self, name: str) -> bool:
+        """Whether the lock object ``name`` on the relay still carries our token."""
+        try:
+            lock = json.loads(self.relay.read_bytes(name))
+        except (RelayNotFoundError, ValueError, TypeError):
+            return False
+        return isinstance(lock, dict) and lock.get("token") == self.token
 
-    def release(self) -> None:
-        """Give the lock back."""
-        if self.object is not None:
-            self.relay.delete(self.object)
-            self.object = None
+    def refresh(self) -> None:
+        """Push the expiry back (call it more often than ``timeout``).
+
+        :raises LockLostError: the lock on the relay is no longer ours (it expired and another
+            client took it): it is left alone and the caller must stop writing."""
+        if self.object is None:
+            return
+        if not self._holds(self.object):
+            name, self.object = self.object, None
+            raise LockLostError(
+                f"relay lock '{self.name}' ({name}) was lost: it expired and another client "
+                f"took it or removed it; the operation stopped, run it again"
+            )
+        self.relay.write_bytes(self.object, self._content())
+
+    def release(self) -> bool:
+        """Give the lock back; return whether it was still ours. A lock another client took
+        after ours expired is left in place (deleting it would free theirs)."""
+        if self.object is None:
+            return False
+        name, self.object = self.object, None
+        if not self._holds(name):
+            return False
+        self.relay.delete(name)
+        return True
 
     def __enter__(self) -> RelayLock:
         return self.acquire()

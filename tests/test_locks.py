@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from escale_core.address import parse_relay_url
-from escale_core.locks import LockBusyError, RelayLock
+from escale_core.locks import LockBusyError, LockLostError, RelayLock
 from escale_core.plugins import Plugins
 from escale_core.relay import Relay, open_relay
 
@@ -69,3 +69,46 @@ def test_refresh_pushes_the_expiry_back(relay: Relay) -> None:
     lock.refresh()
     assert json.loads(relay.read_bytes(lock.object))["expires"] > before
     lock.release()
+
+
+def _take_over_after_expiry(relay: Relay) -> tuple[RelayLock, RelayLock]:
+    """``first`` held the lock, let it expire; ``second`` took it over."""
+    first = RelayLock(relay, "gc", timeout=0.3, wait=0, settle=0.05).acquire()
+    time.sleep(0.4)
+    second = RelayLock(relay, "gc", timeout=100, wait=2, settle=0.05).acquire()
+    return first, second
+
+
+def test_refresh_of_a_lock_another_client_took_over_raises_and_leaves_theirs(
+    relay: Relay,
+) -> None:
+    first, second = _take_over_after_expiry(relay)
+    assert second.object is not None
+    theirs = relay.read_bytes(second.object)
+    with pytest.raises(LockLostError, match=r"relay lock 'gc'.*was lost"):
+        first.refresh()
+    assert relay.read_bytes(second.object) == theirs
+    assert json.loads(theirs)["token"] == second.token
+    first.release()  # after a lost lock: nothing left to give back
+    assert relay.read_bytes(second.object) == theirs
+    second.release()
+
+
+def test_release_of_a_lock_another_client_took_over_deletes_nothing(relay: Relay) -> None:
+    first, second = _take_over_after_expiry(relay)
+    assert second.object is not None
+    assert first.release() is False
+    assert json.loads(relay.read_bytes(second.object))["token"] == second.token
+    with pytest.raises(LockBusyError):
+        RelayLock(relay, "gc", wait=0, settle=0.05).acquire()
+    assert second.release() is True
+    assert relay.list("locks") == []
+
+
+def test_refresh_of_a_lock_removed_from_the_relay_raises(relay: Relay) -> None:
+    lock = RelayLock(relay, "gc", wait=0, settle=0.05).acquire()
+    assert lock.object is not None
+    relay.delete(lock.object)
+    with pytest.raises(LockLostError):
+        lock.refresh()
+    assert relay.list("locks") in ([], ["locks/gc"])
