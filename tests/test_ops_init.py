@@ -271,3 +271,35 @@ def test_init_on_a_terminal_asks_each_value_and_writes_the_user_configuration(
     assert "pullers = 3" in text and f'passphrase_file = "{user / "notes.key"}"' in text
     assert (user / "notes.key").stat().st_mode & 0o777 == 0o600
     assert (tmp_path / "relay" / "escale.json").exists() and (tmp_path / "notes").is_dir()
+
+
+def _no_file_growth() -> None:
+    """In the child: any write that makes a file grow fails (EFBIG: Python ignores SIGXFSZ),
+    as a crash or a full disk in the middle of writing the key would."""
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
+
+
+def test_init_stopped_while_writing_the_key_leaves_no_empty_key_file(
+    tmp_path: Path, isolated_env: dict[str, str], escale: RunEscale
+) -> None:
+    config = _config(tmp_path)
+    args = ("--path", str(tmp_path / "docs"), "--relay", f"file://{tmp_path / 'relay'}")
+    command = [sys.executable, "-m", "escale_core", "-c", str(config), "init", "docs"]
+    failed = subprocess.run(
+        [*command, *args, "--generate-key", "--yes"],
+        capture_output=True,
+        text=True,
+        env=isolated_env,
+        stdin=subprocess.DEVNULL,
+        preexec_fn=_no_file_growth,
+        timeout=60,
+    )
+    assert failed.returncode != 0
+    assert not (tmp_path / "docs.key").exists()
+    assert [p.name for p in tmp_path.iterdir() if ".key" in p.name] == []
+    run = _init(escale, config, "docs", *args, "--generate-key")
+    assert run.returncode == 0, run.stderr
+    key = tmp_path / "docs.key"
+    assert len(key.read_text().strip()) >= 32 and key.stat().st_mode & 0o777 == 0o600

@@ -104,23 +104,48 @@ def key_file_for(config_file: Path, section: str) -> Path:
 
 
 def generate_key_file(path: Path) -> bool:
-    """Create ``path`` holding a random passphrase, mode 0600 from the start (created with
-    that mode: never readable by others, not even for a moment).
+    """Create ``path`` holding a random passphrase, all at once: written to a temporary file
+    in the same folder (mode 0600 from its creation, never readable by others), synced, then
+    linked into place, so a crash never leaves an empty or partial key file that would later
+    pass for a key.
 
     :returns: ``False`` when the file exists already: it is kept (an interrupted init made it,
         and a repository may be wrapped with it), never overwritten.
+    :raises UsageError: an existing key file is empty (left by a crash of an older version).
     """
     import secrets
 
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if path.exists() or path.is_symlink():
+        return False
+    temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
-        handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        handle = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(secrets.token_urlsafe(32) + "\n")
+            out.flush()
+            os.fsync(out.fileno())
+        return _link_into_place(temp, path)
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+def _link_into_place(temp: Path, path: Path) -> bool:
+    """Give the complete ``temp`` the name ``path`` unless ``path`` exists (a hard link fails
+    on an existing name, where a rename would replace it); ``False`` if it existed."""
+    try:
+        os.link(temp, path)
     except FileExistsError:
         return False
-    with os.fdopen(handle, "w", encoding="utf-8") as out:
-        out.write(secrets.token_urlsafe(32) + "\n")
-        out.flush()
-        os.fsync(out.fileno())
+    except OSError:  # a file system without hard links: check, then rename
+        if path.exists():
+            return False
+        os.replace(temp, path)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)  # the new name survives a power cut
+    finally:
+        os.close(directory)
     return True
 
 
