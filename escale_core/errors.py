@@ -17,6 +17,7 @@ Backend exceptions (``OSError``, ``botocore`` errors, HTTP errors...) are mapped
     │   └── MissingDependencyError   exit 2: an optional backend is not installed (install hint)
     ├── StateError                   the local state database is unusable
     ├── LocalFolderError             the synced folder is missing, unmounted or replaced
+    ├── FileWriteError               a local file cannot be written (exit 2: a configuration)
     ├── RoundAbandoned               a round stopped between two objects on request (stop)
     ├── ClientRetiredError           this client was retired (escale clients forget)
     ├── RelayError                   the relay failed or refused an operation
@@ -39,6 +40,7 @@ __all__ = [
     "ClientRetiredError",
     "ConfigError",
     "EscaleError",
+    "FileWriteError",
     "IntegrityError",
     "LocalFolderError",
     "MissingDependencyError",
@@ -169,6 +171,23 @@ class MissingDependencyError(PluginError):
 class LocalFolderError(EscaleError):
     """The synced local folder is missing, unmounted or replaced: nothing is synced (its files
     must never be taken for deleted)."""
+
+
+class FileWriteError(EscaleError):
+    """A local file cannot be written (read-only or full disk, a path through a file...).
+
+    :param path: the file.
+    :param error: the operating system's error (its reason is shown, not a traceback).
+    :param config: the file is a configuration file (exit status 2, else 1)."""
+
+    def __init__(self, path: Union[str, Path], error: OSError, *, config: bool = False) -> None:
+        reason = error.strerror or str(error)
+        failed = Path(str(error.filename or path))
+        if failed in Path(path).parents:  # a folder on the way (a temp file beside is not named)
+            reason = f"{failed}: {reason}"
+        super().__init__(f"cannot write {path}: {reason}")
+        self.path, self.reason = str(path), reason
+        self.exit_code = 2 if config else 1
 
 
 class ClientRetiredError(EscaleError):

@@ -584,3 +584,16 @@ def test_migrating_md_steps_move_two_original_clients(tmp_path: Path, escale: Ru
         "doc.txt",
         "photo.jpg",
     ]
+
+
+def test_an_output_that_cannot_be_written_is_one_line_naming_it_exit_2(
+    tmp_path: Path, escale: RunEscale
+) -> None:
+    old = tmp_path / "A.conf"
+    old.write_text(ORIGINAL_A_CONF.replace("{tmp}", str(tmp_path)))
+    (tmp_path / "afile").write_text("a file, not a folder")
+    output = tmp_path / "afile" / "new.toml"  # its parent is a file: a real OSError, even as root
+    run = escale("config", "import", str(old), "-o", str(output))
+    assert run.returncode == 2, run.stderr
+    assert run.error_lines[-1].startswith(f"escale: error: cannot write {output}: {output.parent}")
+    assert [line for line in run.error_lines if "error" in line] == run.error_lines[-1:]

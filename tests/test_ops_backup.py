@@ -366,3 +366,18 @@ def test_a_restore_of_another_repositorys_archive_is_refused_before_anything_cha
     assert refused.returncode == 2, refused.stderr
     assert "holds repository" in refused.stderr and "nothing was changed" in refused.stderr
     assert relay_objects(tmp_path / "photos-relay") == before
+
+
+def test_a_backup_archive_that_cannot_be_written_is_one_line_naming_it(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    alice = cluster.add("alice")
+    alice.write("a.txt", "a")
+    alice.sync()
+    (tmp_path / "afile").write_text("a file, not a folder")
+    archive = tmp_path / "afile" / "backup.tar"  # its parent is a file: an OSError as root
+    run_ = run(alice, "backup", alice.section, str(archive))
+    assert run_.returncode == 1
+    assert run_.stderr.strip().splitlines() == [
+        f"escale: error: cannot write {archive}: Not a directory"
+    ]

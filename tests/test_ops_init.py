@@ -303,3 +303,18 @@ def test_init_stopped_while_writing_the_key_leaves_no_empty_key_file(
     assert run.returncode == 0, run.stderr
     key = tmp_path / "docs.key"
     assert len(key.read_text().strip()) >= 32 and key.stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize("key", [False, True], ids=["configuration", "key file"])
+def test_init_whose_files_cannot_be_written_says_which_in_one_line_exit_2(
+    tmp_path: Path, escale: RunEscale, key: bool
+) -> None:
+    (tmp_path / "afile").write_text("a file, not a folder")
+    config = tmp_path / "afile" / "escale.toml"  # its parent is a file: a real OSError as root
+    args = ["--path", str(tmp_path / "docs"), "--relay", f"file://{tmp_path / 'relay'}"]
+    args += ["--generate-key"] if key else ["--encryption", "plain"]
+    run = _init(escale, config, "docs", *args)
+    assert run.returncode == 2, run.stderr
+    failed = tmp_path / "afile" / ("docs.key" if key else "escale.toml")
+    assert len(run.error_lines) == 1
+    assert run.error_lines[0].startswith(f"escale: error: cannot write {failed}: {failed.parent}")

@@ -16,7 +16,7 @@ from typing import Any
 import tomlkit
 from tomlkit.exceptions import TOMLKitError
 
-from ..errors import ConfigError
+from ..errors import ConfigError, FileWriteError
 from .schema import SECTION_KEYS, normalize_key
 
 
@@ -32,10 +32,19 @@ def _read_document(path: Path) -> tomlkit.TOMLDocument:
         raise ConfigError(f"not valid TOML: {exc}", file=path) from None
 
 
-def write_atomically(path: Path, text: str, mode: int = 0o600) -> None:
+def write_atomically(path: Path, text: str, mode: int = 0o600, *, config: bool = True) -> None:
     """Replace ``path`` by ``text``: temp file in the same folder, fsync, rename.
 
-    :param mode: the permissions of a new file (an existing file keeps its own)."""
+    :param mode: the permissions of a new file (an existing file keeps its own).
+    :param config: ``path`` is a configuration file (a failure exits with status 2).
+    :raises FileWriteError: the file cannot be written (names it and the reason)."""
+    try:
+        _write_atomically(path, text, mode)
+    except OSError as exc:
+        raise FileWriteError(path, exc, config=config) from None
+
+
+def _write_atomically(path: Path, text: str, mode: int) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.exists():
         mode = path.stat().st_mode & 0o7777

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import IO, Any, Callable, Optional, Union
 
 from ..config import Config
-from ..errors import EscaleError, IntegrityError, RelayNotFoundError, UsageError
+from ..errors import EscaleError, FileWriteError, IntegrityError, RelayNotFoundError, UsageError
 from ..plugins import Plugins
 from ..relay import Relay
 from ..repository import HEADER, _parse_header, bounded, opens_with, same_repository_rewrapped
@@ -149,7 +149,7 @@ def write_archive(
                 keep_alive()
                 _add(tar, relay, name, sizes[name], report)
     except OSError as exc:
-        raise EscaleError(f"archive {archive}: {exc.strerror or exc}") from None
+        raise FileWriteError(archive, exc) from None
     return report
 
 

@@ -31,7 +31,7 @@ import tomlkit
 from ..config import SectionConfig
 from ..config.editing import section_exists, update_section
 from ..config.loader import parse_config, user_config_path
-from ..errors import ConfigError, EscaleError, RelayError, UsageError
+from ..errors import ConfigError, EscaleError, FileWriteError, RelayError, UsageError
 from ..plugins import Plugins
 from ..probe import Check, probe_relay
 from ..repository import holds_repository
@@ -111,8 +111,15 @@ def generate_key_file(path: Path) -> bool:
 
     :returns: ``False`` when the file exists already: it is kept (an interrupted init made it,
         and a repository may be wrapped with it), never overwritten.
-    :raises UsageError: an existing key file is empty (left by a crash of an older version).
+    :raises FileWriteError: it cannot be written (exit 2: it belongs to the configuration).
     """
+    try:
+        return _generate_key_file(path)
+    except OSError as exc:
+        raise FileWriteError(path, exc, config=True) from None
+
+
+def _generate_key_file(path: Path) -> bool:
     import secrets
 
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -262,7 +269,10 @@ def init_section(
     repository, created, checks = _set_up_relay(section, plugins, probe, accept_failed_probe)
     result = InitResult(config_file, repository, created, key_file, generated, checks=checks)
     if not section.path.exists():
-        section.path.mkdir(parents=True)
+        try:
+            section.path.mkdir(parents=True)
+        except OSError as exc:
+            raise FileWriteError(section.path, exc) from None
         result.folder_created = True
     update_section(config_file, name, values, create=True)
     return result

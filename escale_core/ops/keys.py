@@ -31,7 +31,7 @@ from typing import Optional
 
 from ..config import Config, SectionConfig
 from ..config.editing import update_section, write_atomically
-from ..errors import EscaleError, IntegrityError, UsageError
+from ..errors import EscaleError, FileWriteError, IntegrityError, UsageError
 from ..history import LocalState
 from ..plugins import Plugins
 from ..repository import Repository, rewrapped_header, write_header
@@ -88,15 +88,18 @@ def check_new_passphrase(passphrase: bytes) -> bytes:
 
 def stage(pending: Path, passphrase: bytes) -> None:
     """Step 1: write the new passphrase beside the current one (0600, atomically)."""
-    write_atomically(pending, passphrase.decode() + "\n", mode=0o600)
+    write_atomically(pending, passphrase.decode() + "\n", mode=0o600, config=False)
 
 
 def install(config: Config, section: SectionConfig, pending: Path, passphrase: bytes) -> None:
     """Step 3: the new passphrase replaces the old one where the section reads it."""
     if section.passphrase_file is not None:
-        os.chmod(pending, 0o600)  # a pending file left by hand must not widen access
-        os.replace(pending, section.passphrase_file)
-        _fsync_folder(section.passphrase_file.parent)
+        try:
+            os.chmod(pending, 0o600)  # a pending file left by hand must not widen access
+            os.replace(pending, section.passphrase_file)
+            _fsync_folder(section.passphrase_file.parent)
+        except OSError as exc:
+            raise FileWriteError(section.passphrase_file, exc) from None
         return
     if config.file is None:
         raise UsageError(f"[{section.name}] has no configuration file to write")

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from ..config import Config, SectionConfig
-from ..errors import EscaleError, UsageError
+from ..errors import EscaleError, FileWriteError, UsageError
 from ..history import LocalState
 from ..locks import LockBusyError, RelayLock
 from ..plugins import Plugins
@@ -173,5 +173,9 @@ def _acquire(
             f"[{section.name}] relay {section.address.display()}: another client runs "
             f"an operation on this repository ({exc}); run 'escale {command}' again later"
         ) from None
-    held.write_text(lock.token, encoding="utf-8")
+    try:
+        held.write_text(lock.token, encoding="utf-8")
+    except OSError as exc:
+        lock.release()
+        raise FileWriteError(held, exc) from None
     return lock

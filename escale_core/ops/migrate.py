@@ -35,6 +35,7 @@ from ..config import Config, SectionConfig
 from ..config.editing import update_section
 from ..errors import (
     EscaleError,
+    FileWriteError,
     IntegrityError,
     NotARepositoryError,
     RelayNotFoundError,
@@ -207,7 +208,11 @@ def _destination_lock(relay: Relay, where: str, held: Path) -> Iterator[Callable
             f"relay {where}: another client runs an operation there ({exc}); "
             "run 'escale migrate' again later"
         ) from None
-    held.write_text(lock.token, encoding="utf-8")
+    try:
+        held.write_text(lock.token, encoding="utf-8")
+    except OSError as exc:
+        lock.release()
+        raise FileWriteError(held, exc) from None
     refreshed = time.monotonic()
 
     def keep_alive() -> None:
