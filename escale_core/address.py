@@ -14,6 +14,14 @@ from typing import Optional
 from urllib.parse import unquote, urlsplit
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://(.*)$", re.DOTALL)
+#: ``scheme://user:password@`` anywhere in a text (the last ``@`` before the path ends it)
+_USERINFO = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/:@\s'\"]*):[^/\s'\"]*@")
+
+
+def mask_passwords(text: str) -> str:
+    """``text`` with the password of every ``scheme://user:password@...`` in it masked as
+    :meth:`RelayAddress.display` masks it (for an address that cannot even be parsed)."""
+    return _USERINFO.sub(r"\g<head>:***@", text)
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from escale_core.ops.migrate import migrate
 from escale_core.plugins import Plugins
 
 from .clients import Client, Cluster, add, same_tree, toml_value, tree
-from .servers import RelayServer
+from .servers import RelayServer, free_port
 
 COMMENTED = "# where the photos go\n"
 
@@ -351,3 +351,20 @@ def test_a_malformed_moved_note_sealed_with_the_key_is_refused_naming_it(
     assert refused.returncode == 1
     assert "relay object moved: malformed" in refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1
+
+
+def test_migrate_errors_never_show_the_password_given_in_dest_url(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    alice = cluster.add("alice")
+    alice.sync()
+    closed = free_port()  # nothing listens there: the relay cannot be reached
+    for url, problem in [
+        ("sftp://me:s3cret-pw@host:99999999/x", "invalid host or port"),
+        ("nosuch://me:s3cret-pw@host/x", "no installed relay serves"),
+        (f"sftp://me:s3cret-pw@127.0.0.1:{closed}/x", "127.0.0.1"),
+    ]:
+        refused = run(alice, "migrate", "shared", url)
+        assert refused.returncode != 0 and problem in refused.stderr, refused.stderr
+        assert "s3cret-pw" not in refused.stderr + refused.stdout
+        assert "me:***@" in refused.stderr or "me@" in refused.stderr, refused.stderr

@@ -26,11 +26,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
+from urllib.parse import quote
 
 import tomlkit
 from tomlkit.exceptions import TOMLKitError
 
-from ..address import RelayAddress, parse_relay_url
+from ..address import RelayAddress, mask_passwords, parse_relay_url
 from ..config import Config, SectionConfig
 from ..config.editing import update_section
 from ..errors import (
@@ -101,12 +102,16 @@ def destination_section(
     try:
         address = parse_relay_url(url, multipath)
     except ValueError as exc:
-        raise UsageError(f"DEST_URL: {exc}") from None
+        raise UsageError(f"DEST_URL: {mask_passwords(str(exc))}") from None
     scheme = "file" if address.mount is not None else address.scheme
     if scheme not in relays or relays.get(scheme).options.get("for_tests"):
-        raise UsageError(f"DEST_URL {url!r}: no installed relay serves '{address.scheme}://'")
+        raise UsageError(
+            f"DEST_URL {address.display()!r}: no installed relay serves '{address.scheme}://'"
+        )
     if _same_place(address, section.address):
-        raise UsageError(f"[{section.name}] relay {url} is already the section's relay")
+        raise UsageError(
+            f"[{section.name}] relay {address.display()} is already the section's relay"
+        )
     if options is None:
         options = dict(section.relay_options) if scheme == section.address.scheme else {}
     return dataclasses.replace(section, address=address, relay=url, relay_options=options)
@@ -144,6 +149,42 @@ def migrate(
     :raises NotARepositoryError: the destination holds something else than this repository.
     :raises IntegrityError: a copy differs from the source after writing it.
     """
+    with _password_masked(dest_url):
+        return _migrate(config, section_name, plugins, dest_url, options, dest_relay, progress)
+
+
+@contextmanager
+def _password_masked(url: str) -> Iterator[None]:
+    """Errors raised inside never show the password of ``url`` (a relay's message may repeat
+    the address it was given): it is masked as :meth:`RelayAddress.display` masks it."""
+    try:
+        yield
+    except EscaleError as exc:
+        text = mask_passwords(str(exc))
+        password = _password_of(url)
+        if password and len(password) >= 6:  # a shorter one would mask words of the message
+            text = text.replace(password, "***").replace(quote(password, safe=""), "***")
+        if text != str(exc):
+            exc.args = (text,)
+        raise
+
+
+def _password_of(url: str) -> Optional[str]:
+    try:
+        return parse_relay_url(url).password
+    except ValueError:
+        return None
+
+
+def _migrate(
+    config: Config,
+    section_name: str,
+    plugins: Plugins,
+    dest_url: str,
+    options: Optional[dict[str, Any]],
+    dest_relay: Optional[Relay],
+    progress: Optional[Callable[[str], None]],
+) -> MigrateReport:
     section = config.section(section_name)
     if config.file is None:
         raise UsageError("escale migrate edits the configuration file: give it with -c FILE")
