@@ -381,3 +381,24 @@ def test_a_backup_archive_that_cannot_be_written_is_one_line_naming_it(
     assert run_.stderr.strip().splitlines() == [
         f"escale: error: cannot write {archive}: Not a directory"
     ]
+
+
+def test_backup_refuses_to_overwrite_an_existing_archive_unless_forced(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    alice = cluster.add("alice")
+    alice.write("a.txt", "a")
+    alice.sync()
+    archive = tmp_path / "backup.tar"
+    archive.write_bytes(b"an older backup, or any file of mine")
+    refused = run(alice, "backup", alice.section, str(archive))
+    assert refused.returncode == 2
+    assert refused.stderr.strip().splitlines() == [
+        f"escale: error: archive {archive} exists: not overwritten (add --force to replace it)"
+    ]
+    assert archive.read_bytes() == b"an older backup, or any file of mine"
+    assert [p.name for p in tmp_path.iterdir() if "partial" in p.name] == []
+    forced = run(alice, "backup", alice.section, str(archive), "--force")
+    assert forced.returncode == 0, forced.stderr
+    with tarfile.open(archive) as tar:
+        assert tar.getnames()[0] == "escale.json"

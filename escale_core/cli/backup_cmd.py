@@ -21,14 +21,18 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         section: str = typer.Argument(..., help="The section."),
         archive: str = typer.Argument(..., help="The tar archive to write ('-': stdout)."),
+        force: bool = typer.Option(
+            False, "--force", help="Replace an existing ARCHIVE file (else refused)."
+        ),
     ) -> None:
         """Save the relay objects of the repository (as they are: still encrypted) into a tar
-        archive."""
+        archive; an existing ARCHIVE is kept unless --force."""
         plugins = get_plugins()
         config = load_config(ctx.obj.config, plugins)
         # with '-' the archive is stdout: the summary goes to stderr
         say = (lambda line: typer.echo(line, err=True)) if archive == "-" else typer.echo
-        backup(config, section, plugins, archive if archive == "-" else Path(archive), progress=say)
+        target = archive if archive == "-" else Path(archive)
+        backup(config, section, plugins, target, force=force, progress=say)
         sys.stdout.flush()
 
     @app.command("restore")

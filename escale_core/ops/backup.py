@@ -85,8 +85,10 @@ class _ChunkReader(io.RawIOBase):
 
 
 @contextmanager
-def _output(archive: Archive) -> Iterator[IO[bytes]]:
-    """The archive file to write (``-``: standard output), written whole or not at all."""
+def _output(archive: Archive, force: bool = True) -> Iterator[IO[bytes]]:
+    """The archive file to write (``-``: standard output), written whole or not at all.
+
+    :param force: replace an existing file (else one that appeared meanwhile is kept)."""
     if str(archive) == "-":
         yield sys.stdout.buffer
         sys.stdout.buffer.flush()
@@ -102,10 +104,30 @@ def _output(archive: Archive) -> Iterator[IO[bytes]]:
             yield out
             out.flush()
             os.fsync(out.fileno())
-        temp.replace(path)
+        if force:
+            temp.replace(path)
+        else:
+            _link_new(temp, path)
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
+
+
+def _link_new(temp: Path, path: Path) -> None:
+    """Name the complete ``temp`` ``path`` unless ``path`` exists (a hard link never replaces
+    a file; a rename would); then ``temp`` is removed by the caller."""
+    try:
+        os.link(temp, path)
+    except FileExistsError:
+        raise UsageError(_EXISTS.format(path=path)) from None
+    except OSError:  # no hard links on this file system: check, then rename
+        if path.exists():
+            raise UsageError(_EXISTS.format(path=path)) from None
+        temp.replace(path)
+    temp.unlink(missing_ok=True)
+
+
+_EXISTS = "archive {path} exists: not overwritten (add --force to replace it)"
 
 
 def backup(
@@ -114,27 +136,37 @@ def backup(
     plugins: Plugins,
     archive: Archive,
     *,
+    force: bool = False,
     progress: Optional[Callable[[str], None]] = None,
 ) -> BackupReport:
     """Write the relay objects of ``section_name`` into the tar ``archive`` (``-``: stdout).
 
+    :param force: replace an existing archive file (else refused).
+    :raises UsageError: ``archive`` exists (without ``force``).
     :raises EscaleError: no repository there, a relay error, a busy maintenance lock.
     """
     section = config.section(section_name)
+    if str(archive) != "-" and not force and os.path.lexists(archive):
+        raise UsageError(_EXISTS.format(path=archive))
     with maintenance(config, section, plugins, f"backup {section.name}") as m:
         m.open_repository()  # a repository, and the right passphrase
-        report = write_archive(m.relay, archive, m.keep_alive)
+        report = write_archive(m.relay, archive, m.keep_alive, force=force)
     if progress:
         progress(f"{m.where()}: {report.objects} objects ({report.bytes} bytes) in {archive}")
     return report
 
 
 def write_archive(
-    relay: Relay, archive: Archive, keep_alive: Callable[[], None] = lambda: None
+    relay: Relay,
+    archive: Archive,
+    keep_alive: Callable[[], None] = lambda: None,
+    *,
+    force: bool = True,
 ) -> BackupReport:
     """Write the repository objects of ``relay`` into the tar ``archive``, the header first.
 
     :param keep_alive: called between objects (refreshes the caller's lock).
+    :param force: replace an existing archive file (else refused).
     :raises RelayNotFoundError: the relay folder holds no repository.
     """
     sizes = relay.list_sizes("")
@@ -144,7 +176,7 @@ def write_archive(
     names.insert(0, names.pop())  # the header first: a restore reads it before the rest
     report = BackupReport()
     try:
-        with _output(archive) as out, tarfile.open(fileobj=out, mode="w|") as tar:
+        with _output(archive, force) as out, tarfile.open(fileobj=out, mode="w|") as tar:
             for name in names:
                 keep_alive()
                 _add(tar, relay, name, sizes[name], report)
