@@ -5,6 +5,7 @@ retiring a client that will never come back so that what only it was waiting for
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -15,6 +16,7 @@ import pytest
 
 from escale_core.collect import required_pullers
 from escale_core.config import load_config
+from escale_core.crypto import new_kdf
 from escale_core.engine import Engine
 from escale_core.errors import IntegrityError
 from escale_core.history import LocalState
@@ -22,8 +24,9 @@ from escale_core.manifest import Retirement
 from escale_core.plugins import get_plugins
 from escale_core.session import open_section_relay, open_section_repository, options_for
 
-from .clients import Client, Cluster, add, network_cluster, same_tree, tree
+from .clients import PASSPHRASE, Client, Cluster, add, network_cluster, same_tree, tree
 from .servers import RelayServer
+from .test_ops_keys import master_key, put_header, relay_header, wrapped
 
 Join = Callable[[str], Client]
 
@@ -321,3 +324,36 @@ def test_a_retired_client_no_longer_counts_as_a_puller(
     pullers: int, others: int, retired: int, need: int
 ) -> None:
     assert required_pullers(pullers, others, retired) == need
+
+
+OPERATIONS = {
+    "clients list": ("clients", "list", "shared"),
+    "clients forget": ("clients", "forget", "shared", "b", "--yes"),
+    "migrate": ("migrate", "shared", "file://{tmp}/new-relay"),
+}
+
+
+@pytest.mark.parametrize("operation", list(OPERATIONS))
+def test_operations_check_the_header_against_the_kept_key_as_sync_does(
+    cluster: Cluster, tmp_path: Path, operation: str
+) -> None:
+    """A header re-wrapped around the same key (``escale key passwd`` with a stronger KDF)
+    is followed; one wrapping another key with the same passphrase (a replaced header) is
+    refused, as the sync refuses it."""
+    a = cluster.add("a")
+    a.sync()
+    cluster.add("b").sync()
+    a.sync()
+    header = relay_header(cluster)
+    args = [arg.replace("{tmp}", str(tmp_path)) for arg in OPERATIONS[operation]]
+    replaced = wrapped(header, os.urandom(32), PASSPHRASE, new_kdf())
+    put_header(cluster, replaced)
+    refused = escale(a, *args)
+    assert refused.returncode == 1
+    (line,) = refused.stderr.strip().splitlines()
+    assert "holds another key than the one this client joined with" in line
+    assert a.sync(check=False).returncode == 1  # the sync refuses it alike
+    stronger = {**new_kdf(), "iterations": 3}
+    put_header(cluster, wrapped(header, master_key(header, PASSPHRASE), PASSPHRASE, stronger))
+    run = escale(a, *args)
+    assert run.returncode == 0, run.stderr

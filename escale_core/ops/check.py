@@ -193,11 +193,7 @@ def _check_names(relay: Relay, sizes: dict[str, int], report: CheckReport) -> No
 def kept_identity(m: Maintenance) -> tuple[Optional[dict[str, Any]], Optional[str]]:
     """The header this client syncs with and the fingerprint of its key (``None``: it never
     synced; a header re-wrapped by ``escale key passwd`` is accepted for the same key)."""
-    state = m.local_state()
-    try:
-        return state.get_meta("header"), state.get_meta("key check")
-    finally:
-        state.close()
+    return m.kept_identity()
 
 
 def _open(

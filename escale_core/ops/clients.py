@@ -186,7 +186,11 @@ def _local_meta(config: Config, section: SectionConfig) -> dict[str, Any]:
         return {}
     state = LocalState(section.name, folder)
     try:
-        return {"header": state.get_meta("header"), "known": state.get_meta("known", {})}
+        return {
+            "header": state.get_meta("header"),
+            "key check": state.get_meta("key check"),
+            "known": state.get_meta("known", {}),
+        }
     finally:
         state.close()
 
@@ -200,7 +204,12 @@ def list_clients(config: Config, section: SectionConfig, plugins: Plugins) -> li
     relay = open_section_relay(section, plugins)
     try:
         repo = open_section_repository(
-            section, relay, plugins, kept=meta.get("header"), create=False
+            section,
+            relay,
+            plugins,
+            kept=meta.get("header"),
+            create=False,
+            kept_key_check=meta.get("key check"),
         )
         try:
             view = RepositoryView.read(repo)
@@ -266,7 +275,7 @@ def forget_client(
     :raises UsageError: ``name`` is this client or unknown; a daemon syncs the section.
     """
     with maintenance(config, section, plugins, f"clients forget {section.name} {name}") as m:
-        repo = m.open_repository(kept=m.kept_header())
+        repo = m.open_kept_repository()
         view = RepositoryView.read(repo)
         state = m.local_state()
         try:

@@ -108,6 +108,22 @@ class Maintenance:
             kept_key_check=kept_key_check,
         )
 
+    def kept_identity(self) -> tuple[Optional[dict[str, Any]], Optional[str]]:
+        """The header this client syncs with and the fingerprint of its key (``None``: it
+        never synced)."""
+        state = self.local_state()
+        try:
+            return state.get_meta("header"), state.get_meta("key check")
+        finally:
+            state.close()
+
+    def open_kept_repository(self) -> Repository:
+        """Open the repository as a sync does: the header must be the one this client joined
+        with, or that one re-wrapped around the same key (``escale key passwd``); a replaced
+        header is refused."""
+        kept, kept_key_check = self.kept_identity()
+        return self.open_repository(kept, kept_key_check)
+
     def where(self) -> str:
         """``[section] relay URL``, to start a message with."""
         return f"[{self.section.name}] relay {self.section.address.display()}"

@@ -191,7 +191,7 @@ def _migrate(
     target = destination_section(section, dest_url, options, plugins)
     say = progress or (lambda line: None)
     with maintenance(config, section, plugins, f"migrate {section.name}") as m:
-        repo = m.open_repository(kept=m.kept_header())
+        repo = m.open_kept_repository()
         report = MigrateReport(public_url(target.address))
         _refuse_if_moved_elsewhere(m, repo, report.destination)
         dest = dest_relay or open_section_relay(target, plugins)
