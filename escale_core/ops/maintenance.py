@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from ..config import Config, SectionConfig
+from ..control import ask_daemon
 from ..errors import EscaleError, FileWriteError, UsageError
 from ..history import LocalState
 from ..locks import LockBusyError, RelayLock
@@ -47,7 +48,6 @@ def refuse_if_daemon_syncs(config: Config, section: str, command: str) -> None:
 
     :raises UsageError: the daemon syncs the section; the message says how to pause it.
     """
-    from ..daemon.control import ask_daemon  # the control socket's client only
 
     answer = ask_daemon(config, "status", section)
     if not answer or "error" in answer:
