@@ -8,11 +8,14 @@ local folder, ``address``/``directory`` where the repository lives on the relay.
 from __future__ import annotations
 
 import configparser
+import importlib
 import inspect
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 from .access import AccessAttributes, AccessController, Accessor, original_mode
 from .address import RelayAddress, parse_address, parse_relay_url
@@ -467,16 +470,37 @@ def _toml_config(config: Union[str, Path, Config, None]) -> Config:
     return load_config(config, get_plugins())
 
 
-def _section_lock(relay: Relay, safe: Any) -> Any:
-    """The maintenance lock of ``relay`` when ``safe``, else nothing."""
-    from contextlib import nullcontext
+@contextmanager
+def _maintenance_locks(*relays: tuple[Relay, Any]) -> Iterator[Callable[[], None]]:
+    """Hold the maintenance lock of each ``(relay, safe)`` whose ``safe`` is true; yield the
+    function to call between objects: it refreshes the locks when due, so that a long copy
+    never outlives them (another client could then take them and run an operation at once).
 
+    :raises LockLostError: (from the yielded function) a lock expired and another client
+        took it: the copy stops."""
     from .locks import RelayLock
-    from .ops.maintenance import LOCK_TIMEOUT, MAINTENANCE_LOCK
 
-    if not safe:
-        return nullcontext()
-    return RelayLock(relay, MAINTENANCE_LOCK, timeout=LOCK_TIMEOUT)
+    # the module (the package exports its function of the same name); read at each call
+    ops = importlib.import_module(".ops.maintenance", __package__)
+
+    locks = [
+        RelayLock(relay, ops.MAINTENANCE_LOCK, timeout=ops.LOCK_TIMEOUT)
+        for relay, safe in relays
+        if safe
+    ]
+    with ExitStack() as stack:
+        for lock in locks:
+            stack.enter_context(lock)
+        refreshed = time.monotonic()
+
+        def keep_alive() -> None:
+            nonlocal refreshed
+            if time.monotonic() - refreshed > ops.REFRESH_EVERY:
+                for lock in locks:
+                    lock.refresh()
+                refreshed = time.monotonic()
+
+        yield keep_alive
 
 
 def inter_relay_copy(
@@ -487,13 +511,15 @@ def inter_relay_copy(
     files: Optional[list[str]] = None,
 ) -> list[str]:
     """Copy repository objects from ``src_relay`` to ``dest_relay``, each streamed and verified
-    (read back, SHA-256 compared), data first and the header last.
+    (read back, SHA-256 compared), data first and the header last; memory stays bounded
+    whatever the objects' sizes, and the locks are refreshed between objects.
 
     :param safe: hold each relay's maintenance lock meanwhile (a pair: source, destination).
     :param overwrite: copy an object the destination already has with the same size (else it
         is compared by hash and skipped when equal, copied again when not).
     :param files: the object names to copy (default: every object of the format).
     :returns: the names that could not be copied (each logged with the reason).
+    :raises LockLostError: a maintenance lock was lost meanwhile: the copy stopped.
     """
     from .errors import EscaleError
     from .ops.migrate import Copier, MigrateReport
@@ -501,18 +527,31 @@ def inter_relay_copy(
 
     safe_src, safe_dest = safe if isinstance(safe, tuple) else (safe, safe)
     failed: list[str] = []
-    with _section_lock(src_relay, safe_src), _section_lock(dest_relay, safe_dest):
+    with _maintenance_locks((src_relay, safe_src), (dest_relay, safe_dest)) as keep_alive:
         sizes = src_relay.list_sizes("")
         there = {} if overwrite else dest_relay.list_sizes("")
         copier = Copier(src_relay, dest_relay, MigrateReport(dest_relay.address.display()))
         for name in in_write_order(files if files is not None else sizes):
+            keep_alive()  # outside the try: a lost lock stops the copy, it is no object's fault
             try:
-                size = sizes[name] if name in sizes else len(src_relay.read_bytes(name))
-                copier.copy(name, size, there.get(name))
+                copier.copy(name, _source_size(src_relay, sizes, name), there.get(name))
             except EscaleError as exc:
                 log.error("%s: %s", name, exc)
                 failed.append(name)
     return failed
+
+
+def _source_size(relay: Relay, sizes: dict[str, int], name: str) -> int:
+    """The size of object ``name`` of ``relay`` from its listing (never by reading it whole).
+
+    :raises RelayNotFoundError: the relay has no such object."""
+    from .errors import RelayNotFoundError
+
+    if name not in sizes:
+        sizes.update(relay.list_sizes(name.rpartition("/")[0]))
+    if name not in sizes:
+        raise RelayNotFoundError(f"relay object {name}: not found")
+    return sizes[name]
 
 
 def migrate_repository(
@@ -609,8 +648,8 @@ def backup_relay_repository(
     """Write the repository objects of an opened ``relay`` into the tar ``archive``."""
     from .ops.backup import write_archive
 
-    with _section_lock(relay, safe):
-        return write_archive(relay, Path(archive))
+    with _maintenance_locks((relay, safe)) as keep_alive:
+        return write_archive(relay, Path(archive), keep_alive)
 
 
 def restore_relay_repository(
@@ -624,8 +663,8 @@ def restore_relay_repository(
     header last; a non-empty relay folder needs ``force``)."""
     from .ops.backup import restore_archive
 
-    with _section_lock(relay, safe):
-        return restore_archive(relay, Path(archive), force)
+    with _maintenance_locks((relay, safe)) as keep_alive:
+        return restore_archive(relay, Path(archive), force, keep_alive)
 
 
 __all__ += [

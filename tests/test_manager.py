@@ -252,3 +252,92 @@ def test_manager_remote_listing_decrypts_the_paths_the_relay_holds(tmp_path: Pat
     assert reader.remoteListing() == ["g.txt", "x/f.txt"]
     names = [p.name for p in relay.rglob("*")]
     assert not any("f.txt" in n or "g.txt" in n for n in names)  # the relay saw no names
+
+
+def _objects(folder: Path, count: int, size: int) -> list[str]:
+    """``count`` data objects of ``size`` random bytes in a relay folder (the copy moves them
+    as they are: their content is not read as data)."""
+    import os
+
+    names = [f"data/{'ab' * 16}/{i:010d}/000001" for i in range(count)]
+    for name in names:
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(os.urandom(size))
+    return names
+
+
+def test_inter_relay_copy_refreshes_its_locks_so_no_one_takes_them_during_a_long_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib
+    import threading
+    import time
+
+    from escale_core.locks import LockBusyError, RelayLock
+    from escale_core.manager import Backup, inter_relay_copy
+
+    maintenance = importlib.import_module("escale_core.ops.maintenance")
+
+    # a lock unrefreshed for 1 s is stale; the copy (8 objects, 0.3 s each) lasts longer
+    monkeypatch.setattr(maintenance, "LOCK_TIMEOUT", 1.0)
+    monkeypatch.setattr(maintenance, "REFRESH_EVERY", 0.2)
+    (tmp_path / "relay").mkdir()
+    _objects(tmp_path / "relay", 8, 1000)
+    source, dest, other = Backup(tmp_path / "relay"), Backup(tmp_path / "copy"), None
+    slow_read = source.read_stream
+
+    def read_stream(name: str):  # type: ignore[no-untyped-def]
+        time.sleep(0.3)  # a slow relay: each object takes a while
+        return slow_read(name)
+
+    source.read_stream = read_stream  # type: ignore[method-assign]
+    taken: list[RelayLock] = []
+    done = threading.Event()
+
+    def contend() -> None:
+        held = tmp_path / "relay" / "locks" / "maintenance"
+        while not held.exists() and not done.is_set():
+            time.sleep(0.01)  # the copy holds the lock: from now on, try to take it
+        while not done.is_set():
+            try:
+                taken.append(RelayLock(other, "maintenance", wait=0, settle=0.05).acquire())
+                return
+            except LockBusyError:
+                time.sleep(0.05)
+
+    other = Backup(tmp_path / "relay")
+    contender = threading.Thread(target=contend)
+    try:
+        contender.start()
+        assert inter_relay_copy(source, dest, safe=(True, False)) == []
+    finally:
+        done.set()
+        contender.join()
+        for lock in taken:
+            lock.release()
+        source.close()
+        dest.close()
+        other.close()
+    assert taken == []
+
+
+def test_inter_relay_copy_of_named_objects_streams_them_in_bounded_memory(tmp_path: Path) -> None:
+    import tracemalloc
+
+    from escale_core.manager import Backup, inter_relay_copy
+
+    (tmp_path / "relay").mkdir()
+    names = _objects(tmp_path / "relay", 1, 48 << 20)
+    source, dest = Backup(tmp_path / "relay"), Backup(tmp_path / "copy")
+    tracemalloc.start()
+    try:
+        assert inter_relay_copy(source, dest, files=names) == []
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+        source.close()
+        dest.close()
+    assert (tmp_path / "copy" / names[0]).read_bytes() == (
+        tmp_path / "relay" / names[0]
+    ).read_bytes()
+    assert peak < 16 << 20, f"{peak} bytes at the peak for a 48 MiB object"
