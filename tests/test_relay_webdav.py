@@ -298,3 +298,20 @@ def test_a_missing_ca_file_is_one_clear_line(
     )
     assert run.returncode == 1 and "Traceback" not in run.stderr and len(run.error_lines) == 1
     assert f"verify: no CA file or folder {missing}" in run.stderr
+
+
+def test_relay_check_names_the_webdav_server_and_what_it_allows(
+    escale: RunEscale, dav_server: RelayServer, tmp_path: Path
+) -> None:
+    url = dav_server.url(f"check-{uuid.uuid4().hex[:8]}")
+    run = sync_once(escale, tmp_path, url, dav_server.config)
+    assert run.returncode == 0, run.stderr
+    run = escale("-c", str(tmp_path / "c.toml"), "relay", "check", "s")
+    assert run.returncode == 0, run.stdout + run.stderr
+    lines = {line.split("  ")[0]: line for line in run.stdout.splitlines()[1:]}
+    assert all("FAILED" not in line for line in lines.values()), run.stdout
+    apache = dav_server.server.command[0].endswith("apache2")
+    assert ("Apache/" if apache else "WsgiDAV/") in lines["server"], run.stdout
+    assert "LOCK (class 2)" in lines["locking"], run.stdout
+    refused = "refused (HTTP 403)" in lines["PROPFIND infinity"]
+    assert refused == apache, run.stdout  # Apache's DavDepthInfinity is off by default

@@ -118,6 +118,35 @@ class WebdavRelay(FsspecRelay):
     def capabilities(self, value: Capabilities) -> None:
         self._capabilities = value
 
+    def server_report(self) -> list[tuple[str, Optional[bool], str]]:
+        """What ``escale relay check`` shows of the server: its name and WebDAV classes, and
+        whether it answers a ``PROPFIND`` of ``Depth: infinity`` (Apache refuses it by
+        default; the relay lists folder by folder with ``Depth: 1`` either way)."""
+        client = self.fs.client
+
+        def ask() -> tuple[Any, int]:
+            options = client.http.options(client.join_url(""))
+            url = client.join_url(self.root, add_trailing_slash=True)
+            # streamed and closed unread: a whole repository's listing could be large
+            headers = {"Depth": "infinity"}
+            with client.http.stream("PROPFIND", url, headers=headers) as response:
+                return options.headers, response.status_code
+
+        headers, depth = self.retry("asking about the WebDAV server", ask)
+        classes = headers.get("DAV", "").replace(" ", "") or "none"
+        name = headers.get("Server", "") or "a server that does not name itself"
+        locking = "2" in classes.split(",")
+        infinite = f"answered (HTTP {depth}); listings still use Depth: 1"
+        if depth in (400, 403):
+            infinite = f"refused (HTTP {depth}); listings go folder by folder (Depth: 1)"
+        elif depth == 404:
+            infinite = "not asked: the repository folder does not exist yet"
+        return [
+            ("server", None, f"{name}; WebDAV classes {classes}"),
+            ("locking", locking or None, "LOCK (class 2)" if locking else "no class 2: no LOCK"),
+            ("PROPFIND infinity", None, infinite),
+        ]
+
     # -- paths, folders, publish -----------------------------------------------------------
 
     def _path(self, name: str) -> str:
