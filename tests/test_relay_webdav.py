@@ -235,9 +235,9 @@ def test_digest_authentication_is_chosen_with_a_relay_option(
 
 
 def test_a_wrong_password_is_one_clear_line_exit_1(
-    escale: RunEscale, webdav_server: RelayServer, tmp_path: Path
+    escale: RunEscale, dav_server: RelayServer, tmp_path: Path
 ) -> None:
-    run = sync_once(escale, tmp_path, webdav_server.url("x"), 'password = "wrong"')
+    run = sync_once(escale, tmp_path, dav_server.url("x"), 'password = "wrong"')
     one_clear_error(run, "refused the credentials (HTTP 401)")
 
 
@@ -253,10 +253,10 @@ def test_a_refused_connection_is_one_clear_line_exit_1(escale: RunEscale, tmp_pa
 
 
 def test_webdavs_with_the_servers_certificate_as_verify_syncs(
-    webdavs_server: RelayServer, tmp_path: Path, isolated_env: dict[str, str]
+    davs_server: RelayServer, tmp_path: Path, isolated_env: dict[str, str]
 ) -> None:
-    cluster = new_cluster(webdavs_server, tmp_path, isolated_env)
-    a, b = add(cluster, webdavs_server, "alice"), add(cluster, webdavs_server, "bob")
+    cluster = new_cluster(davs_server, tmp_path, isolated_env)
+    a, b = add(cluster, davs_server, "alice"), add(cluster, davs_server, "bob")
     a.write("tls.txt", "over https")
     a.sync()
     b.sync()
@@ -264,9 +264,9 @@ def test_webdavs_with_the_servers_certificate_as_verify_syncs(
 
 
 def test_webdavs_with_an_untrusted_certificate_is_one_clear_line_exit_1(
-    escale: RunEscale, webdavs_server: RelayServer, tmp_path: Path
+    escale: RunEscale, davs_server: RelayServer, tmp_path: Path
 ) -> None:
-    run = sync_once(escale, tmp_path, webdavs_server.url("x"), f'password = "{PASSWORD}"')
+    run = sync_once(escale, tmp_path, davs_server.url("x"), davs_server.config)
     one_clear_error(run, "relay_options verify")
 
 
