@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from escale_core.plugins import Plugins
+from escale_core.probe import _server_checks
 
 from .clients import add, network_cluster, same_tree
 from .servers import RelayServer, children
@@ -151,3 +152,16 @@ def test_an_apache_down_then_a_wrong_password_are_one_line_each_and_a_restart_sy
     b.sync()
     assert same_tree(a.root, b.root)
     assert (b.root / "a.txt").read_text() == "while the server was down"
+
+
+def test_relay_check_reports_a_server_that_stops_answering_as_one_failed_line(
+    apache_server_own: RelayServer, plugins: Plugins
+) -> None:
+    relay = relay_on(apache_server_own, plugins, "repo")
+    relay.write_bytes("a", b"1")
+    apache_server_own.server.stop()
+    lines = _server_checks(relay)
+    assert [(c.name, c.ok) for c in lines] == [("server", False)], lines
+    assert "cannot connect to the WebDAV server 127.0.0.1" in lines[0].detail
+    apache_server_own.server.restart()
+    assert [c.name for c in _server_checks(relay)] == ["server", "locking", "PROPFIND infinity"]
