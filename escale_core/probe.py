@@ -123,8 +123,24 @@ def _outcome(probe: Callable[[], Outcome]) -> Outcome:
 
 
 def probe_relay(relay: Relay) -> list[Check]:
-    """Run every probe in a scratch folder of the repository, then delete it."""
-    return [Check(name, *_outcome(probe)) for name, probe in _Probes(relay).in_order()]
+    """Run every probe in a scratch folder of the repository, then delete it; then add what
+    the relay finds out about its server (:func:`_server_checks`)."""
+    checks = [Check(name, *_outcome(probe)) for name, probe in _Probes(relay).in_order()]
+    return checks + _server_checks(relay)
+
+
+def _server_checks(relay: Relay) -> list[Check]:
+    """Lines from the relay's optional ``server_report()`` (``(name, ok, detail)`` tuples:
+    e.g. the WebDAV server's name and what it allows); a failure is one failed line."""
+    report = getattr(relay, "server_report", None)
+    if report is None:
+        return []
+    try:
+        return [Check(name, ok, detail) for name, ok, detail in report()]
+    except EscaleError as exc:
+        return [Check("server", False, str(exc))]
+    except Exception as exc:  # a probe must report, not crash
+        return [Check("server", False, f"{type(exc).__name__}: {exc}")]
 
 
 def format_checks(checks: list[Check]) -> str:

@@ -21,6 +21,7 @@ from .clients import Cluster
 # s3_server (session-scoped, free ports, stopped by PID).
 pytest_plugins = [
     "tests.servers.webdav",
+    "tests.servers.apache",
     "tests.servers.ftp",
     "tests.servers.sftp",
     "tests.servers.s3",

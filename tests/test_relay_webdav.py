@@ -22,36 +22,65 @@ from .conftest import Run, RunEscale
 from .servers import RelayServer, free_port
 from .servers.webdav import BASE, PASSWORD, USER
 
+#: The WebDAV servers the relay is tested against: WsgiDAV and Apache httpd (mod_dav_fs).
+SERVERS = ["webdav", "apache"]
+
+
+@pytest.fixture(params=SERVERS)
+def dav_server(request: pytest.FixtureRequest) -> RelayServer:
+    """The session's server of each WebDAV implementation."""
+    server: RelayServer = request.getfixturevalue(f"{request.param}_server")
+    return server
+
+
+@pytest.fixture(params=SERVERS)
+def dav_server_own(request: pytest.FixtureRequest) -> RelayServer:
+    """A private server of each WebDAV implementation (``server.files``: its repositories)."""
+    server: RelayServer = request.getfixturevalue(f"{request.param}_server_own")
+    return server
+
+
+@pytest.fixture(params=["webdavs", "apaches"])
+def davs_server(request: pytest.FixtureRequest) -> RelayServer:
+    """Each WebDAV implementation over HTTPS with a self-signed certificate."""
+    server: RelayServer = request.getfixturevalue(f"{request.param}_server")
+    return server
+
+
+def password(server: RelayServer) -> str:
+    """The password of the server's relay user (from its configuration lines)."""
+    return server.config.split('password = "', 1)[1].split('"', 1)[0]
+
 
 def relay_on(server: RelayServer, plugins: Plugins, folder: str) -> Relay:
     """A relay instance on ``folder`` of ``server``, as escale opens it."""
     address = parse_relay_url(server.url(folder))
-    return open_relay(address, plugins.relays, password=PASSWORD, **server.relay_options)
+    return open_relay(address, plugins.relays, password=password(server), **server.relay_options)
 
 
 class TestwebdavConformance(RelayConformance):
     @pytest.fixture
-    def open_relay(self, webdav_server: RelayServer, plugins: Plugins) -> OpenRelay:
+    def open_relay(self, dav_server: RelayServer, plugins: Plugins) -> OpenRelay:
         folder = f"conf-{uuid.uuid4().hex[:8]}"
-        return lambda: relay_on(webdav_server, plugins, folder)
+        return lambda: relay_on(dav_server, plugins, folder)
 
 
 # -- the relay's own rules (one process, real server) ------------------------------------
 
 
 def test_the_server_declares_atomic_rename_and_exclusive_create(
-    webdav_server: RelayServer, plugins: Plugins
+    dav_server: RelayServer, plugins: Plugins
 ) -> None:
-    relay = relay_on(webdav_server, plugins, f"caps-{uuid.uuid4().hex[:8]}")
+    relay = relay_on(dav_server, plugins, f"caps-{uuid.uuid4().hex[:8]}")
     assert relay.capabilities.atomic_rename and relay.capabilities.exclusive_create
 
 
 def test_exclusive_create_has_exactly_one_winner_among_concurrent_writers(
-    webdav_server: RelayServer, plugins: Plugins
+    dav_server: RelayServer, plugins: Plugins
 ) -> None:
     for _ in range(3):
         folder = f"race-{uuid.uuid4().hex[:8]}"
-        relays = [relay_on(webdav_server, plugins, folder) for _ in range(8)]
+        relays = [relay_on(dav_server, plugins, folder) for _ in range(8)]
         results: dict[int, bool] = {}
         start = threading.Barrier(len(relays))
         threads = [
@@ -75,51 +104,54 @@ def claim(
 
 
 def test_an_exclusive_create_abandoned_between_lock_and_write_is_taken_over(
-    webdav_server: RelayServer, plugins: Plugins
+    dav_server: RelayServer, plugins: Plugins
 ) -> None:
-    """A writer killed after its LOCK left an empty object; once its lock expires, the next
-    create_exclusive writes the object instead of reporting it as existing."""
+    """A writer killed after its LOCK left an empty object (or a lock-null resource); once its
+    lock expires, the next create_exclusive writes the object instead of reporting it as
+    existing."""
     folder = f"dead-{uuid.uuid4().hex[:8]}"
-    relay = relay_on(webdav_server, plugins, folder)
+    relay = relay_on(dav_server, plugins, folder)
     relay.write_bytes("keep", b"")  # creates the folder
-    port = webdav_server.server.port
+    port = dav_server.server.port
     lock = httpx.request(
         "LOCK",
         f"http://127.0.0.1:{port}/{BASE}/{folder}/escale.json",
-        auth=(USER, PASSWORD),
+        auth=(USER, password(dav_server)),
         headers={"Depth": "0", "Timeout": "Second-1"},
         content='<?xml version="1.0"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/>'
         "</D:lockscope><D:locktype><D:write/></D:locktype></D:lockinfo>",
     )
-    assert lock.status_code == 201 and relay.list_sizes() == {"keep": 0, "escale.json": 0}
+    # WsgiDAV creates an empty object (201); Apache a lock-null resource (200), listed as empty
+    assert lock.status_code in (200, 201)
+    assert relay.list_sizes() == {"keep": 0, "escale.json": 0}
     assert relay.create_exclusive("escale.json", b"header")  # waits for the lock to expire
     assert relay.read_bytes("escale.json") == b"header"
     assert not relay.create_exclusive("escale.json", b"other")
 
 
 def test_a_folder_removed_behind_the_relays_back_is_created_again(
-    webdav_server_own: RelayServer, plugins: Plugins, tmp_path: Path
+    dav_server_own: RelayServer, plugins: Plugins, tmp_path: Path
 ) -> None:
-    relay = relay_on(webdav_server_own, plugins, "repo")
+    relay = relay_on(dav_server_own, plugins, "repo")
     relay.write_bytes("data/c1/0000000001/000000", b"first")
     relay.delete("data/c1/0000000001/000000")
-    for leftover in sorted((tmp_path / "dav-root" / BASE / "repo" / "data").rglob("*"))[::-1]:
+    for leftover in sorted((dav_server_own.files / "repo" / "data").rglob("*"))[::-1]:
         leftover.rmdir()  # the relay still believes the folders exist
     relay.write_bytes("data/c1/0000000001/000001", b"second")
     assert relay.list() == ["data/c1/0000000001/000001"]
 
 
 def test_folders_emptied_by_deletions_are_removed_by_the_next_full_listing(
-    webdav_server_own: RelayServer, plugins: Plugins, tmp_path: Path
+    dav_server_own: RelayServer, plugins: Plugins, tmp_path: Path
 ) -> None:
-    relay = relay_on(webdav_server_own, plugins, "repo")
+    relay = relay_on(dav_server_own, plugins, "repo")
     relay.write_bytes("data/c1/0000000001/000000", b"1")
     relay.write_bytes("data/c1/0000000002/000000", b"2")
     relay.write_bytes("updates/c1/0000000002", b"u")
     relay.delete("data/c1/0000000001/000000")
     relay.delete("updates/c1/0000000002")
     assert relay.list() == ["data/c1/0000000002/000000"]
-    repo = tmp_path / "dav-root" / BASE / "repo"
+    repo = dav_server_own.files / "repo"
     assert sorted(p.relative_to(repo).as_posix() for p in repo.rglob("*")) == [
         "data",
         "data/c1",
@@ -131,11 +163,11 @@ def test_folders_emptied_by_deletions_are_removed_by_the_next_full_listing(
 
 
 def test_temporaries_of_uploads_cut_short_long_ago_are_removed_and_never_listed(
-    webdav_server_own: RelayServer, plugins: Plugins, tmp_path: Path
+    dav_server_own: RelayServer, plugins: Plugins, tmp_path: Path
 ) -> None:
-    relay = relay_on(webdav_server_own, plugins, "repo")
+    relay = relay_on(dav_server_own, plugins, "repo")
     relay.write_bytes("data/x", b"1")
-    folder = tmp_path / "dav-root" / BASE / "repo" / "data"
+    folder = dav_server_own.files / "repo" / "data"
     old, recent = folder / ".tmp-old", folder / ".tmp-recent"
     old.write_bytes(b"partial")
     recent.write_bytes(b"in progress")
@@ -203,9 +235,9 @@ def test_digest_authentication_is_chosen_with_a_relay_option(
 
 
 def test_a_wrong_password_is_one_clear_line_exit_1(
-    escale: RunEscale, webdav_server: RelayServer, tmp_path: Path
+    escale: RunEscale, dav_server: RelayServer, tmp_path: Path
 ) -> None:
-    run = sync_once(escale, tmp_path, webdav_server.url("x"), 'password = "wrong"')
+    run = sync_once(escale, tmp_path, dav_server.url("x"), 'password = "wrong"')
     one_clear_error(run, "refused the credentials (HTTP 401)")
 
 
@@ -221,10 +253,10 @@ def test_a_refused_connection_is_one_clear_line_exit_1(escale: RunEscale, tmp_pa
 
 
 def test_webdavs_with_the_servers_certificate_as_verify_syncs(
-    webdavs_server: RelayServer, tmp_path: Path, isolated_env: dict[str, str]
+    davs_server: RelayServer, tmp_path: Path, isolated_env: dict[str, str]
 ) -> None:
-    cluster = new_cluster(webdavs_server, tmp_path, isolated_env)
-    a, b = add(cluster, webdavs_server, "alice"), add(cluster, webdavs_server, "bob")
+    cluster = new_cluster(davs_server, tmp_path, isolated_env)
+    a, b = add(cluster, davs_server, "alice"), add(cluster, davs_server, "bob")
     a.write("tls.txt", "over https")
     a.sync()
     b.sync()
@@ -232,9 +264,9 @@ def test_webdavs_with_the_servers_certificate_as_verify_syncs(
 
 
 def test_webdavs_with_an_untrusted_certificate_is_one_clear_line_exit_1(
-    escale: RunEscale, webdavs_server: RelayServer, tmp_path: Path
+    escale: RunEscale, davs_server: RelayServer, tmp_path: Path
 ) -> None:
-    run = sync_once(escale, tmp_path, webdavs_server.url("x"), f'password = "{PASSWORD}"')
+    run = sync_once(escale, tmp_path, davs_server.url("x"), davs_server.config)
     one_clear_error(run, "relay_options verify")
 
 
@@ -266,3 +298,20 @@ def test_a_missing_ca_file_is_one_clear_line(
     )
     assert run.returncode == 1 and "Traceback" not in run.stderr and len(run.error_lines) == 1
     assert f"verify: no CA file or folder {missing}" in run.stderr
+
+
+def test_relay_check_names_the_webdav_server_and_what_it_allows(
+    escale: RunEscale, dav_server: RelayServer, tmp_path: Path
+) -> None:
+    url = dav_server.url(f"check-{uuid.uuid4().hex[:8]}")
+    run = sync_once(escale, tmp_path, url, dav_server.config)
+    assert run.returncode == 0, run.stderr
+    run = escale("-c", str(tmp_path / "c.toml"), "relay", "check", "s")
+    assert run.returncode == 0, run.stdout + run.stderr
+    lines = {line.split("  ")[0]: line for line in run.stdout.splitlines()[1:]}
+    assert all("FAILED" not in line for line in lines.values()), run.stdout
+    apache = dav_server.server.command[0].endswith("apache2")
+    assert ("Apache/" if apache else "WsgiDAV/") in lines["server"], run.stdout
+    assert "LOCK (class 2)" in lines["locking"], run.stdout
+    refused = "refused (HTTP 403)" in lines["PROPFIND infinity"]
+    assert refused == apache, run.stdout  # Apache's DavDepthInfinity is off by default

@@ -7,7 +7,8 @@
   ``Content-Length`` once the whole object is there: nothing reaches the server when the
   source fails, memory stays bounded, and a dropped upload can be sent again.
 * **Exclusive create** is a ``LOCK`` on the unmapped name (``201`` means "this LOCK created
-  it"), then a ``PUT`` under the lock token, ``UNLOCK`` and a read-back: the only WebDAV
+  it"; Apache answers ``200`` with a lock-null resource, which ``HEAD`` shows as ``404``),
+  then a ``PUT`` under the lock token, ``UNLOCK`` and a read-back: the only WebDAV
   primitive that lets exactly one of several writers win. Servers without locking (DAV class
   1) fall back to check-then-write, and say so in :attr:`capabilities`.
 * **Folders** are created once per relay instance (``MKCOL``, ``405`` = exists): ``makedirs``
@@ -117,6 +118,35 @@ class WebdavRelay(FsspecRelay):
     def capabilities(self, value: Capabilities) -> None:
         self._capabilities = value
 
+    def server_report(self) -> list[tuple[str, Optional[bool], str]]:
+        """What ``escale relay check`` shows of the server: its name and WebDAV classes, and
+        whether it answers a ``PROPFIND`` of ``Depth: infinity`` (Apache refuses it by
+        default; the relay lists folder by folder with ``Depth: 1`` either way)."""
+        client = self.fs.client
+
+        def ask() -> tuple[Any, int]:
+            options = client.http.options(client.join_url(""))
+            url = client.join_url(self.root, add_trailing_slash=True)
+            # streamed and closed unread: a whole repository's listing could be large
+            headers = {"Depth": "infinity"}
+            with client.http.stream("PROPFIND", url, headers=headers) as response:
+                return options.headers, response.status_code
+
+        headers, depth = self.retry("asking about the WebDAV server", ask)
+        classes = headers.get("DAV", "").replace(" ", "") or "none"
+        name = headers.get("Server", "") or "a server that does not name itself"
+        locking = "2" in classes.split(",")
+        infinite = f"answered (HTTP {depth}); listings still use Depth: 1"
+        if depth in (400, 403):
+            infinite = f"refused (HTTP {depth}); listings go folder by folder (Depth: 1)"
+        elif depth == 404:
+            infinite = "not asked: the repository folder does not exist yet"
+        return [
+            ("server", None, f"{name}; WebDAV classes {classes}"),
+            ("locking", locking or None, "LOCK (class 2)" if locking else "no class 2: no LOCK"),
+            ("PROPFIND infinity", None, infinite),
+        ]
+
     # -- paths, folders, publish -----------------------------------------------------------
 
     def _path(self, name: str) -> str:
@@ -124,15 +154,25 @@ class WebdavRelay(FsspecRelay):
         return posixpath.join(root, name) if root else name
 
     def makedirs(self, folder: str) -> None:
-        from webdav4.client import ResourceAlreadyExists
-
         path = ""
         for part in [p for p in folder.split("/") if p]:
             path = posixpath.join(path, part)
             if path not in self._folders:
-                with contextlib.suppress(ResourceAlreadyExists):  # 405: it exists
-                    self.fs.client.mkdir(path)
+                self._mkcol(path)
                 self._folders.add(path)
+
+    def _mkcol(self, path: str) -> None:
+        """``MKCOL`` one folder; ``405`` means it exists. Apache answers ``403`` when another
+        client's ``MKCOL`` of the same folder won the race (EEXIST): then it exists too."""
+        from webdav4.client import HTTPError, ResourceAlreadyExists
+
+        try:
+            self.fs.client.mkdir(path)
+        except ResourceAlreadyExists:
+            pass
+        except HTTPError as exc:
+            if exc.status_code != 403 or not self.fs.client.isdir(path):
+                raise
 
     def publish(self, temp: str, final: str) -> None:
         self.fs.client.move(temp, final, overwrite=True)
@@ -197,7 +237,10 @@ class WebdavRelay(FsspecRelay):
             try:  # 201: the folder had gone, and the LOCK created an empty object: drop it
                 if response.status_code == 200 and client.ls(folder, detail=False):
                     return False
-                return bool(client.http.delete(url, headers={"If": f"({token})"}).is_success)
+                # A tagged If: Apache checks an untagged one against the parent folder too,
+                # which does not hold the token (412 there, 424 for the DELETE)
+                tagged = {"If": f"<{url}> ({token})"}
+                return bool(client.http.delete(url, headers=tagged).is_success)
             finally:
                 client.http.request("UNLOCK", url, headers={"Lock-Token": token})
         return False
@@ -272,11 +315,19 @@ class WebdavRelay(FsspecRelay):
         response.raise_for_status()
         token = response.headers["Lock-Token"].strip()
         try:
-            # 201: this LOCK created the (empty) object. 200: it existed; an empty one is the
-            # leftover of a writer killed between LOCK and PUT, whose lock has expired.
-            if response.status_code != 201 and (client.content_length(path) or not data):
+            # 201: this LOCK created the (empty) object (WsgiDAV). 200: it existed; an empty
+            # one is the leftover of a writer killed between LOCK and PUT, whose lock has
+            # expired. Apache answers 200 and keeps a lock-null resource (no object: GET 404)
+            # that vanishes with the lock: that one is ours too.
+            ours = response.status_code == 201 or _lock_null(client, url)
+            if not ours and (client.content_length(path) or not data):
                 return False
-            client.http.put(url, content=data, headers={"If": f"({token})"}).raise_for_status()
+            put = client.http.put(url, content=data, headers={"If": f"({token})"})
+            if put.status_code == 412:
+                # Apache: another writer's PUT turned its lock-null resource into a file
+                # between our LOCK and our PUT, and our lock went with the name: retry
+                return None
+            put.raise_for_status()
             return True
         finally:
             with contextlib.suppress(Exception):
@@ -349,6 +400,11 @@ class WebdavRelay(FsspecRelay):
         if isinstance(exc, (ClientError, httpx.HTTPError)):
             return RelayError(f"{what}: {server}: {exc}")
         return None
+
+
+def _lock_null(client: Any, url: str) -> bool:
+    """Whether ``url``, just locked, is a lock-null resource: locked, but no object yet."""
+    return bool(client.http.head(url).status_code == 404)
 
 
 def _timestamp(value: Any) -> float:
