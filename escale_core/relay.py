@@ -72,8 +72,9 @@ class Relay(ABC):
 
     def list_sizes(self, prefix: str = "") -> dict[str, int]:
         """Names and sizes of the objects under ``prefix``; backends override it with one
-        listing request."""
-        return {name: len(self.read_bytes(name)) for name in self.list(prefix)}
+        listing request (this fallback counts each object's bytes as streamed, never holding
+        one whole)."""
+        return {name: sum(map(len, self.read_stream(name))) for name in self.list(prefix)}
 
     def read_stream(self, name: str) -> Iterator[bytes]:
         """The content of object ``name`` in pieces (backends stream it)."""
