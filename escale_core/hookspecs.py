@@ -40,6 +40,7 @@ class RegisterRelay(Protocol):
         multipath: bool = False,
         needs_host: bool = False,
         for_tests: bool = False,
+        untested: str = "",
     ) -> None:
         """Declare that URLs ``scheme://...`` are served by ``relay``.
 
@@ -56,6 +57,9 @@ class RegisterRelay(Protocol):
         :param for_tests: storage that cannot keep a repository between two runs (``memory``):
             open with :func:`escale_core.relay.open_relay` from Python, never offered by
             ``escale plugins list`` nor accepted in a configuration.
+        :param untested: why the plugin's authors never ran this relay against its real
+            storage (``"needs a Google account"``); empty when it is tested. ``escale plugins
+            list`` marks such a relay, so that users know what they rely on.
         """
 
 

@@ -71,6 +71,8 @@ class PluginInfo:
     distribution: Optional[str] = None
     hooks: list[str] = field(default_factory=list)
     provides: dict[str, list[str]] = field(default_factory=dict)
+    #: relay name → why it was never tested against its real storage
+    untested: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary."""
@@ -82,6 +84,7 @@ class PluginInfo:
             "distribution": self.distribution,
             "hooks": self.hooks,
             "provides": self.provides,
+            "untested": self.untested,
         }
 
 
@@ -201,6 +204,10 @@ class Plugins:
             ]
             if provided:
                 info.provides[_REGISTER_HOOKS[hook_name]] = provided
+            for n in provided:
+                reason = registry.get(n).options.get("untested")
+                if reason:
+                    info.untested[n] = str(reason)
 
     def register_commands(self, app: typer.Typer) -> None:
         """Let every plugin add its commands to ``app``; a name taken twice is an error."""

@@ -19,7 +19,7 @@ from .errors import MissingDependencyError, PluginConflictError, PluginError
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.+-]*$")
 #: The kind-specific options each ``register`` callback accepts.
 _OPTIONS = {
-    "relay": {"multipath", "needs_host", "for_tests"},
+    "relay": {"multipath", "needs_host", "for_tests", "untested"},
     "checksum": {"speed"},
     "cipher": set(),
 }

@@ -69,6 +69,7 @@ def test_without_all_only_external_plugins_are_listed(escale: RunEscale, tmp_pat
             "distribution": "escale-relay-foo",
             "hooks": ["register_relays"],
             "provides": {"relays": ["foo"], "ciphers": [], "checksums": [], "commands": []},
+            "untested": {},
         }
     ]
 

@@ -40,7 +40,7 @@ def _as_json(info: PluginInfo) -> dict[str, object]:
 def _provides(info: PluginInfo) -> str:
     parts = []
     for kind in _KINDS:
-        names = info.provides.get(kind, [])
+        names = [n + "*" if n in info.untested else n for n in info.provides.get(kind, [])]
         if names:
             parts.append(f"{kind}: {', '.join(names)}")
     return "; ".join(parts) or "-"
@@ -56,4 +56,6 @@ def format_table(infos: list[PluginInfo]) -> str:
     lines = [
         "  ".join(cell.ljust(w) for cell, w in zip(row[:4], widths)) + "  " + row[4] for row in rows
     ]
+    if any(info.untested for info in infos):
+        lines.append("* not tested against its real storage (--json says why)")
     return "\n".join(line.rstrip() for line in lines)

@@ -17,6 +17,13 @@ from escale_core import hookimpl
 from escale_core.hookspecs import RegisterRelay
 
 RELAY = "escale_relay_fsspec.relay:FsspecRelay"
+#: Relays with a class of their own, over the same adapter.
+OWN_CLASS = {"gdrive": "escale_relay_fsspec.gdrive:GdriveRelay"}
+#: Schemes run against their real storage by escale's tests (the others go through the
+#: generic adapter, never tried against that storage).
+TESTED = {"file", "local"}
+#: Why a relay with a class of its own is not tested.
+UNTESTED = {"gdrive": "needs a Google account and network; rclone://drive:path is tested"}
 
 #: escale's own extras for the relays it supports first-hand.
 EXTRAS = {
@@ -84,13 +91,16 @@ def register_relays(register: RegisterRelay) -> None:
         hint = f"pip install 'escale[{extra}]'" if extra else hints.get(scheme, "")
         register(
             scheme,
-            RELAY,
+            OWN_CLASS.get(scheme, RELAY),
             description=f"fsspec {class_path}",
             requires=() if module == "fsspec" else (module,),
             install_hint=hint,
             multipath=scheme in MULTIPATH,
             needs_host=scheme in NEEDS_HOST,
             for_tests=scheme in FOR_TESTS,
+            untested=""
+            if scheme in TESTED or scheme in FOR_TESTS
+            else UNTESTED.get(scheme, "generic fsspec adapter, never run against this storage"),
         )
 
 

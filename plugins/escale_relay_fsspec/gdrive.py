@@ -1,0 +1,100 @@
+"""Google Drive through gdrive-fsspec (``gdrive://FOLDER/path``, ``pip install 'escale[gdrive]'``).
+
+Not tested against Google here (no account, no network in the test machines): what is tested is
+the address, the credentials options and the errors a user meets before any request. The tested
+way to Google Drive is an rclone remote (``rclone://drive:path``), whose OAuth setup rclone does.
+
+Credentials, in the section's ``relay_options``:
+
+* ``service_account_file``: a service account's JSON key; share the Drive folder with the
+  account's e-mail address. Works without a browser (daemon, server).
+* ``token = "cache"``: the user credentials that gdrive-fsspec (pydata-google-auth) cached after
+  one interactive authorisation (``token = "browser"``, run once on a machine with a browser).
+* any other option is passed to ``GoogleDriveFileSystem`` as it is (``root_file_id``...).
+
+``gdrive:///mount//folder`` (a Drive folder mounted or synced locally) is a plain folder and never
+reaches this module's network code.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Any, Optional
+
+from escale_core.address import RelayAddress
+from escale_core.errors import (
+    ConfigError,
+    RelayAuthError,
+    RelayError,
+    RelayNotFoundError,
+    RelayUnavailableError,
+)
+
+from .relay import FsspecRelay
+
+HOW = (
+    "give relay_options.service_account_file (a service account's JSON key, the Drive folder "
+    'shared with its e-mail address), or authorise once with relay_options.token = "browser" '
+    'on a machine with a browser; or use an rclone remote (relay = "rclone://drive:path")'
+)
+
+
+class GdriveRelay(FsspecRelay):
+    """A repository in a Google Drive folder, through gdrive-fsspec."""
+
+    def connect(self, address: RelayAddress, options: dict[str, Any]) -> tuple[Any, str]:
+        if address.mount is not None:
+            return super().connect(address, options)
+        account = options.pop("service_account_file", None)
+        if account is not None:
+            path = os.path.expanduser(str(account))
+            if not os.path.isfile(path):
+                raise ConfigError(
+                    f"relay_options.service_account_file: {path} is not a file",
+                    key="relay_options.service_account_file",
+                    hint="give the path of the service account's JSON key",
+                )
+            options.update(token="service_account", creds=path)
+        options.setdefault("token", "cache")
+        if options["token"] == "cache" and not _cached_credentials():
+            # gdrive-fsspec would open a browser: never from a daemon, nor unasked
+            raise RelayAuthError(
+                f"connecting to {address.display()}: no Google credentials (none cached, no "
+                f"service account); {HOW}"
+            )
+        from gdrive_fsspec import GoogleDriveFileSystem  # only here: it imports Google's client
+
+        root = f"{address.host or ''}{address.path}".strip("/")
+        return GoogleDriveFileSystem(**options), root
+
+    def map_error(self, exc: BaseException, what: str) -> Optional[RelayError]:
+        where = (
+            f"{what} on {self.address.display()}" if self.address.display() not in what else what
+        )
+        status = getattr(getattr(exc, "resp", None), "status", None)
+        name = type(exc).__name__
+        if status in (401, 403) or name in ("RefreshError", "DefaultCredentialsError"):
+            return RelayAuthError(f"{where}: Google refused the credentials ({exc}); {HOW}")
+        if status == 404 or isinstance(exc, FileNotFoundError):
+            return RelayNotFoundError(f"{where}: not found ({exc})")
+        if status is not None and (status == 429 or status >= 500):
+            return RelayUnavailableError(f"{where}: Google Drive answered {status}; retried later")
+        if name == "ServerNotFoundError" or isinstance(exc, (socket.gaierror, ConnectionError)):
+            return RelayUnavailableError(f"{where}: Google Drive cannot be reached ({exc})")
+        if (name == "Error" and type(exc).__module__ == "webbrowser") or "browser" in str(exc):
+            return RelayAuthError(
+                f"{where}: no Google credentials cached and no browser ({exc}); {HOW}"
+            )
+        if isinstance(exc, (ValueError, KeyError)) and "token" in str(exc).lower():
+            return RelayAuthError(f"{where}: no usable Google credentials ({exc}); {HOW}")
+        return None
+
+
+def _cached_credentials() -> bool:
+    """Whether pydata-google-auth (gdrive-fsspec's user login) cached credentials."""
+    try:
+        import pydata_google_auth.cache as cache
+    except ImportError:
+        return False  # then gdrive-fsspec's own import error says what to install
+    return os.path.isfile(cache.READ_WRITE._path)

@@ -1,0 +1,125 @@
+"""Google Drive through gdrive-fsspec (``gdrive://``): what can be tested without a Google
+account or a network. A section without credentials, a missing service account key, a key
+whose token cannot be had: each is one line naming the relay and how to fix it, never a browser
+opened nor "internal error". ``escale plugins list`` marks the relay as not tested. The mounted
+form (``gdrive:///mount//folder``) is a plain folder, and three real clients converge through it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from .clients import Cluster, converge, same_tree
+from .conftest import RunEscale
+
+needs_gdrive = pytest.mark.skipif(
+    importlib.util.find_spec("gdrive_fsspec") is None,
+    reason="gdrive-fsspec is not installed (pip install -e '.[test]')",
+)
+
+
+def section(write_config, relay_options: str = "") -> Path:  # type: ignore[no-untyped-def]
+    return write_config(
+        """
+        [drive]
+        path = "{tmp}/folder"
+        relay = "gdrive://Escale/photos"
+        encryption = "plain"
+        """
+        + relay_options
+    )
+
+
+def one_error_line(run) -> str:  # type: ignore[no-untyped-def]
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1, run.stderr
+    assert "internal error" not in lines[0]
+    return str(lines[0])
+
+
+@needs_gdrive
+def test_a_section_without_google_credentials_says_how_to_give_them_and_opens_no_browser(
+    escale: RunEscale, write_config
+) -> None:  # type: ignore[no-untyped-def]
+    config = section(write_config)
+    run = escale("-c", str(config), "sync", "drive", env={"BROWSER": "/bin/false"})
+    assert run.returncode == 1
+    line = one_error_line(run)
+    assert "gdrive:///Escale/photos" in line and "no Google credentials" in line, line
+    assert "service_account_file" in line and "rclone://" in line, line
+
+
+@needs_gdrive
+def test_a_missing_service_account_key_names_the_option(escale: RunEscale, write_config) -> None:  # type: ignore[no-untyped-def]
+    config = section(
+        write_config, '[drive.relay_options]\nservice_account_file = "{tmp}/nowhere.json"\n'
+    )
+    run = escale("-c", str(config), "sync", "drive")
+    assert run.returncode == 2
+    line = one_error_line(run)
+    assert "relay_options.service_account_file" in line and "nowhere.json" in line, line
+
+
+@needs_gdrive
+def test_a_service_account_whose_token_cannot_be_had_is_one_line(
+    escale: RunEscale, write_config, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """The key is well formed; its token endpoint (on this machine, closed) refuses: one line,
+    exit 1, and nothing is written locally."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    account = tmp_path / "account.json"
+    account.write_text(
+        json.dumps(
+            {
+                "type": "service_account",
+                "project_id": "escale-test",
+                "private_key_id": "0" * 40,
+                "private_key": pem,
+                "client_email": "relay@escale-test.iam.gserviceaccount.com",
+                "client_id": "1",
+                "token_uri": "http://127.0.0.1:1/token",
+            }
+        )
+    )
+    config = section(write_config, f'[drive.relay_options]\nservice_account_file = "{account}"\n')
+    run = escale("-c", str(config), "sync", "drive", timeout=120)
+    assert run.returncode == 1, run
+    line = one_error_line(run)
+    assert "gdrive:///Escale/photos" in line and "cannot be reached" in line, line
+
+
+def test_plugins_list_marks_relays_not_tested_against_their_storage(escale: RunEscale) -> None:
+    table = escale("plugins", "list", "--all")
+    assert table.returncode == 0
+    assert "gdrive*" in table.stdout and "file*" not in table.stdout
+    assert "* not tested against its real storage" in table.stdout
+    listed = json.loads(escale("plugins", "list", "--all", "--json").stdout)
+    untested = {k: v for info in listed for k, v in info["untested"].items()}
+    assert "Google account" in untested["gdrive"]
+    assert "sftp" not in untested and "file" not in untested
+
+
+def test_three_clients_converge_through_a_mounted_drive_folder(
+    tmp_path: Path, isolated_env: dict[str, str]
+) -> None:
+    mount = tmp_path / "GoogleDrive"
+    mount.mkdir()
+    cluster = Cluster(tmp_path / "clients", f"gdrive://{mount}//Escale repo", isolated_env)
+    a, b, c = (cluster.add(n) for n in ("a", "b", "c"))
+    a.write("photos/one.jpg", b"1" * 5000)
+    b.write("notes.txt", b"from b")
+    converge([a, b, c])
+    assert same_tree(a.root, b.root) and same_tree(a.root, c.root)
+    assert (c.root / "photos/one.jpg").read_bytes() == b"1" * 5000
+    assert (mount / "Escale repo" / "escale.json").exists()
