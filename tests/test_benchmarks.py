@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -145,3 +146,25 @@ def run_daemon_benchmark(tmp_path: Path) -> None:
     assert "syncthing: not installed" in done.stdout
     assert output.read_text() == done.stdout
     assert not any(tmp_path.glob("escale-bench-*")), "the work folder was not removed"
+
+
+SMALL = ["--files", "5", "--big-mib", "1"]
+
+
+def test_relay_benchmark_reports_escale_beside_rclone_copy_through_the_same_server() -> None:
+    if shutil.which("rclone") is None:
+        pytest.skip("rclone is not installed (apt-get install rclone)")
+    pytest.importorskip("wsgidav")
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "relays.py"), "--backends", "webdav", *SMALL],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    rows = [
+        line.split("|")[1:-1] for line in run.stdout.splitlines() if line.startswith("| webdav")
+    ]
+    assert [row[1].strip() for row in rows] == ["5 x 4 KiB", "1 x 1 MiB"]
+    for row in rows:  # escale's push and pull, rclone's, and the ratios: all numbers
+        assert all(float(cell) >= 0 for cell in (row[2], row[4], row[6], row[7], row[8], row[9]))
