@@ -5,7 +5,8 @@
   engine gives: nothing is buffered whole, and fsspec's 64 KiB ``block_size`` is not involved.
 * Publish is ``RNFR``/``RNTO`` from a temporary name: atomic on the server's filesystem.
 * There is no create-if-absent in FTP: escale's locks fall back to write, wait, re-list.
-* Listings are ``MLSD`` walks on the wire, never fsspec's ``dircache`` (it goes stale), and a
+* Listings are ``MLSD`` walks on the wire (``LIST -a`` parsed for servers without it, such as
+  vsftpd: ``-a`` shows the hidden temporary names), never fsspec's ``dircache`` (it goes stale), and a
   failed listing is an error, never an empty listing (fsspec's ``exists()`` says ``False`` on
   any error).
 * ``550`` means "no such file", ``530`` a refused login, ``4xx`` and a lost connection a
@@ -29,7 +30,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any, Callable, Optional, TypeVar
 
 from escale_relay_fsspec.relay import READ_BLOCK, TEMP_PREFIX, FsspecRelay
-from fsspec.implementations.ftp import FTPFileSystem, _mlsd2
+from fsspec.implementations.ftp import FTPFileSystem
 
 from escale_core.address import RelayAddress
 from escale_core.errors import (
@@ -41,6 +42,8 @@ from escale_core.errors import (
     RelayUnavailableError,
 )
 from escale_core.relay import Capabilities
+
+from .listing import parse_list_line
 
 T = TypeVar("T")
 #: Age after which a temporary object is a crash leftover. A day, not an hour: FTP servers
@@ -83,6 +86,8 @@ class FtpRelay(FsspecRelay):
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
         self._folders: set[str] = set()
+        #: whether the server answers MLSD (None until the first listing)
+        self.has_mlsd: Optional[bool] = None
         fs = _Filesystem(
             address.host, port=address.port or 21, tls=tls, ssl_context=context, **options
         )
@@ -226,22 +231,57 @@ class FtpRelay(FsspecRelay):
         while todo:
             folder = todo.pop()
             try:
-                entries = list(ftp.mlsd(folder))  # type, size and modify are default facts
-            except ftplib.error_perm as exc:
-                if str(exc)[:3] in ("500", "502"):  # a server without MLSD: parse LIST
-                    entries = _mlsd2(ftp, folder)
-                elif self._missing(ftp, folder):  # 550, or 501 from pyftpdlib
+                entries = self._entries(ftp, folder)
+            except (ftplib.error_perm, ftplib.error_temp):
+                if self._missing(ftp, folder):  # 550, 501 (pyftpdlib), 450 (ProFTPD's LIST)
                     continue  # nothing was written there yet, or a pruned folder
-                else:
-                    raise
-            for name, facts in entries:
+                raise
+            for name, is_dir, size, modify in entries:
                 path = posixpath.join(folder, posixpath.basename(name.rstrip("/")))
-                kind = facts.get("type", "").lower()
-                if kind == "dir":
+                if is_dir:
                     todo.append(path)
-                elif kind == "file":
-                    found[path] = (int(facts.get("size") or 0), _mlsd_time(facts))
+                else:
+                    found[path] = (size, modify)
         return found
+
+    def _entries(
+        self, ftp: ftplib.FTP, folder: str
+    ) -> builtins.list[tuple[str, bool, int, Optional[float]]]:
+        """(name, is folder, size, time) of the files and folders in ``folder``."""
+        if self.has_mlsd is not False:
+            try:
+                listed = list(ftp.mlsd(folder))  # type, size and modify are default facts
+            except ftplib.error_perm as exc:
+                if str(exc)[:3] not in ("500", "502"):  # 550 or 501: a missing folder
+                    raise
+                self.has_mlsd = False  # vsftpd: parse LIST from now on
+            else:
+                self.has_mlsd = True
+                return [
+                    (
+                        name,
+                        facts.get("type", "").lower() == "dir",
+                        int(facts.get("size") or 0),
+                        _mlsd_time(facts),
+                    )
+                    for name, facts in listed
+                    if facts.get("type", "").lower() in ("dir", "file")
+                ]
+        return self._list(ftp, folder)
+
+    def _list(
+        self, ftp: ftplib.FTP, folder: str
+    ) -> builtins.list[tuple[str, bool, int, Optional[float]]]:
+        """``LIST -a``, parsed line by line (bounded: one folder's lines at a time)."""
+        out: builtins.list[tuple[str, bool, int, Optional[float]]] = []
+
+        def line(text: str) -> None:
+            entry = parse_list_line(text)
+            if entry is not None:
+                out.append((entry.name, entry.is_dir, entry.size, entry.modified))
+
+        ftp.retrlines(f"LIST -a {folder}", line)
+        return out
 
     @staticmethod
     def _missing(ftp: ftplib.FTP, folder: str) -> bool:
