@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import io
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from escale_core.address import parse_relay_url
+from escale_core.errors import RelayError
 from escale_core.plugins import Plugins
 from escale_core.relay import open_relay
 from escale_core.testing import OpenRelay, RelayConformance
 
 from .servers import RelayServer
-from .servers.ftp import PASSWORD
+from .servers.ftp import PASSWORD, start_proftpd
 
 SERVERS = ["vsftpd_server", "vsftpds_server", "proftpd_server", "proftpds_server"]
 
@@ -28,3 +32,79 @@ class TestServerConformance(RelayConformance):
     @pytest.fixture(params=SERVERS)
     def open_relay(self, request: pytest.FixtureRequest, plugins: Plugins) -> OpenRelay:
         return relay_opener(request.getfixturevalue(request.param), plugins)
+
+
+# -- where vsftpd and ProFTPD differ from pyftpdlib --------------------------------------------
+
+
+@pytest.fixture
+def proftpd_home(tmp_path: Path) -> Iterator[RelayServer]:
+    """ProFTPD without chroot: ``/`` is the machine's root, ``/~/`` the login folder."""
+    (tmp_path / "home").mkdir()
+    server = start_proftpd(tmp_path / "home", tmp_path, chroot=False)
+    yield server
+    server.server.stop()
+
+
+def test_a_tilde_path_names_a_folder_inside_the_login_folder(
+    proftpd_home: RelayServer, plugins: Plugins
+) -> None:
+    assert proftpd_home.url_prefix.endswith("/~/repos")
+    relay = relay_opener(proftpd_home, plugins)()
+    try:
+        relay.write_bytes("data/one", b"payload")
+        assert relay.list_sizes() == {"data/one": 7}
+    finally:
+        relay.close()
+    assert proftpd_home.files is not None
+    written = [p for p in proftpd_home.files.rglob("one")]
+    assert len(written) == 1 and written[0].read_bytes() == b"payload"
+
+
+@pytest.mark.parametrize("name", ["vsftpd_server", "proftpd_home"])
+def test_a_folder_the_account_cannot_create_is_one_error_naming_it(
+    name: str, request: pytest.FixtureRequest, plugins: Plugins
+) -> None:
+    """vsftpd said only "553 Could not create file" at the STOR (the issue's report): the
+    refused MKD of the repository folder is the cause, and the error names it."""
+    server: RelayServer = request.getfixturevalue(name)
+    folder = f"escale-outside-{uuid.uuid4().hex[:8]}"  # at the server's root: not writable
+    host = server.url_prefix.split("/")[2]  # user@127.0.0.1:port
+    address = parse_relay_url(f"{server.name}://{host}/{folder}")
+    relay = open_relay(address, plugins.relays, password=PASSWORD, **server.relay_options)
+    try:
+        with pytest.raises(RelayError) as caught:
+            relay.write_bytes("escale.json", b"{}")
+    finally:
+        relay.close()
+    message = str(caught.value)
+    assert f"cannot create folder /{folder}" in message and "/~/path" in message
+    assert "\n" not in message and "553" not in message
+
+
+def test_vsftpd_lists_through_list_and_proftpd_through_mlsd(
+    vsftpd_server: RelayServer, proftpd_server: RelayServer, plugins: Plugins
+) -> None:
+    for server, mlsd in ((vsftpd_server, False), (proftpd_server, True)):
+        relay = relay_opener(server, plugins)()
+        try:
+            relay.write_bytes("a b/c d", b"123")  # names with spaces survive LIST parsing
+            assert relay.list_sizes() == {"a b/c d": 3}
+            assert relay.has_mlsd is mlsd  # type: ignore[attr-defined]
+        finally:
+            relay.close()
+
+
+def test_a_temporary_object_hidden_from_plain_list_is_still_seen_and_cleaned(
+    vsftpd_server: RelayServer, plugins: Plugins
+) -> None:
+    """vsftpd hides dot files from a plain LIST: the relay asks for ``LIST -a``."""
+    relay = relay_opener(vsftpd_server, plugins)()
+    try:
+        relay.write_bytes("data/x", b"1")
+        ftp = relay._ftp()  # type: ignore[attr-defined]
+        ftp.storbinary(f"STOR {relay._path('data/.tmp-left')}", io.BytesIO(b"partial"))  # type: ignore[attr-defined]
+        assert relay.temp_objects() == ["data/.tmp-left"]
+        assert relay.list_sizes() == {"data/x": 1}
+    finally:
+        relay.close()

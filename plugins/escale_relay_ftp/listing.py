@@ -12,7 +12,8 @@ import re
 import time
 from typing import NamedTuple, Optional
 
-MONTHS = {m: i for i, m in enumerate("jan feb mar apr may jun jul aug sep oct nov dec".split(), 1)}
+_MONTH_NAMES = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+MONTHS = {name: number for number, name in enumerate(_MONTH_NAMES, 1)}
 
 # perm links owner [group] size month day (HH:MM | year) name; the name keeps its spaces
 _UNIX = re.compile(

@@ -6,9 +6,11 @@
 * Publish is ``RNFR``/``RNTO`` from a temporary name: atomic on the server's filesystem.
 * There is no create-if-absent in FTP: escale's locks fall back to write, wait, re-list.
 * Listings are ``MLSD`` walks on the wire (``LIST -a`` parsed for servers without it, such as
-  vsftpd: ``-a`` shows the hidden temporary names), never fsspec's ``dircache`` (it goes stale), and a
-  failed listing is an error, never an empty listing (fsspec's ``exists()`` says ``False`` on
-  any error).
+  vsftpd: ``-a`` shows the hidden temporary names), never fsspec's ``dircache`` (it goes
+  stale), and a failed listing is an error, never an empty listing (fsspec's ``exists()`` says
+  ``False`` on any error).
+* A refused ``MKD`` of a missing folder is an error naming it (vsftpd would only say "553
+  Could not create file" at the ``STOR``); ``/~/path`` is a folder in the login folder.
 * ``550`` means "no such file", ``530`` a refused login, ``4xx`` and a lost connection a
   transient failure: the connection is reopened and the operation retried.
 * ``ftps://`` is explicit TLS (``AUTH TLS``, then ``PROT P``), with the server certificate
@@ -91,7 +93,19 @@ class FtpRelay(FsspecRelay):
         fs = _Filesystem(
             address.host, port=address.port or 21, tls=tls, ssl_context=context, **options
         )
-        return fs, address.path or "/"
+        return fs, self._root(fs, address.path or "/")
+
+    @staticmethod
+    def _root(fs: _Filesystem, path: str) -> str:
+        """The repository folder: ``/~/x`` is ``x`` inside the login folder (``PWD``), as on
+        a non-chrooted vsftpd or ProFTPD account, whose ``/`` is the machine's root."""
+        rest = path.lstrip("/")
+        if rest != "~" and not rest.startswith("~/"):
+            return path
+        home = fs.ftp.pwd()  # connected by fsspec's __init__
+        if not home.startswith("/"):
+            raise RelayError(f"the FTP server gives no absolute login folder ({home!r})")
+        return posixpath.join(home, rest[2:]) if rest != "~" else home
 
     def _tls_context(self, ca_file: Optional[str]) -> ssl.SSLContext:
         """The system's CAs, or only those of ``ca_file``, to verify the server's certificate."""
@@ -410,9 +424,24 @@ class FtpRelay(FsspecRelay):
         for part in (p for p in folder.split("/") if p):
             path = posixpath.join(path, part)
             if path not in self._folders:
-                with contextlib.suppress(ftplib.error_perm):  # 550: exists already
+                try:
                     ftp.mkd(path)
+                except ftplib.error_perm as exc:  # 550: exists already, or not allowed
+                    self._check_folder(ftp, path, exc)
                 self._folders.add(path)
+
+    def _check_folder(self, ftp: ftplib.FTP, path: str, refusal: ftplib.error_perm) -> None:
+        """Raise a clear error if ``path`` is not a folder (an MKD was refused).
+
+        Without this, the refusal shows only at the next ``STOR`` (vsftpd: "553 Could not
+        create file"), naming neither the folder nor the reason."""
+        if not self._missing(ftp, path):
+            return
+        raise RelayError(
+            f"cannot create folder {path} on {self.address.display()} ({refusal}); "
+            "the path is absolute as the server shows it: write ftp://host/~/path for a "
+            "folder inside the login folder, and check that the account may write there"
+        )
 
     def delete(self, name: str) -> None:
         path = self._path(name)

@@ -185,8 +185,11 @@ def start_vsftpd(root: Path, base: Path, *, tls: bool = False) -> RelayServer:
     )
 
 
-def start_proftpd(root: Path, base: Path, *, tls: bool = False) -> RelayServer:
+def start_proftpd(root: Path, base: Path, *, tls: bool = False, chroot: bool = True) -> RelayServer:
     """ProFTPD (unpacked from its .deb) serving ``root/repos`` to USER/PASSWORD.
+
+    With ``chroot`` (``DefaultRoot``), ``/`` is ``root``; without, ``/`` is the machine's root
+    and ``root`` the login folder, as for a local account on a default ProFTPD.
 
     The login is checked against its own ``AuthUserFile`` (no PAM, no system password) and
     mapped to the uid of ``escale-test``; scoreboard, pid and delay files are in ``base``.
@@ -225,8 +228,9 @@ def start_proftpd(root: Path, base: Path, *, tls: bool = False) -> RelayServer:
         conf.write_text(
             f"ModulePath {modules}\n{tls_lines}ServerType standalone\n"
             f"DefaultAddress 127.0.0.1\nPort {port}\nUser {SERVICE_USER}\n"
-            f"Group {SERVICE_USER}\nUseIPv6 off\nDefaultRoot {root}\nRequireValidShell off\n"
-            f"AuthOrder mod_auth_file.c\nAuthUserFile {base / 'proftpd.passwd'}\n"
+            f"Group {SERVICE_USER}\nUseIPv6 off\nRequireValidShell off\n"
+            + (f"DefaultRoot {root}\n" if chroot else "")
+            + f"AuthOrder mod_auth_file.c\nAuthUserFile {base / 'proftpd.passwd'}\n"
             f"AuthGroupFile {base / 'proftpd.group'}\nAllowOverwrite on\nUmask 022\n"
             f"PassivePorts {pasv} {pasv + 50}\nScoreboardFile {base / 'proftpd.scoreboard'}\n"
             f"PidFile {base / 'proftpd.pid'}\nDelayTable {base / 'proftpd.delay'}\n"
@@ -243,7 +247,7 @@ def start_proftpd(root: Path, base: Path, *, tls: bool = False) -> RelayServer:
     return RelayServer(
         scheme,
         server,
-        f"{scheme}://{USER}@127.0.0.1:{server.port}/repos",
+        f"{scheme}://{USER}@127.0.0.1:{server.port}/{'' if chroot else '~/'}repos",
         config=f'password_file = "{secret}"',
         relay_options=options,
         files=files,
