@@ -123,8 +123,13 @@ def _outcome(probe: Callable[[], Outcome]) -> Outcome:
 
 
 def probe_relay(relay: Relay) -> list[Check]:
-    """Run every probe in a scratch folder of the repository, then delete it."""
-    return [Check(name, *_outcome(probe)) for name, probe in _Probes(relay).in_order()]
+    """Run every probe in a scratch folder of the repository, then delete it; then add what
+    the relay learnt of its server (``server_notes()``: name → detail), as information."""
+    checks = [Check(name, *_outcome(probe)) for name, probe in _Probes(relay).in_order()]
+    notes = getattr(relay, "server_notes", None)
+    if callable(notes):
+        checks += [Check(name, None, detail) for name, detail in notes().items()]
+    return checks
 
 
 def format_checks(checks: list[Check]) -> str:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import os
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +17,7 @@ from escale_core.plugins import Plugins
 from escale_core.relay import open_relay
 from escale_core.testing import OpenRelay, RelayConformance
 
+from .clients import Cluster, add, same_tree
 from .servers import RelayServer
 from .servers.ftp import PASSWORD, start_proftpd
 
@@ -108,3 +111,76 @@ def test_a_temporary_object_hidden_from_plain_list_is_still_seen_and_cleaned(
         assert relay.list_sizes() == {"data/x": 1}
     finally:
         relay.close()
+
+
+def relay_check(server: RelayServer, tmp_path: Path, env: dict[str, str]) -> str:
+    """``escale relay check`` through a real escale process; its output."""
+    cluster = Cluster(tmp_path / "clients", server.url(f"r-{uuid.uuid4().hex[:8]}"), env)
+    client = add(cluster, server, "alice")
+    run = subprocess.run(
+        client.command("relay", "check", "shared"),
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    return run.stdout
+
+
+@pytest.mark.parametrize(
+    ("name", "banner", "listing"),
+    [
+        ("vsftpd_server", "vsFTPd", "LIST -a"),
+        ("vsftpds_server", "vsFTPd", "LIST -a"),
+        ("proftpd_server", "ProFTPD", "MLSD"),
+        ("proftpds_server", "ProFTPD", "MLSD"),
+    ],
+)
+def test_relay_check_passes_and_tells_the_servers_listing_and_rename(
+    name: str,
+    banner: str,
+    listing: str,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    isolated_env: dict[str, str],
+) -> None:
+    out = relay_check(request.getfixturevalue(name), tmp_path, isolated_env)
+    print(out)  # shown by pytest -rP: docs/relays.md quotes it
+    assert "FAILED" not in out, out
+    lines = {line.split("  ", 1)[0]: line for line in out.splitlines()}
+    assert banner in lines["ftp server"] and listing in lines["ftp listings"], out
+    assert "replaces an existing object" in lines["ftp RNFR/RNTO"], out
+
+
+@pytest.mark.parametrize("name", ["vsftpds_server", "proftpds_server"])
+def test_two_clients_converge_over_ftps(
+    name: str, request: pytest.FixtureRequest, tmp_path: Path, isolated_env: dict[str, str]
+) -> None:
+    server: RelayServer = request.getfixturevalue(name)
+    cluster = Cluster(tmp_path / "clients", server.url(f"r-{uuid.uuid4().hex[:8]}"), isolated_env)
+    a = add(cluster, server, "alice", 'max_page_size = "4MiB"')
+    b = add(cluster, server, "bob")
+    a.write("docs/a b.txt", "over TLS")
+    a.write("big.bin", os.urandom(9 << 20))
+    a.sync()
+    b.write("from-bob.txt", "hello")
+    b.sync()
+    a.sync()
+    assert same_tree(a.root, b.root)
+
+
+def test_a_wrong_password_on_proftpd_is_one_clear_error_line(
+    proftpd_server: RelayServer, tmp_path: Path, isolated_env: dict[str, str]
+) -> None:
+    """(vsftpd's test login is anonymous: any password is accepted, nothing to refuse.)"""
+    url = proftpd_server.url("x")
+    client = Cluster(tmp_path / "clients", url, isolated_env).add(
+        "alice", extra='password = "wrong"'
+    )
+    client.write("a.txt", "a")
+    run = client.sync(check=False, timeout=120)
+    lines = [line for line in run.stderr.splitlines() if line.strip()]
+    assert run.returncode == 1 and len(lines) == 1, run.stderr
+    assert "login refused" in lines[0] and "Traceback" not in run.stderr, run.stderr

@@ -90,6 +90,8 @@ class FtpRelay(FsspecRelay):
         self._folders: set[str] = set()
         #: whether the server answers MLSD (None until the first listing)
         self.has_mlsd: Optional[bool] = None
+        #: False once RNTO refused to replace an existing object (then delete, rename)
+        self.rename_replaces = True
         fs = _Filesystem(
             address.host, port=address.port or 21, tls=tls, ssl_context=context, **options
         )
@@ -403,9 +405,26 @@ class FtpRelay(FsspecRelay):
             if "exist" not in str(exc).lower():
                 raise
             # some servers (IIS) refuse to rename over a file: remove it, then rename
+            self.rename_replaces = False
             ftp.delete(final)
             ftp.sendcmd(f"RNFR {temp}")
             ftp.voidcmd(f"RNTO {final}")
+
+    def server_notes(self) -> dict[str, str]:
+        """What ``relay check`` reports of the server, after its probes ran."""
+        banner = (self.fs.ftp.welcome or "").splitlines()[0] if self.fs.ftp.welcome else ""
+        shown = "".join(c if c.isprintable() else "?" for c in banner[4:80])  # never raw
+        listing = {True: "MLSD", False: "LIST -a, parsed (no MLSD)", None: "not listed yet"}
+        rename = (
+            "replaces an existing object (atomic overwrite)"
+            if self.rename_replaces
+            else "refuses to replace: delete, then rename (a reader may miss the object)"
+        )
+        return {
+            "ftp server": shown or "?",
+            "ftp listings": listing[self.has_mlsd],
+            "ftp RNFR/RNTO": rename,
+        }
 
     def _discard(self, temp: str) -> None:
         try:
