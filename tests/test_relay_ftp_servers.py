@@ -184,3 +184,40 @@ def test_a_wrong_password_on_proftpd_is_one_clear_error_line(
     lines = [line for line in run.stderr.splitlines() if line.strip()]
     assert run.returncode == 1 and len(lines) == 1, run.stderr
     assert "login refused" in lines[0] and "Traceback" not in run.stderr, run.stderr
+
+
+def strict_proftpd(tmp_path: Path, tls: bool, line: str) -> RelayServer:
+    (tmp_path / "root").mkdir()
+    return start_proftpd(tmp_path / "root", tmp_path, tls=tls, without=(line,))
+
+
+def test_a_proftpd_refusing_to_replace_files_is_one_error_naming_its_setting(
+    tmp_path: Path, plugins: Plugins
+) -> None:
+    server = strict_proftpd(tmp_path, False, "AllowOverwrite on")
+    relay = relay_opener(server, plugins)()
+    try:
+        relay.write_bytes("state", b"1")  # a new name: allowed
+        with pytest.raises(RelayError) as caught:
+            relay.write_bytes("state", b"2")
+        assert relay.read_bytes("state") == b"1"  # the published object is untouched
+        assert relay.temp_objects() == []  # and the refused temporary is gone
+    finally:
+        relay.close()
+        server.server.stop()
+    assert "AllowOverwrite on" in str(caught.value) and "not found" not in str(caught.value)
+
+
+def test_an_ftps_server_requiring_tls_session_reuse_is_told_how_to_fix(
+    tmp_path: Path, plugins: Plugins
+) -> None:
+    server = strict_proftpd(tmp_path, True, "TLSOptions NoSessionReuseRequired")
+    relay = relay_opener(server, plugins)()
+    try:
+        with pytest.raises(RelayError) as caught:
+            relay.write_bytes("x", b"1")
+    finally:
+        relay.close()
+        server.server.stop()
+    message = str(caught.value)
+    assert "TLSOptions NoSessionReuseRequired" in message and "\n" not in message

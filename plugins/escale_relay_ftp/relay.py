@@ -187,9 +187,11 @@ class FtpRelay(FsspecRelay):
                 )
             if code == "550":
                 return RelayNotFoundError(f"{where}: not found ({exc})")
-            return RelayError(f"{where}: refused by the server ({exc})")
+            return RelayError(f"{where}: refused by the server ({exc}){self._reuse_hint(exc)}")
         if isinstance(exc, ftplib.error_temp):
-            return RelayUnavailableError(f"{where}: temporary server failure ({exc})")
+            return RelayUnavailableError(
+                f"{where}: temporary server failure ({exc}){self._reuse_hint(exc)}"
+            )
         if isinstance(exc, (ftplib.error_reply, ftplib.error_proto)):
             return RelayError(f"{where}: unexpected answer ({exc}); is {server} an FTP server?")
         if isinstance(exc, socket.gaierror):
@@ -214,6 +216,16 @@ class FtpRelay(FsspecRelay):
         if isinstance(exc, ssl.SSLError):
             return RelayError(f"{where}: TLS failed ({exc})")
         return None
+
+    def _reuse_hint(self, exc: ftplib.Error) -> str:
+        """How to fix a data connection refused over TLS (vsftpd 522, ProFTPD 425)."""
+        if str(exc)[:3] not in ("425", "522") or self.fs.tls is not True:
+            return ""
+        return (
+            "; if every transfer fails so, the server requires TLS session reuse on data "
+            "connections, which Python's ftplib lacks: turn it off (vsftpd: "
+            "require_ssl_reuse=NO, ProFTPD: TLSOptions NoSessionReuseRequired)"
+        )
 
     # -- listings: MLSD on the wire ------------------------------------------------------
 
@@ -403,7 +415,11 @@ class FtpRelay(FsspecRelay):
             ftp.voidcmd(f"RNTO {final}")  # overwrites on Unix servers
         except ftplib.error_perm as exc:
             if "exist" not in str(exc).lower():
-                raise
+                raise RelayError(
+                    f"renaming a temporary object to {final} on {self.address.display()} was "
+                    f"refused ({exc}); the account must be allowed to replace files "
+                    "(ProFTPD: AllowOverwrite on)"
+                ) from exc
             # some servers (IIS) refuse to rename over a file: remove it, then rename
             self.rename_replaces = False
             ftp.delete(final)

@@ -185,59 +185,51 @@ def start_vsftpd(root: Path, base: Path, *, tls: bool = False) -> RelayServer:
     )
 
 
-def start_proftpd(root: Path, base: Path, *, tls: bool = False, chroot: bool = True) -> RelayServer:
+def start_proftpd(
+    root: Path, base: Path, *, tls: bool = False, chroot: bool = True, without: tuple[str, ...] = ()
+) -> RelayServer:
     """ProFTPD (unpacked from its .deb) serving ``root/repos`` to USER/PASSWORD.
-
-    With ``chroot`` (``DefaultRoot``), ``/`` is ``root``; without, ``/`` is the machine's root
-    and ``root`` the login folder, as for a local account on a default ProFTPD.
 
     The login is checked against its own ``AuthUserFile`` (no PAM, no system password) and
     mapped to the uid of ``escale-test``; scoreboard, pid and delay files are in ``base``.
+    With ``chroot`` (``DefaultRoot``), ``/`` is ``root``; without, ``/`` is the machine's root
+    and ``root`` the login folder, as for a local account on a default ProFTPD. ``without``
+    lists configuration lines to leave out (``AllowOverwrite on``, say).
     """
     if not PROFTPD.exists():
         pytest.skip(f"{PROFTPD} is not installed (run .ci/servers.sh)")
-    import pwd
-
     files = _served_root(root)
-    user = pwd.getpwnam(SERVICE_USER)
-    hashed = _sha512_crypt(PASSWORD)
-    (base / "proftpd.passwd").write_text(
-        f"{USER}:{hashed}:{user.pw_uid}:{user.pw_gid}::{root}:/bin/sh\n", encoding="utf-8"
-    )
-    (base / "proftpd.passwd").chmod(0o600)
-    (base / "proftpd.group").write_text(f"{SERVICE_USER}:x:{user.pw_gid}:\n", encoding="utf-8")
-    (base / "proftpd.group").chmod(0o600)
-    modules = PROFTPD.parent.parent / "lib" / "proftpd"
+    _proftpd_users(root, base)
     options: dict[str, object] = {}
-    tls_lines = ""
-    if tls:
-        if not (modules / "mod_tls.so").exists():
-            pytest.skip(f"{modules}/mod_tls.so is missing (proftpd-mod-crypto: .ci/servers.sh)")
-        cert, key = self_signed_certificate(base)
-        tls_lines = (
-            "LoadModule mod_tls.c\n<IfModule mod_tls.c>\nTLSEngine on\nTLSRequired on\n"
-            f"TLSRSACertificateFile {cert}\nTLSRSACertificateKeyFile {key}\n"
-            "TLSOptions NoSessionReuseRequired\nTLSProtocol TLSv1.2 TLSv1.3\n"
-            f"TLSLog {base / 'proftpd-tls.log'}\n</IfModule>\n"
-        )
-        options["ca_file"] = str(cert)
+    lines = _proftpd_tls(base, options) if tls else []
     pasv = free_port()
+    lines += [
+        "ServerType standalone",
+        "DefaultAddress 127.0.0.1",
+        f"User {SERVICE_USER}",
+        f"Group {SERVICE_USER}",
+        "UseIPv6 off",
+        "RequireValidShell off",
+        *([f"DefaultRoot {root}"] if chroot else []),
+        "AuthOrder mod_auth_file.c",
+        f"AuthUserFile {base / 'proftpd.passwd'}",
+        f"AuthGroupFile {base / 'proftpd.group'}",
+        "AllowOverwrite on",  # off by default: no file could be replaced
+        "Umask 022",
+        f"PassivePorts {pasv} {pasv + 50}",
+        f"ScoreboardFile {base / 'proftpd.scoreboard'}",
+        f"PidFile {base / 'proftpd.pid'}",
+        f"DelayTable {base / 'proftpd.delay'}",
+        "WtmpLog off",
+        "UseReverseDNS off",
+        "MaxInstances 30",
+        f"SystemLog {base / 'proftpd-system.log'}",
+    ]
+    conf = base / "proftpd.conf"
 
     def command(port: int) -> list[str]:
-        conf = base / "proftpd.conf"
-        conf.write_text(
-            f"ModulePath {modules}\n{tls_lines}ServerType standalone\n"
-            f"DefaultAddress 127.0.0.1\nPort {port}\nUser {SERVICE_USER}\n"
-            f"Group {SERVICE_USER}\nUseIPv6 off\nRequireValidShell off\n"
-            + (f"DefaultRoot {root}\n" if chroot else "")
-            + f"AuthOrder mod_auth_file.c\nAuthUserFile {base / 'proftpd.passwd'}\n"
-            f"AuthGroupFile {base / 'proftpd.group'}\nAllowOverwrite on\nUmask 022\n"
-            f"PassivePorts {pasv} {pasv + 50}\nScoreboardFile {base / 'proftpd.scoreboard'}\n"
-            f"PidFile {base / 'proftpd.pid'}\nDelayTable {base / 'proftpd.delay'}\n"
-            f"WtmpLog off\nUseReverseDNS off\nMaxInstances 30\n"
-            f"SystemLog {base / 'proftpd-system.log'}\n",
-            encoding="utf-8",
-        )
+        kept = [line for line in lines if line not in without]
+        conf.write_text("\n".join([f"Port {port}", *kept, ""]), encoding="utf-8")
         return [str(PROFTPD), "-n", "-c", str(conf)]
 
     server = _start("proftpd", command, base)
@@ -252,6 +244,40 @@ def start_proftpd(root: Path, base: Path, *, tls: bool = False, chroot: bool = T
         relay_options=options,
         files=files,
     )
+
+
+def _proftpd_users(root: Path, base: Path) -> None:
+    """ProFTPD's own user and group files: USER/PASSWORD is ``escale-test``, home ``root``."""
+    import pwd
+
+    user = pwd.getpwnam(SERVICE_USER)
+    hashed = _sha512_crypt(PASSWORD)
+    (base / "proftpd.passwd").write_text(
+        f"{USER}:{hashed}:{user.pw_uid}:{user.pw_gid}::{root}:/bin/sh\n", encoding="utf-8"
+    )
+    (base / "proftpd.group").write_text(f"{SERVICE_USER}:x:{user.pw_gid}:\n", encoding="utf-8")
+    for name in ("proftpd.passwd", "proftpd.group"):
+        (base / name).chmod(0o600)  # the password hash stays private
+
+
+def _proftpd_tls(base: Path, options: dict[str, object]) -> list[str]:
+    """mod_tls's lines (explicit TLS required); the client trusts the certificate."""
+    modules = PROFTPD.parent.parent / "lib" / "proftpd"
+    if not (modules / "mod_tls.so").exists():
+        pytest.skip(f"{modules}/mod_tls.so is missing (proftpd-mod-crypto: .ci/servers.sh)")
+    cert, key = self_signed_certificate(base)
+    options["ca_file"] = str(cert)
+    return [
+        f"ModulePath {modules}",
+        "LoadModule mod_tls.c",
+        "TLSEngine on",
+        "TLSRequired on",
+        f"TLSRSACertificateFile {cert}",
+        f"TLSRSACertificateKeyFile {key}",
+        "TLSOptions NoSessionReuseRequired",  # ftplib cannot reuse TLS sessions
+        "TLSProtocol TLSv1.2 TLSv1.3",
+        f"TLSLog {base / 'proftpd-tls.log'}",
+    ]
 
 
 def _sha512_crypt(password: str) -> str:
