@@ -221,3 +221,21 @@ def test_an_ftps_server_requiring_tls_session_reuse_is_told_how_to_fix(
         server.server.stop()
     message = str(caught.value)
     assert "TLSOptions NoSessionReuseRequired" in message and "\n" not in message
+
+
+def test_a_listing_larger_than_any_repository_is_refused_not_followed(
+    vsftpd_server: RelayServer, plugins: Plugins, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Memory stays bounded against a server that lists without end (here: a low limit)."""
+    import escale_relay_ftp.relay as ftp_relay
+
+    relay = relay_opener(vsftpd_server, plugins)()
+    try:
+        for name in ("a/1", "a/2", "b/3"):
+            relay.write_bytes(name, b"x")
+        assert len(relay.list_sizes()) == 3
+        monkeypatch.setattr(ftp_relay, "MAX_LISTED", 4)  # 2 folders + 3 files listed
+        with pytest.raises(RelayError, match="lists more than 4 files and folders"):
+            relay.list_sizes()
+    finally:
+        relay.close()

@@ -43,6 +43,7 @@ from escale_core.errors import (
     RelayNotFoundError,
     RelayUnavailableError,
 )
+from escale_core.manifest import MAX_OBJECTS
 from escale_core.relay import Capabilities
 
 from .listing import parse_list_line
@@ -51,6 +52,9 @@ T = TypeVar("T")
 #: Age after which a temporary object is a crash leftover. A day, not an hour: FTP servers
 #: report times in UTC or (wrongly) in their local time, and the server's clock may be off.
 STALE = 86400.0
+#: Most files and folders one listing walks: a repository holds at most ``MAX_OBJECTS``
+#: objects; a server listing more (or folders nested without end) is refused, not followed.
+MAX_LISTED = MAX_OBJECTS + 100_000
 
 
 class _Filesystem(FTPFileSystem):  # type: ignore[misc]
@@ -255,7 +259,7 @@ class FtpRelay(FsspecRelay):
         """Path → (size, modification time) of every file under ``base``; {} if it is missing."""
         ftp = self._ftp()
         found: dict[str, tuple[int, Optional[float]]] = {}
-        todo = [base]
+        todo, listed = [base], 0
         while todo:
             folder = todo.pop()
             try:
@@ -264,6 +268,12 @@ class FtpRelay(FsspecRelay):
                 if self._missing(ftp, folder):  # 550, 501 (pyftpdlib), 450 (ProFTPD's LIST)
                     continue  # nothing was written there yet, or a pruned folder
                 raise
+            listed += len(entries)
+            if listed > MAX_LISTED:
+                raise RelayError(
+                    f"listing {base} on {self.address.display()}: the server lists more than "
+                    f"{MAX_LISTED} files and folders; is the relay path an escale repository?"
+                )
             for name, is_dir, size, modify in entries:
                 path = posixpath.join(folder, posixpath.basename(name.rstrip("/")))
                 if is_dir:
