@@ -24,7 +24,20 @@ if ! [ -x /opt/escale-test/proftpd/usr/sbin/proftpd ]; then
     fi
     rm -rf "$work"
 fi
+# ProFTPD's mod_tls (ftps:// tests) is in proftpd-mod-crypto, unpacked beside it
+if [ -x /opt/escale-test/proftpd/usr/sbin/proftpd ] && ! [ -e /opt/escale-test/proftpd/usr/lib/proftpd/mod_tls.so ]; then
+    work=$(mktemp -d)
+    if (cd "$work" && apt-get download -qq proftpd-mod-crypto >/dev/null 2>&1); then
+        apt-get install -y -qq --no-install-recommends libsodium23 >/dev/null 2>&1
+        dpkg -x "$work"/proftpd-mod-crypto_*.deb /opt/escale-test/proftpd
+    else
+        echo "proftpd-mod-crypto could not be downloaded: ProFTPD's TLS tests are skipped"
+    fi
+    rm -rf "$work"
+fi
 [ "$made_policy" = 1 ] && rm -f "$policy"
 # Servers that run as root drop to this user.
 id escale-test >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin escale-test
+# vsftpd's anonymous login (the tests' vsftpd, mapped to escale-test) changes into its home first
+install -d -m 555 /home/escale-test
 exit 0

@@ -124,8 +124,12 @@ def _outcome(probe: Callable[[], Outcome]) -> Outcome:
 
 def probe_relay(relay: Relay) -> list[Check]:
     """Run every probe in a scratch folder of the repository, then delete it; then add what
-    the relay finds out about its server (:func:`_server_checks`)."""
+    the relay finds out about its server (:func:`_server_checks`, and ``server_notes()``:
+    name → detail, as information)."""
     checks = [Check(name, *_outcome(probe)) for name, probe in _Probes(relay).in_order()]
+    notes = getattr(relay, "server_notes", None)
+    if callable(notes):
+        checks += [Check(name, None, detail) for name, detail in notes().items()]
     return checks + _server_checks(relay)
 
 

@@ -20,7 +20,7 @@ from .clients import (
 )
 from .servers import RelayServer
 
-BACKENDS = ["webdav", "sftp", "ftp", "s3"]
+BACKENDS = ["webdav", "sftp", "ftp", "s3", "vsftpd", "proftpd"]
 
 
 def converge(clients: list[Client], rounds: int = 3) -> None:

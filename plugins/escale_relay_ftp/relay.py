@@ -5,9 +5,12 @@
   engine gives: nothing is buffered whole, and fsspec's 64 KiB ``block_size`` is not involved.
 * Publish is ``RNFR``/``RNTO`` from a temporary name: atomic on the server's filesystem.
 * There is no create-if-absent in FTP: escale's locks fall back to write, wait, re-list.
-* Listings are ``MLSD`` walks on the wire, never fsspec's ``dircache`` (it goes stale), and a
-  failed listing is an error, never an empty listing (fsspec's ``exists()`` says ``False`` on
-  any error).
+* Listings are ``MLSD`` walks on the wire (``LIST -a`` parsed for servers without it, such as
+  vsftpd: ``-a`` shows the hidden temporary names), never fsspec's ``dircache`` (it goes
+  stale), and a failed listing is an error, never an empty listing (fsspec's ``exists()`` says
+  ``False`` on any error).
+* A refused ``MKD`` of a missing folder is an error naming it (vsftpd would only say "553
+  Could not create file" at the ``STOR``); ``/~/path`` is a folder in the login folder.
 * ``550`` means "no such file", ``530`` a refused login, ``4xx`` and a lost connection a
   transient failure: the connection is reopened and the operation retried.
 * ``ftps://`` is explicit TLS (``AUTH TLS``, then ``PROT P``), with the server certificate
@@ -29,7 +32,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any, Callable, Optional, TypeVar
 
 from escale_relay_fsspec.relay import READ_BLOCK, TEMP_PREFIX, FsspecRelay
-from fsspec.implementations.ftp import FTPFileSystem, _mlsd2
+from fsspec.implementations.ftp import FTPFileSystem
 
 from escale_core.address import RelayAddress
 from escale_core.errors import (
@@ -40,12 +43,18 @@ from escale_core.errors import (
     RelayNotFoundError,
     RelayUnavailableError,
 )
+from escale_core.manifest import MAX_OBJECTS
 from escale_core.relay import Capabilities
+
+from .listing import parse_list_line
 
 T = TypeVar("T")
 #: Age after which a temporary object is a crash leftover. A day, not an hour: FTP servers
 #: report times in UTC or (wrongly) in their local time, and the server's clock may be off.
 STALE = 86400.0
+#: Most files and folders one listing walks: a repository holds at most ``MAX_OBJECTS``
+#: objects; a server listing more (or folders nested without end) is refused, not followed.
+MAX_LISTED = MAX_OBJECTS + 100_000
 
 
 class _Filesystem(FTPFileSystem):  # type: ignore[misc]
@@ -83,10 +92,26 @@ class FtpRelay(FsspecRelay):
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
         self._folders: set[str] = set()
+        #: whether the server answers MLSD (None until the first listing)
+        self.has_mlsd: Optional[bool] = None
+        #: False once RNTO refused to replace an existing object (then delete, rename)
+        self.rename_replaces = True
         fs = _Filesystem(
             address.host, port=address.port or 21, tls=tls, ssl_context=context, **options
         )
-        return fs, address.path or "/"
+        return fs, self._root(fs, address.path or "/")
+
+    @staticmethod
+    def _root(fs: _Filesystem, path: str) -> str:
+        """The repository folder: ``/~/x`` is ``x`` inside the login folder (``PWD``), as on
+        a non-chrooted vsftpd or ProFTPD account, whose ``/`` is the machine's root."""
+        rest = path.lstrip("/")
+        if rest != "~" and not rest.startswith("~/"):
+            return path
+        home = fs.ftp.pwd()  # connected by fsspec's __init__
+        if not home.startswith("/"):
+            raise RelayError(f"the FTP server gives no absolute login folder ({home!r})")
+        return posixpath.join(home, rest[2:]) if rest != "~" else home
 
     def _tls_context(self, ca_file: Optional[str]) -> ssl.SSLContext:
         """The system's CAs, or only those of ``ca_file``, to verify the server's certificate."""
@@ -166,9 +191,11 @@ class FtpRelay(FsspecRelay):
                 )
             if code == "550":
                 return RelayNotFoundError(f"{where}: not found ({exc})")
-            return RelayError(f"{where}: refused by the server ({exc})")
+            return RelayError(f"{where}: refused by the server ({exc}){self._reuse_hint(exc)}")
         if isinstance(exc, ftplib.error_temp):
-            return RelayUnavailableError(f"{where}: temporary server failure ({exc})")
+            return RelayUnavailableError(
+                f"{where}: temporary server failure ({exc}){self._reuse_hint(exc)}"
+            )
         if isinstance(exc, (ftplib.error_reply, ftplib.error_proto)):
             return RelayError(f"{where}: unexpected answer ({exc}); is {server} an FTP server?")
         if isinstance(exc, socket.gaierror):
@@ -193,6 +220,16 @@ class FtpRelay(FsspecRelay):
         if isinstance(exc, ssl.SSLError):
             return RelayError(f"{where}: TLS failed ({exc})")
         return None
+
+    def _reuse_hint(self, exc: ftplib.Error) -> str:
+        """How to fix a data connection refused over TLS (vsftpd 522, ProFTPD 425)."""
+        if str(exc)[:3] not in ("425", "522") or self.fs.tls is not True:
+            return ""
+        return (
+            "; if every transfer fails so, the server requires TLS session reuse on data "
+            "connections, which Python's ftplib lacks: turn it off (vsftpd: "
+            "require_ssl_reuse=NO, ProFTPD: TLSOptions NoSessionReuseRequired)"
+        )
 
     # -- listings: MLSD on the wire ------------------------------------------------------
 
@@ -222,26 +259,67 @@ class FtpRelay(FsspecRelay):
         """Path → (size, modification time) of every file under ``base``; {} if it is missing."""
         ftp = self._ftp()
         found: dict[str, tuple[int, Optional[float]]] = {}
-        todo = [base]
+        todo, listed = [base], 0
         while todo:
             folder = todo.pop()
             try:
-                entries = list(ftp.mlsd(folder))  # type, size and modify are default facts
-            except ftplib.error_perm as exc:
-                if str(exc)[:3] in ("500", "502"):  # a server without MLSD: parse LIST
-                    entries = _mlsd2(ftp, folder)
-                elif self._missing(ftp, folder):  # 550, or 501 from pyftpdlib
+                entries = self._entries(ftp, folder)
+            except (ftplib.error_perm, ftplib.error_temp):
+                if self._missing(ftp, folder):  # 550, 501 (pyftpdlib), 450 (ProFTPD's LIST)
                     continue  # nothing was written there yet, or a pruned folder
-                else:
-                    raise
-            for name, facts in entries:
+                raise
+            listed += len(entries)
+            if listed > MAX_LISTED:
+                raise RelayError(
+                    f"listing {base} on {self.address.display()}: the server lists more than "
+                    f"{MAX_LISTED} files and folders; is the relay path an escale repository?"
+                )
+            for name, is_dir, size, modify in entries:
                 path = posixpath.join(folder, posixpath.basename(name.rstrip("/")))
-                kind = facts.get("type", "").lower()
-                if kind == "dir":
+                if is_dir:
                     todo.append(path)
-                elif kind == "file":
-                    found[path] = (int(facts.get("size") or 0), _mlsd_time(facts))
+                else:
+                    found[path] = (size, modify)
         return found
+
+    def _entries(
+        self, ftp: ftplib.FTP, folder: str
+    ) -> builtins.list[tuple[str, bool, int, Optional[float]]]:
+        """(name, is folder, size, time) of the files and folders in ``folder``."""
+        if self.has_mlsd is not False:
+            try:
+                listed = list(ftp.mlsd(folder))  # type, size and modify are default facts
+            except ftplib.error_perm as exc:
+                if str(exc)[:3] not in ("500", "502"):  # 550 or 501: a missing folder
+                    raise
+                self.has_mlsd = False  # vsftpd: parse LIST from now on
+            else:
+                self.has_mlsd = True
+                return [
+                    (
+                        name,
+                        facts.get("type", "").lower() == "dir",
+                        int(facts.get("size") or 0),
+                        _mlsd_time(facts),
+                    )
+                    for name, facts in listed
+                    if facts.get("type", "").lower() in ("dir", "file")
+                ]
+        return self._list(ftp, folder)
+
+    def _list(
+        self, ftp: ftplib.FTP, folder: str
+    ) -> builtins.list[tuple[str, bool, int, Optional[float]]]:
+        """``LIST -a``, parsed line by line (bounded: one folder's lines at a time)."""
+        out: builtins.list[tuple[str, bool, int, Optional[float]]] = []
+
+        def line(text: str) -> None:
+            entry = parse_list_line(text)
+            if entry is not None:
+                out.append((entry.name, entry.is_dir, entry.size, entry.modified))
+
+        ftp.retrlines(f"LIST -a {folder}", line)
+        return out
 
     @staticmethod
     def _missing(ftp: ftplib.FTP, folder: str) -> bool:
@@ -347,11 +425,32 @@ class FtpRelay(FsspecRelay):
             ftp.voidcmd(f"RNTO {final}")  # overwrites on Unix servers
         except ftplib.error_perm as exc:
             if "exist" not in str(exc).lower():
-                raise
+                raise RelayError(
+                    f"renaming a temporary object to {final} on {self.address.display()} was "
+                    f"refused ({exc}); the account must be allowed to replace files "
+                    "(ProFTPD: AllowOverwrite on)"
+                ) from exc
             # some servers (IIS) refuse to rename over a file: remove it, then rename
+            self.rename_replaces = False
             ftp.delete(final)
             ftp.sendcmd(f"RNFR {temp}")
             ftp.voidcmd(f"RNTO {final}")
+
+    def server_notes(self) -> dict[str, str]:
+        """What ``relay check`` reports of the server, after its probes ran."""
+        banner = (self.fs.ftp.welcome or "").splitlines()[0] if self.fs.ftp.welcome else ""
+        shown = "".join(c if c.isprintable() else "?" for c in banner[4:80])  # never raw
+        listing = {True: "MLSD", False: "LIST -a, parsed (no MLSD)", None: "not listed yet"}
+        rename = (
+            "replaces an existing object (atomic overwrite)"
+            if self.rename_replaces
+            else "refuses to replace: delete, then rename (a reader may miss the object)"
+        )
+        return {
+            "ftp server": shown or "?",
+            "ftp listings": listing[self.has_mlsd],
+            "ftp RNFR/RNTO": rename,
+        }
 
     def _discard(self, temp: str) -> None:
         try:
@@ -370,9 +469,24 @@ class FtpRelay(FsspecRelay):
         for part in (p for p in folder.split("/") if p):
             path = posixpath.join(path, part)
             if path not in self._folders:
-                with contextlib.suppress(ftplib.error_perm):  # 550: exists already
+                try:
                     ftp.mkd(path)
+                except ftplib.error_perm as exc:  # 550: exists already, or not allowed
+                    self._check_folder(ftp, path, exc)
                 self._folders.add(path)
+
+    def _check_folder(self, ftp: ftplib.FTP, path: str, refusal: ftplib.error_perm) -> None:
+        """Raise a clear error if ``path`` is not a folder (an MKD was refused).
+
+        Without this, the refusal shows only at the next ``STOR`` (vsftpd: "553 Could not
+        create file"), naming neither the folder nor the reason."""
+        if not self._missing(ftp, path):
+            return
+        raise RelayError(
+            f"cannot create folder {path} on {self.address.display()} ({refusal}); "
+            "the path is absolute as the server shows it: write ftp://host/~/path for a "
+            "folder inside the login folder, and check that the account may write there"
+        )
 
     def delete(self, name: str) -> None:
         path = self._path(name)
