@@ -32,7 +32,6 @@ from .servers.rclone import (
     USER,
     obscured,
     rclone_binary,
-    remote_section,
     serve,
 )
 
@@ -195,12 +194,12 @@ def test_a_remote_missing_from_the_configuration_is_named_with_rclone_config(
 
 
 def test_a_missing_rclone_program_is_one_line_with_an_install_hint(plugins: Plugins) -> None:
-    with pytest.raises(MissingDependencyError, match="apt install rclone.*rclone.org/install"):
+    with pytest.raises(MissingDependencyError, match=r"apt install rclone.*rclone.org/install"):
         opener(plugins, "rclone://disk/repo", rclone_binary="/nonexistent/rclone")()
 
 
 def test_unknown_relay_options_are_refused_naming_them(plugins: Plugins) -> None:
-    with pytest.raises(RelayError, match="unknown colour.*remote, config, rclone_binary, flags"):
+    with pytest.raises(RelayError, match=r"unknown colour.*remote, config, rclone_binary, flags"):
         opener(plugins, "rclone://disk/repo", colour="blue")()
 
 

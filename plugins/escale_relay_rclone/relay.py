@@ -251,7 +251,7 @@ class RcloneRelay(Relay):
         self.write_stream(name, [data])
 
     def write_stream(self, name: str, chunks: Iterable[bytes]) -> None:
-        folder, base = posixpath.split(name.strip("/"))
+        folder = posixpath.dirname(name.strip("/"))
         temp = posixpath.join(folder, f"{TEMP_PREFIX}{uuid.uuid4().hex}")
         with tempfile.SpooledTemporaryFile(max_size=READ_BLOCK) as spool:
             for chunk in chunks:  # a failing source raises here, before any request
@@ -398,7 +398,7 @@ class RcloneDaemon:
                 env=env,
                 # the death signal follows the starting *thread*: only the main thread's
                 # lifetime is escale's (a worker's daemon is stopped by close or at exit)
-                preexec_fn=_die_with_parent if _main_thread() else None,  # noqa: PLW1509
+                preexec_fn=_die_with_parent if _main_thread() else None,
             )
         except OSError as exc:
             raise RelayError(f"cannot start {command[0]} ({exc}); {INSTALL_HINT}") from None
