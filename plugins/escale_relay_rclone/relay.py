@@ -66,7 +66,7 @@ INSTALL_HINT = "apt install rclone, or see https://rclone.org/install/"
 START_SECONDS = 30.0
 #: Seconds an rc request may wait for an answer (an upload's answer comes after the transfer).
 TIMEOUT = 3600.0
-DEFAULT_FLAGS = ("--low-level-retries=3", "--contimeout=15s", "--timeout=60s")
+DEFAULT_FLAGS = ("--low-level-retries=1", "--contimeout=15s", "--timeout=60s")
 _SERVING = re.compile(rb"Serving remote control on https?://127\.0\.0\.1:(\d+)/")
 _NOT_FOUND = ("object not found", "directory not found", "no such file", "no such directory")
 _TRANSIENT = (
@@ -126,7 +126,7 @@ class RcloneRelay(Relay):
         # an on-the-fly remote's parameters may hold a password: messages name its type only
         self.where = f"{remote.split(',')[0]}:{_remote_path(address.path)}"
         # rclone's own low-level retries (10, with a growing pause) would multiply escale's
-        # (RETRY_DELAYS): a dead server then took 25 s per operation instead of 8; the
+        # (RETRY_DELAYS): a dead server took 25 s per operation (65 s with 3) instead of 8; the
         # timeouts bound a server that stops answering. ``flags`` come after: they win.
         command = [_find_binary(binary), "rcd", *DEFAULT_FLAGS]
         if config is not None:
