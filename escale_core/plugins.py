@@ -44,6 +44,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "escale_relay_sftp",
     "escale_relay_ftp",
     "escale_relay_s3",
+    "escale_relay_rclone",
     "escale_cipher_aes",
     "escale_cipher_chacha",
     "escale_cipher_fernet",

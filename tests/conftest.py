@@ -25,6 +25,7 @@ pytest_plugins = [
     "tests.servers.ftp",
     "tests.servers.sftp",
     "tests.servers.s3",
+    "tests.servers.rclone",
 ]
 
 

@@ -40,7 +40,7 @@ def test_all_json_lists_the_builtin_relays_ciphers_and_checksums(escale: RunEsca
     relays = {r for i in infos for r in i["provides"]["relays"]}
     ciphers = {c for i in infos for c in i["provides"]["ciphers"]}
     checksums = {c for i in infos for c in i["provides"]["checksums"]}
-    assert {"file", "webdav", "webdavs", "sftp", "ftp", "ftps", "s3", "gdrive"} <= relays
+    assert {"file", "webdav", "webdavs", "sftp", "ftp", "ftps", "s3", "gdrive", "rclone"} <= relays
     # only storage that can keep a repository is offered (memory:// stays for the Python API)
     assert not relays & {"memory", "zip", "tar", "github", "git", "http", "https", "cached"}
     assert ciphers == {"aes-256-gcm", "chacha20-poly1305", "fernet", "plain"}

@@ -19,7 +19,7 @@ import pytest
 from .clients import MIB, Client, Cluster, add, same_tree
 from .servers import RelayServer
 
-BACKENDS = ["ftp", "sftp", "webdav", "s3", "apache", "vsftpd", "proftpd"]
+BACKENDS = ["ftp", "sftp", "webdav", "s3", "apache", "vsftpd", "proftpd", "rclone"]
 BIG = 60 * MIB
 PAGE = 'max_page_size = "4MiB"'
 
