@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -99,15 +100,23 @@ def test_a_service_account_whose_token_cannot_be_had_is_one_line(
     assert "gdrive:///Escale/photos" in line and "cannot be reached" in line, line
 
 
-def test_plugins_list_marks_relays_not_tested_against_their_storage(escale: RunEscale) -> None:
+def test_plugins_list_says_gdrive_is_verified_mounted_and_not_tested_against_google(
+    escale: RunEscale,
+) -> None:
     table = escale("plugins", "list", "--all")
     assert table.returncode == 0
     assert "gdrive*" in table.stdout and "file*" not in table.stdout
-    assert "* not tested against its real storage" in table.stdout
+    notes = table.stdout.split("* not tested here:")[1].splitlines()
+    (gdrive,) = [line for line in notes if line.startswith("  gdrive: ")]
+    assert "needs a Google account" in gdrive and "rclone://" in gdrive
+    verified = table.stdout.split("relays verified against:")[1].split("* not tested")[0]
+    assert "  gdrive: a Drive folder mounted locally" in verified
     listed = json.loads(escale("plugins", "list", "--all", "--json").stdout)
     untested = {k: v for info in listed for k, v in info["untested"].items()}
     assert "Google account" in untested["gdrive"]
     assert "sftp" not in untested and "file" not in untested
+    tested = {k: v for info in listed for k, v in info["verified"].items()}
+    assert tested["sftp"] and tested["webdav"] and tested["ftp"] and tested["s3"]
 
 
 def test_three_clients_converge_through_a_mounted_drive_folder(
@@ -122,4 +131,78 @@ def test_three_clients_converge_through_a_mounted_drive_folder(
     converge([a, b, c])
     assert same_tree(a.root, b.root) and same_tree(a.root, c.root)
     assert (c.root / "photos/one.jpg").read_bytes() == b"1" * 5000
+    assert (mount / "Escale repo" / "escale.json").exists()
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["gdrive://Escale/photos", "gdrive://root/Escale/photos", "gdrive:///Escale/photos"],
+)
+def test_gdrive_addresses_name_a_folder_of_my_drive_and_root_is_its_top(url: str) -> None:
+    from escale_relay_fsspec.gdrive import drive_path
+
+    from escale_core.address import parse_relay_url
+
+    assert drive_path(parse_relay_url(url, frozenset({"gdrive"}))) == "Escale/photos"
+
+
+@needs_gdrive
+@pytest.mark.parametrize(
+    ("relay", "options", "expected"),
+    [
+        ("gdrive://root", "", "names no folder of the Drive"),
+        ("gdrive:///home/me/GoogleDrive/Escale", "", "gdrive:///MOUNT//FOLDER"),
+        ("gdrive://Escale", 'token = "anon"', "relay_options.token: 'anon' is not one of"),
+        ("gdrive://Escale", 'token = "service_account"', "relay_options.service_account_file"),
+    ],
+)
+def test_a_wrong_gdrive_address_or_token_is_one_line_before_any_request(
+    escale: RunEscale, write_config, relay: str, options: str, expected: str
+) -> None:  # type: ignore[no-untyped-def]
+    config = write_config(
+        f"""
+        [drive]
+        path = "{{tmp}}/folder"
+        relay = "{relay}"
+        encryption = "plain"
+        [drive.relay_options]
+        {options}
+        """
+    )
+    run = escale("-c", str(config), "sync", "drive", env={"BROWSER": "/bin/false"})
+    assert run.returncode == 2, run
+    assert expected in one_error_line(run)
+
+
+def hide_gdrive_fsspec(tmp_path: Path) -> dict[str, str]:
+    """An environment in which ``import gdrive_fsspec`` fails as if it were not installed
+    (``sys.modules[name] = None`` makes both ``find_spec`` and ``import`` say so)."""
+    site = tmp_path / "hide"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text("import sys\nsys.modules['gdrive_fsspec'] = None\n")
+    return {"PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+
+
+def test_without_gdrive_fsspec_the_error_gives_the_pip_command_and_mounts_still_work(
+    escale: RunEscale, write_config, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    hidden = hide_gdrive_fsspec(tmp_path)
+    run = escale("-c", str(section(write_config)), "sync", "drive", env=hidden)
+    assert run.returncode != 0
+    line = one_error_line(run)
+    assert "gdrive" in line and "pip install 'escale[gdrive]'" in line, line
+    mount = tmp_path / "GoogleDrive"
+    mount.mkdir()
+    (tmp_path / "mounted").mkdir()
+    (tmp_path / "mounted" / "a.txt").write_text("through the mount")
+    config = write_config(
+        f"""
+        [drive]
+        path = "{tmp_path}/mounted"
+        relay = "gdrive://{mount}//Escale repo"
+        encryption = "plain"
+        """
+    )
+    done = escale("-c", str(config), "sync", "drive", env=hidden)
+    assert done.returncode == 0, done.stderr
     assert (mount / "Escale repo" / "escale.json").exists()

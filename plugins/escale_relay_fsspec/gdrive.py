@@ -2,7 +2,8 @@
 
 Not tested against Google here (no account, no network in the test machines): what is tested is
 the address, the credentials options and the errors a user meets before any request. The tested
-way to Google Drive is an rclone remote (``rclone://drive:path``), whose OAuth setup rclone does.
+relay to Google Drive is the rclone one (``rclone://drive/path`` for a remote named ``drive``),
+whose OAuth setup ``rclone config`` does; Drive itself is rclone's backend, not tested here either.
 
 Credentials, in the section's ``relay_options``:
 
@@ -36,8 +37,11 @@ from .relay import FsspecRelay
 HOW = (
     "give relay_options.service_account_file (a service account's JSON key, the Drive folder "
     'shared with its e-mail address), or authorise once with relay_options.token = "browser" '
-    'on a machine with a browser; or use an rclone remote (relay = "rclone://drive:path")'
+    'on a machine with a browser; or use an rclone remote (relay = "rclone://REMOTE/path")'
 )
+
+#: gdrive-fsspec's ways to log in that can hold a repository ("anon" reads public files only).
+TOKENS = {"cache", "browser", "service_account"}
 
 
 class GdriveRelay(FsspecRelay):
@@ -46,17 +50,31 @@ class GdriveRelay(FsspecRelay):
     def connect(self, address: RelayAddress, options: dict[str, Any]) -> tuple[Any, str]:
         if address.mount is not None:
             return super().connect(address, options)
+        root = drive_path(address)  # before any credentials: a wrong address says so first
         account = options.pop("service_account_file", None)
         if account is not None:
             path = os.path.expanduser(str(account))
             if not os.path.isfile(path):
                 raise ConfigError(
-                    f"relay_options.service_account_file: {path} is not a file",
+                    f"{path} is not a file",
                     key="relay_options.service_account_file",
                     hint="give the path of the service account's JSON key",
                 )
             options.update(token="service_account", creds=path)
         options.setdefault("token", "cache")
+        if options["token"] not in TOKENS:
+            raise ConfigError(
+                f"{options['token']!r} is not one of {', '.join(sorted(TOKENS))}",
+                key="relay_options.token",
+                hint='"cache" (the default) uses the credentials cached by one "browser" run; '
+                "for a service account give relay_options.service_account_file",
+            )
+        if options["token"] == "service_account" and options.get("creds") is None:
+            raise ConfigError(
+                '"service_account" needs the account\'s key',
+                key="relay_options.token",
+                hint="give relay_options.service_account_file (the JSON key's path) instead",
+            )
         if options["token"] == "cache" and not _cached_credentials():
             # gdrive-fsspec would open a browser: never from a daemon, nor unasked
             raise RelayAuthError(
@@ -65,7 +83,6 @@ class GdriveRelay(FsspecRelay):
             )
         from gdrive_fsspec import GoogleDriveFileSystem  # only here: it imports Google's client
 
-        root = f"{address.host or ''}{address.path}".strip("/")
         return GoogleDriveFileSystem(**options), root
 
     def map_error(self, exc: BaseException, what: str) -> Optional[RelayError]:
@@ -89,6 +106,35 @@ class GdriveRelay(FsspecRelay):
         if isinstance(exc, (ValueError, KeyError)) and "token" in str(exc).lower():
             return RelayAuthError(f"{where}: no usable Google credentials ({exc}); {HOW}")
         return None
+
+
+def drive_path(address: RelayAddress) -> str:
+    """The repository's folder in the Drive: ``gdrive://Escale/photos``, ``gdrive:///Escale/photos``
+    and ``gdrive://root/Escale/photos`` all name ``Escale/photos`` of My Drive (``root`` is
+    Google's name for the Drive's top folder; ``relay_options.root_file_id`` picks another).
+
+    :raises ConfigError: the address names no folder (the repository would be mixed with the
+        Drive's top-level files), or it looks like a local path missing the ``//`` of the
+        mounted form (``gdrive:///home/me/GoogleDrive/Escale``).
+    """
+    parts = [p for p in f"{address.host or ''}/{address.path}".split("/") if p]
+    if parts[:1] == ["root"]:
+        parts = parts[1:]
+    if not parts:
+        raise ConfigError(
+            f"{address.display()} names no folder of the Drive",
+            key="relay",
+            hint='write gdrive://FOLDER/path, e.g. relay = "gdrive://Escale/photos"',
+        )
+    if address.path.startswith("/") and os.path.isdir("/" + parts[0]):
+        raise ConfigError(
+            f"{address.display()} looks like a local folder (/{parts[0]} exists here), "
+            "not a folder of the Drive",
+            key="relay",
+            hint="for a Drive folder mounted locally write gdrive:///MOUNT//FOLDER (// after the "
+            "mount point); for the Drive itself write gdrive://FOLDER/path",
+        )
+    return "/".join(parts)
 
 
 def _cached_credentials() -> bool:
