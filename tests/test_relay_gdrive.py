@@ -7,9 +7,12 @@ form (``gdrive:///mount//folder``) is a plain folder, and three real clients con
 
 from __future__ import annotations
 
+import http.server
 import importlib.util
 import json
 import os
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -206,3 +209,84 @@ def test_without_gdrive_fsspec_the_error_gives_the_pip_command_and_mounts_still_
     done = escale("-c", str(config), "sync", "drive", env=hidden)
     assert done.returncode == 0, done.stderr
     assert (mount / "Escale repo" / "escale.json").exists()
+
+
+class TokenEndpoint(http.server.BaseHTTPRequestHandler):
+    """Google's OAuth token endpoint as a local server: answers every refresh with
+    ``self.server.answer`` (status, JSON body) and counts the requests."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        status, body = self.server.answer  # type: ignore[attr-defined]
+        self.server.requests += 1  # type: ignore[attr-defined]
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def token_endpoint() -> Iterator[http.server.HTTPServer]:
+    server = http.server.HTTPServer(("127.0.0.1", 0), TokenEndpoint)
+    server.requests = 0  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def cache_user_credentials(home: Path, endpoint: http.server.HTTPServer) -> Path:
+    """What one ``token = "browser"`` run leaves in pydata-google-auth's cache, refreshed at
+    ``endpoint`` instead of Google."""
+    cache = home / ".config" / "pydata" / "pydata_google_credentials.json"
+    cache.parent.mkdir(parents=True)
+    host, port = endpoint.server_address[:2]
+    cache.write_text(
+        json.dumps(
+            {
+                "refresh_token": "1//refresh",
+                "client_id": "escale-test.apps.googleusercontent.com",
+                "client_secret": "secret",
+                "token_uri": f"http://{host}:{port}/token",
+                "scopes": ["https://www.googleapis.com/auth/drive"],
+            }
+        )
+    )
+    return cache
+
+
+@needs_gdrive
+def test_cached_credentials_google_refuses_are_one_line_and_never_a_browser(
+    escale: RunEscale, write_config, isolated_env: dict[str, str], token_endpoint
+) -> None:  # type: ignore[no-untyped-def]
+    """Revoked credentials: pydata-google-auth alone would start the browser flow."""
+    token_endpoint.answer = (400, {"error": "invalid_grant", "error_description": "revoked"})
+    cache = cache_user_credentials(Path(isolated_env["HOME"]), token_endpoint)
+    run = escale("-c", str(section(write_config)), "sync", "drive", env={"BROWSER": "/bin/false"})
+    assert run.returncode == 1
+    line = one_error_line(run)
+    assert f"cached in {cache} cannot be used" in line and 'token = "browser"' in line, line
+    assert token_endpoint.requests == 1
+
+
+@needs_gdrive
+def test_usable_cached_credentials_without_network_to_google_are_unavailable_not_a_browser(
+    escale: RunEscale, write_config, isolated_env: dict[str, str], token_endpoint
+) -> None:  # type: ignore[no-untyped-def]
+    """The token is had (locally); the Drive API (www.googleapis.com) cannot be reached from
+    the test machine: one line, exit 1, nothing written locally."""
+    token_endpoint.answer = (200, {"access_token": "ya29.test", "expires_in": 3600})
+    cache_user_credentials(Path(isolated_env["HOME"]), token_endpoint)
+    config = section(write_config)
+    run = escale("-c", str(config), "sync", "drive", env={"BROWSER": "/bin/false"}, timeout=120)
+    assert run.returncode == 1, run
+    line = one_error_line(run)
+    assert "gdrive:///Escale/photos" in line and "cannot be reached" in line, line
+    assert token_endpoint.requests >= 1
+    assert not (config.parent / "folder").exists() or not any((config.parent / "folder").iterdir())

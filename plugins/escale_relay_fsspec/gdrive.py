@@ -75,12 +75,11 @@ class GdriveRelay(FsspecRelay):
                 key="relay_options.token",
                 hint="give relay_options.service_account_file (the JSON key's path) instead",
             )
-        if options["token"] == "cache" and not _cached_credentials():
-            # gdrive-fsspec would open a browser: never from a daemon, nor unasked
-            raise RelayAuthError(
-                f"connecting to {address.display()}: no Google credentials (none cached, no "
-                f"service account); {HOW}"
-            )
+        if options["token"] == "cache":
+            # loaded here, so that gdrive-fsspec is given them: when the cache is missing or
+            # unusable, pydata-google-auth would open a browser (never from a daemon, nor unasked)
+            given = _GivenCredentials(_cached_credentials(address))
+            options["auth_kwargs"] = {**options.get("auth_kwargs", {}), "credentials_cache": given}
         from gdrive_fsspec import GoogleDriveFileSystem  # only here: it imports Google's client
 
         return GoogleDriveFileSystem(**options), root
@@ -97,7 +96,8 @@ class GdriveRelay(FsspecRelay):
             return RelayNotFoundError(f"{where}: not found ({exc})")
         if status is not None and (status == 429 or status >= 500):
             return RelayUnavailableError(f"{where}: Google Drive answered {status}; retried later")
-        if name == "ServerNotFoundError" or isinstance(exc, (socket.gaierror, ConnectionError)):
+        unreachable = ("ServerNotFoundError", "TransportError")  # httplib2's, google-auth's
+        if name in unreachable or isinstance(exc, (socket.gaierror, ConnectionError)):
             return RelayUnavailableError(f"{where}: Google Drive cannot be reached ({exc})")
         if (name == "Error" and type(exc).__module__ == "webbrowser") or "browser" in str(exc):
             return RelayAuthError(
@@ -137,10 +137,42 @@ def drive_path(address: RelayAddress) -> str:
     return "/".join(parts)
 
 
-def _cached_credentials() -> bool:
-    """Whether pydata-google-auth (gdrive-fsspec's user login) cached credentials."""
+def _cached_credentials(address: RelayAddress) -> Any:
+    """The user credentials pydata-google-auth cached (gdrive-fsspec's user login), refreshed.
+
+    :raises RelayAuthError: none are cached, or they cannot be used (expired, revoked, damaged).
+    :raises RelayUnavailableError: Google's token endpoint cannot be reached to refresh them.
+    """
+    import pydata_google_auth.cache as cache  # gdrive-fsspec's dependency
+
+    path = cache.READ_WRITE._path
+    where = f"connecting to {address.display()}"
+    if not os.path.isfile(path):
+        raise RelayAuthError(
+            f"{where}: no Google credentials (none cached, no service account); {HOW}"
+        )
     try:
-        import pydata_google_auth.cache as cache
-    except ImportError:
-        return False  # then gdrive-fsspec's own import error says what to install
-    return os.path.isfile(cache.READ_WRITE._path)
+        credentials = cache.READ_WRITE.load()  # refreshes them: a request to Google
+    except Exception as exc:  # google.auth's TransportError: no network to Google
+        raise RelayUnavailableError(f"{where}: Google cannot be reached ({exc})") from exc
+    if credentials is None:
+        raise RelayAuthError(
+            f"{where}: the Google credentials cached in {path} cannot be used (expired, revoked "
+            f"or damaged); {HOW}"
+        )
+    return credentials
+
+
+class _GivenCredentials:
+    """A pydata-google-auth credentials cache holding credentials already loaded: with it,
+    ``get_user_credentials`` never starts the browser flow."""
+
+    def __init__(self, credentials: Any) -> None:
+        self.credentials = credentials
+
+    def load(self) -> Any:
+        """The credentials."""
+        return self.credentials
+
+    def save(self, credentials: Any) -> None:
+        """Nothing: the cache file is pydata-google-auth's own."""
