@@ -41,6 +41,7 @@ class RegisterRelay(Protocol):
         needs_host: bool = False,
         for_tests: bool = False,
         untested: str = "",
+        verified: Sequence[str] = (),
     ) -> None:
         """Declare that URLs ``scheme://...`` are served by ``relay``.
 
@@ -60,6 +61,10 @@ class RegisterRelay(Protocol):
         :param untested: why the plugin's authors never ran this relay against its real
             storage (``"needs a Google account"``); empty when it is tested. ``escale plugins
             list`` marks such a relay, so that users know what they rely on.
+        :param verified: the real servers or storage the plugin's tests run this relay against
+            (``("vsftpd 3.0", "ProFTPD 1.3.8")``), printed by ``escale plugins list``. A relay
+            may have both: ``gdrive`` is verified against a mounted Drive folder and untested
+            against Google's API.
         """
 
 

@@ -74,6 +74,8 @@ class PluginInfo:
     provides: dict[str, list[str]] = field(default_factory=dict)
     #: relay name → why it was never tested against its real storage
     untested: dict[str, str] = field(default_factory=dict)
+    #: relay name → the real servers or storage its tests run it against
+    verified: dict[str, list[str]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary."""
@@ -86,6 +88,7 @@ class PluginInfo:
             "hooks": self.hooks,
             "provides": self.provides,
             "untested": self.untested,
+            "verified": self.verified,
         }
 
 
@@ -209,6 +212,8 @@ class Plugins:
                 reason = registry.get(n).options.get("untested")
                 if reason:
                     info.untested[n] = str(reason)
+                if registry.get(n).options.get("verified"):
+                    info.verified[n] = list(registry.get(n).options["verified"])
 
     def register_commands(self, app: typer.Typer) -> None:
         """Let every plugin add its commands to ``app``; a name taken twice is an error."""

@@ -19,7 +19,7 @@ from .errors import MissingDependencyError, PluginConflictError, PluginError
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.+-]*$")
 #: The kind-specific options each ``register`` callback accepts.
 _OPTIONS = {
-    "relay": {"multipath", "needs_host", "for_tests", "untested"},
+    "relay": {"multipath", "needs_host", "for_tests", "untested", "verified"},
     "checksum": {"speed"},
     "cipher": set(),
 }
@@ -141,6 +141,7 @@ class Registry:
                 f"plugin '{plugin}' registered {self.kind} '{name}' with unknown option "
                 f"'{unknown[0]}'"
             )
+        _check_notes(plugin, f"{self.kind} '{name}'", options)
         previous = self._entries.get(name)
         if previous is not None:
             raise PluginConflictError(
@@ -176,3 +177,18 @@ class Registry:
     def by_plugin(self, plugin: str) -> list[str]:
         """The names credited to ``plugin``, sorted."""
         return sorted(e.name for e in self._entries.values() if e.plugin == plugin)
+
+
+def _check_notes(plugin: str, what: str, options: dict[str, Any]) -> None:
+    """``untested`` must be a string and ``verified`` strings (one string is a list of one)."""
+    if not isinstance(options.get("untested", ""), str):
+        raise PluginError(f"plugin '{plugin}' registered {what} with a non-string 'untested'")
+    verified = options.get("verified", ())
+    if isinstance(verified, str):
+        verified = (verified,)
+    if not isinstance(verified, (list, tuple)) or not all(isinstance(v, str) for v in verified):
+        raise PluginError(
+            f"plugin '{plugin}' registered {what} with 'verified' not a list of strings"
+        )
+    if "verified" in options:
+        options["verified"] = tuple(verified)

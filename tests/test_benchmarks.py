@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -148,23 +149,46 @@ def run_daemon_benchmark(tmp_path: Path) -> None:
     assert not any(tmp_path.glob("escale-bench-*")), "the work folder was not removed"
 
 
-SMALL = ["--files", "5", "--big-mib", "1"]
+RELAYS = ROOT / "benchmarks" / "relays.py"
 
 
-def test_relay_benchmark_reports_escale_beside_rclone_copy_through_the_same_server() -> None:
+def test_relay_benchmark_reports_escale_beside_rclone_copy_through_the_same_server(
+    tmp_path: Path,
+) -> None:
+    """benchmarks/relays.py at a tiny size, one run, one server: the table has escale's and
+    rclone's medians and their ratios, the JSON every run, and servers not in this branch are
+    one note each."""
     if shutil.which("rclone") is None:
         pytest.skip("rclone is not installed (apt-get install rclone)")
     pytest.importorskip("wsgidav")
+    output, data = tmp_path / "relays.md", tmp_path / "relays.json"
+    tiny = ["--servers", "webdav", "--runs", "1", "--files", "5", "--big-mib", "1"]
     run = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "relays.py"), "--backends", "webdav", *SMALL],
+        [sys.executable, str(RELAYS), *tiny, "--output", str(output), "--json", str(data)],
         capture_output=True,
         text=True,
         timeout=300,
     )
-    assert run.returncode == 0, run.stderr
-    rows = [
-        line.split("|")[1:-1] for line in run.stdout.splitlines() if line.startswith("| webdav")
-    ]
-    assert [row[1].strip() for row in rows] == ["5 x 4 KiB", "1 x 1 MiB"]
-    for row in rows:  # escale's push and pull, rclone's, and the ratios: all numbers
-        assert all(float(cell) >= 0 for cell in (row[2], row[4], row[6], row[7], row[8], row[9]))
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    rows = [line.split("|")[1:-1] for line in run.stdout.splitlines() if "WsgiDAV" in line]
+    assert [row[1].strip() for row in rows] == ["5 × 4 KiB", "1 × 1 MiB"], run.stdout
+    for row in rows:  # escale push and pull, rclone's, both ratios, escale's peak: all numbers
+        assert all(float(cell) > 0 for cell in row[2:]), row
+    assert output.read_text(encoding="utf-8").strip() == run.stdout.strip()
+    records = json.loads(data.read_text(encoding="utf-8"))["results"]
+    assert [r["workload"] for r in records] == ["5 × 4 KiB", "1 × 1 MiB"]
+    for record in records:
+        for tool in ("escale", "rclone"):
+            for step in ("push", "pull"):
+                figures = record[tool][step]
+                assert len(figures["runs_s"]) == 1 and figures["median_s"] == figures["runs_s"][0]
+
+
+def test_a_relay_benchmark_server_whose_start_function_is_missing_is_not_available() -> None:
+    """A line of SERVERS for a server another branch adds is reported, never an error."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import relays
+
+    missing = relays.ServerEntry("x", "X", "ftp", "start_no_such_server").start_function()
+    assert missing == "tests.servers.ftp has no start_no_such_server"
+    assert callable(relays.ServerEntry("ftp", "FTP", "ftp", "start_ftp").start_function())

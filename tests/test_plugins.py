@@ -70,6 +70,7 @@ def test_without_all_only_external_plugins_are_listed(escale: RunEscale, tmp_pat
             "hooks": ["register_relays"],
             "provides": {"relays": ["foo"], "ciphers": [], "checksums": [], "commands": []},
             "untested": {},
+            "verified": {},
         }
     ]
 
@@ -85,6 +86,52 @@ def test_table_shows_name_version_and_what_a_plugin_provides(
     assert header.split() == ["NAME", "VERSION", "TYPE", "HOOKS", "PROVIDES"]
     assert row.split()[:4] == ["escale_relay_foo", "1.2.3", "external", "register_relays"]
     assert row.endswith("relays: foo")
+
+
+NOTED_PLUGIN = """
+from escale_core import hookimpl
+
+@hookimpl
+def register_relays(register):
+    register("foo", "escale_relay_fsspec.relay:FsspecRelay", verified=("FooServer 2",))
+    register("bar", "escale_relay_fsspec.relay:FsspecRelay", verified=["FooServer 2"],
+             untested="bar's cloud needs an account")
+"""
+
+
+def test_a_relay_says_what_it_was_verified_against_and_what_not_in_plugins_list(
+    escale: RunEscale, tmp_path: Path
+) -> None:
+    make_plugin_dist(tmp_path, "escale-relay-foo", "1", "escale_relay_foo", NOTED_PLUGIN)
+    run = escale("plugins", "list", env={"PYTHONPATH": str(tmp_path)})
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert lines[1].endswith("relays: bar*, foo")
+    assert lines[2:] == [
+        "",
+        "relays verified against:",
+        "  bar, foo: FooServer 2",
+        "",
+        "* not tested here:",
+        "  bar: bar's cloud needs an account",
+    ]
+    (info,) = _listing(escale, tmp_path)
+    assert info["verified"] == {"bar": ["FooServer 2"], "foo": ["FooServer 2"]}
+    assert info["untested"] == {"bar": "bar's cloud needs an account"}
+
+
+@pytest.mark.parametrize(
+    "option", ["verified=[1]", "verified={'a': 1}", "untested=True", "verified=None"]
+)
+def test_a_relay_note_of_the_wrong_type_is_refused_naming_the_plugin(
+    escale: RunEscale, tmp_path: Path, option: str
+) -> None:
+    source = NOTED_PLUGIN.split("    register(")[0]
+    source += f'    register("foo", "escale_relay_fsspec.relay:FsspecRelay", {option})\n'
+    make_plugin_dist(tmp_path, "escale-relay-foo", "1", "escale_relay_foo", source)
+    run = escale("plugins", "list", env={"PYTHONPATH": str(tmp_path)})
+    assert run.returncode == 2 and len(run.error_lines) == 1, run.stderr
+    assert "plugin 'escale_relay_foo'" in run.stderr and "relay 'foo'" in run.stderr
 
 
 def test_two_plugins_claiming_one_scheme_is_an_error_naming_both(

@@ -56,6 +56,24 @@ def format_table(infos: list[PluginInfo]) -> str:
     lines = [
         "  ".join(cell.ljust(w) for cell, w in zip(row[:4], widths)) + "  " + row[4] for row in rows
     ]
-    if any(info.untested for info in infos):
-        lines.append("* not tested against its real storage (--json says why)")
-    return "\n".join(line.rstrip() for line in lines)
+    return "\n".join(line.rstrip() for line in lines + relay_notes(infos))
+
+
+def relay_notes(infos: list[PluginInfo]) -> list[str]:
+    """The lines under the table: what the relays were verified against, and which were not
+    tested here and why (relays with the same text share a line)."""
+    verified: dict[str, list[str]] = {}
+    untested: dict[str, list[str]] = {}
+    for info in infos:
+        for name, servers in info.verified.items():
+            verified.setdefault(", ".join(servers), []).append(name)
+        for name, reason in info.untested.items():
+            untested.setdefault(reason, []).append(name)
+    lines = []
+    if verified:
+        lines += ["", "relays verified against:"]
+        lines += [f"  {', '.join(names)}: {text}" for text, names in verified.items()]
+    if untested:
+        lines += ["", "* not tested here:"]
+        lines += [f"  {', '.join(names)}: {text}" for text, names in untested.items()]
+    return lines

@@ -19,11 +19,19 @@ from escale_core.hookspecs import RegisterRelay
 RELAY = "escale_relay_fsspec.relay:FsspecRelay"
 #: Relays with a class of their own, over the same adapter.
 OWN_CLASS = {"gdrive": "escale_relay_fsspec.gdrive:GdriveRelay"}
-#: Schemes run against their real storage by escale's tests (the others go through the
-#: generic adapter, never tried against that storage).
-TESTED = {"file", "local"}
-#: Why a relay with a class of its own is not tested.
-UNTESTED = {"gdrive": "needs a Google account and network; rclone://drive:path is tested"}
+#: What escale's tests run these schemes against (the others go through the generic adapter,
+#: never tried against their storage).
+VERIFIED = {
+    "file": ("local folders",),
+    "local": ("local folders",),
+    "gdrive": ("a Drive folder mounted locally (gdrive:///mount//folder)",),
+}
+#: Why a relay with a class of its own is not tested (against what it reaches by network).
+UNTESTED = {
+    "gdrive": "Google Drive's API (gdrive://FOLDER/path) needs a Google account and network; "
+    "rclone://REMOTE/path is the tested relay (over rclone's own Drive backend)"
+}
+GENERIC = "generic fsspec adapter, never run against this storage"
 
 #: escale's own extras for the relays it supports first-hand.
 EXTRAS = {
@@ -98,10 +106,16 @@ def register_relays(register: RegisterRelay) -> None:
             multipath=scheme in MULTIPATH,
             needs_host=scheme in NEEDS_HOST,
             for_tests=scheme in FOR_TESTS,
-            untested=""
-            if scheme in TESTED or scheme in FOR_TESTS
-            else UNTESTED.get(scheme, "generic fsspec adapter, never run against this storage"),
+            untested=_untested(scheme),
+            verified=VERIFIED.get(scheme, ()),
         )
+
+
+def _untested(scheme: str) -> str:
+    """Why ``scheme`` was never run against its storage ("" if it was)."""
+    if scheme in UNTESTED:
+        return UNTESTED[scheme]
+    return "" if scheme in VERIFIED or scheme in FOR_TESTS else GENERIC
 
 
 def fsspec_protocols() -> dict[str, dict[str, str]]:

@@ -16,5 +16,6 @@ def register_relays(register: RegisterRelay) -> None:
             requires=("s3fs",),
             install_hint="pip install 'escale[s3]'",
             needs_host=True,
+            verified=("moto 5",),
             description="S3 and compatible object stores through s3fs",
         )

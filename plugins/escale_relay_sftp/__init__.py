@@ -16,5 +16,6 @@ def register_relays(register: RegisterRelay) -> None:
             requires=("sshfs",),
             install_hint="pip install 'escale[sftp]'",
             needs_host=True,
+            verified=("OpenSSH sshd 9", "asyncssh server"),
             description="SFTP through sshfs (asyncssh)",
         )

@@ -16,5 +16,6 @@ def register_relays(register: RegisterRelay) -> None:
             requires=("webdav4",),
             install_hint="pip install 'escale[webdav]'",
             needs_host=True,
+            verified=("WsgiDAV 4", "Apache httpd 2.4 mod_dav_fs"),
             description="WebDAV through webdav4" + (" over HTTPS" if scheme.endswith("s") else ""),
         )
