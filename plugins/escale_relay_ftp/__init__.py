@@ -14,6 +14,6 @@ def register_relays(register: RegisterRelay) -> None:
             scheme,
             "escale_relay_ftp.relay:FtpRelay",
             needs_host=True,
-            verified=("pyftpdlib 2",),
+            verified=("vsftpd 3.0", "ProFTPD 1.3.8", "pyftpdlib 2"),
             description="FTP" + (" with TLS" if scheme == "ftps" else "") + " (ftplib)",
         )

@@ -15,4 +15,9 @@ def register_relays(register: RegisterRelay) -> None:
         "escale_relay_rclone.relay:RcloneRelay",
         install_hint="apt install rclone (or https://rclone.org/install/)",
         description="any rclone remote (Google Drive, OneDrive, Dropbox...) through rclone rcd",
+        verified=(
+            "rclone 1.60: local and alias remotes",
+            "rclone serve webdav and sftp",
+            "pyftpdlib through rclone's ftp backend",
+        ),
     )
