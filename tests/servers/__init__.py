@@ -15,7 +15,9 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional, TypeVar
+
+S = TypeVar("S", bound="ServerProcess")
 
 
 def free_port() -> int:
@@ -23,6 +25,19 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def on_free_port(start: Callable[[int], S], attempts: int = 3) -> S:
+    """``start(port)`` on a port that was free a moment ago; another port when another process
+    took it before the server bound it (``start`` raises RuntimeError, as
+    :meth:`ServerProcess.start` does)."""
+    for attempt in range(attempts):
+        try:
+            return start(free_port())
+        except RuntimeError:
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def children(pid: int) -> list[int]:

@@ -22,7 +22,7 @@ from typing import Optional
 
 import pytest
 
-from . import RelayServer, ServerProcess, free_port, self_signed_certificate
+from . import RelayServer, ServerProcess, on_free_port, self_signed_certificate
 
 APACHE = Path("/usr/sbin/apache2")
 MODULES = Path("/usr/lib/apache2/modules")
@@ -124,17 +124,18 @@ def start_apache(base: Path, *, tls: Optional[tuple[Path, Path]] = None) -> Rela
     data = served_folder()
     (data / "htpasswd").write_text(htpasswd_line(USER, PASSWORD), encoding="utf-8")
     config = base / "httpd.conf"
-    for attempt in range(3):  # a free port may be taken before the server binds it
-        port = free_port()
+
+    def start(port: int) -> ServerProcess:
         config.write_text(apache_config(port, base, data, tls=tls), encoding="utf-8")
         command = [str(APACHE), "-f", str(config), "-DFOREGROUND"]
-        try:
-            server = ServerProcess(command, port, base / "apache.log").start()
-            break
-        except RuntimeError:
-            if attempt == 2:
-                shutil.rmtree(data, ignore_errors=True)
-                raise
+        return ServerProcess(command, port, base / "apache.log").start()
+
+    try:
+        server = on_free_port(start)
+    except RuntimeError:
+        shutil.rmtree(data, ignore_errors=True)
+        raise
+    port = server.port
     scheme = "webdavs" if tls else "webdav"
     return RelayServer(
         scheme,

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from . import RelayServer, ServerProcess, free_port, self_signed_certificate
+from . import RelayServer, ServerProcess, free_port, on_free_port, self_signed_certificate
 
 USER, PASSWORD = "relay", "ftp-secret-123"
 
@@ -45,14 +45,8 @@ def start_ftp(root: Path, base: Path, *, tls: bool = False) -> RelayServer:
     (root / "repos").mkdir(exist_ok=True)
     secret = base / "ftp-password"
     secret.write_text(f"{USER}:{PASSWORD}\n", encoding="utf-8")
-    for attempt in range(3):  # another process may take the free port before the server does
-        port = free_port()
-        try:
-            server = ServerProcess([*command, "-p", str(port)], port, base / "ftp.log").start()
-            break
-        except RuntimeError:
-            if attempt == 2:
-                raise
+    server = _start("ftp", lambda port: [*command, "-p", str(port)], base)
+    port = server.port
     scheme = "ftps" if tls else "ftp"
     return RelayServer(
         scheme,
@@ -124,14 +118,9 @@ def _served_root(root: Path) -> Path:
 
 
 def _start(name: str, command: Callable[[int], list[str]], base: Path) -> ServerProcess:
-    for attempt in range(3):  # another process may take the free port before the server does
-        port = free_port()
-        try:
-            return ServerProcess(command(port), port, base / f"{name}.log").start()
-        except RuntimeError:
-            if attempt == 2:
-                raise
-    raise AssertionError("unreachable")
+    return on_free_port(
+        lambda port: ServerProcess(command(port), port, base / f"{name}.log").start()
+    )
 
 
 def start_vsftpd(root: Path, base: Path, *, tls: bool = False) -> RelayServer:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from . import RelayServer, ServerProcess, free_port
+from . import RelayServer, ServerProcess, on_free_port
 
 RCLONE = "/usr/bin/rclone"
 USER, PASSWORD = "relay", "rclone-secret-123"
@@ -38,18 +38,15 @@ def serve(kind: str, files: Path, base: Path) -> ServerProcess:
     """``rclone serve KIND`` of ``files`` to USER/PASSWORD on a free port of 127.0.0.1."""
     empty = base / "serve.conf"
     empty.touch()
-    for attempt in range(3):  # a free port may be taken before the server binds it
-        port = free_port()
+
+    def start(port: int) -> ServerProcess:
         command = [rclone_binary(), "serve", kind, str(files), "--config", str(empty)]
         command += ["--addr", f"127.0.0.1:{port}", "--user", USER, "--pass", PASSWORD]
         if kind == "sftp":  # its host key, generated once, in the test's folder
             command += ["--key", str(host_key(base))]
-        try:
-            return ServerProcess(command, port, base / f"rclone-serve-{kind}.log").start()
-        except RuntimeError:
-            if attempt == 2:
-                raise
-    raise AssertionError("unreachable")  # pragma: no cover
+        return ServerProcess(command, port, base / f"rclone-serve-{kind}.log").start()
+
+    return on_free_port(start)
 
 
 def host_key(base: Path) -> Path:

@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from . import RelayServer, ServerProcess, free_port
+from . import RelayServer, ServerProcess, on_free_port
 
 #: moto lets this many requests through unauthenticated before it checks credentials.
 SETUP_ACTIONS = 3
@@ -144,16 +144,12 @@ def start_s3(folder: Path, *, auth: bool) -> S3Server:
     else:
         recording = folder / "recording.jsonl"
         env.update(MOTO_ENABLE_RECORDING="True", MOTO_RECORDER_FILEPATH=str(recording))
-    for attempt in range(3):  # another process may take the free port before the server does
-        port = free_port()
-        try:
-            process = MotoProcess(
-                moto_command(port), port, folder / "moto.log", env=env, recording=recording
-            ).start()
-            break
-        except RuntimeError:
-            if attempt == 2:
-                raise
+    process = on_free_port(
+        lambda port: MotoProcess(
+            moto_command(port), port, folder / "moto.log", env=env, recording=recording
+        ).start()
+    )
+    port = process.port
     endpoint = f"http://127.0.0.1:{port}"
     key, secret = "escale-test-key", "escale-test-secret"
     try:

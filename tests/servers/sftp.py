@@ -25,7 +25,7 @@ from typing import Optional
 
 import pytest
 
-from . import RelayServer, ServerProcess, free_port
+from . import RelayServer, ServerProcess, on_free_port
 
 SSHD = "/usr/sbin/sshd"
 USER, PASSWORD = "relay", "sftp-secret-123"
@@ -66,8 +66,8 @@ def start_sshd(base: Path) -> SftpServer:
     if os.geteuid() == 0:
         Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege separation folder
     config = base / "sshd_config"
-    for attempt in range(3):
-        port = free_port()
+
+    def start_on(port: int) -> ServerProcess:
         config.write_text(
             f"Port {port}\nListenAddress 127.0.0.1\nHostKey {base / 'host_key'}\n"
             f"PidFile {base / 'sshd.pid'}\nAuthorizedKeysFile {base / 'authorized_keys'}\n"
@@ -75,13 +75,10 @@ def start_sshd(base: Path) -> SftpServer:
             "UsePAM no\nStrictModes no\nSubsystem sftp internal-sftp\n"
             "MaxStartups 50\nMaxSessions 50\nLogLevel VERBOSE\n"
         )
-        try:
-            server = ServerProcess([SSHD, "-D", "-e", "-f", str(config)], port, base / "sshd.log")
-            server.start()
-            break
-        except RuntimeError:
-            if attempt == 2:
-                raise
+        return ServerProcess([SSHD, "-D", "-e", "-f", str(config)], port, base / "sshd.log").start()
+
+    server = on_free_port(start_on)
+    port = server.port
     return SftpServer(
         "sftp",
         server,
@@ -106,18 +103,16 @@ def start_asyncssh(base: Path, *, posix_rename: bool = True) -> SftpServer:
         key.write_private_key(str(base / "host_key"))
         key.write_public_key(str(base / "host_key.pub"))
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    for attempt in range(3):
-        port = free_port()
+
+    def start_on(port: int) -> ServerProcess:
         command = [sys.executable, "-m", "tests.servers.sftp", "--port", str(port)]
         command += ["--root", str(files), "--user", USER, "--password", PASSWORD]
         command += ["--host-key", str(base / "host_key")]
         command += [] if posix_rename else ["--no-posix-rename"]
-        try:
-            server = ServerProcess(command, port, base / "asyncssh.log", env).start()
-            break
-        except RuntimeError:
-            if attempt == 2:
-                raise
+        return ServerProcess(command, port, base / "asyncssh.log", env).start()
+
+    server = on_free_port(start_on)
+    port = server.port
     return SftpServer(
         "sftp",
         server,

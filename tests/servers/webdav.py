@@ -14,7 +14,7 @@ from typing import Any, Optional
 
 import pytest
 
-from . import RelayServer, ServerProcess, free_port, self_signed_certificate
+from . import RelayServer, ServerProcess, on_free_port, self_signed_certificate
 
 USER, PASSWORD = "relay", "dav-secret-123"
 #: Repositories live under this folder of the server (url_prefix ends with it).
@@ -42,8 +42,8 @@ def start_webdav(root: Path, base: Path, *, tls: Optional[tuple[Path, Path]] = N
     :param tls: (certificate, private key) to serve HTTPS (``webdavs://``).
     """
     (root / BASE).mkdir(parents=True, exist_ok=True)
-    for attempt in range(3):  # a free port may be taken before the server binds it
-        port = free_port()
+
+    def start(port: int) -> ServerProcess:
         config: dict[str, Any] = {
             "host": "127.0.0.1",
             "port": port,
@@ -62,12 +62,10 @@ def start_webdav(root: Path, base: Path, *, tls: Optional[tuple[Path, Path]] = N
             config.update(ssl_certificate=str(tls[0]), ssl_private_key=str(tls[1]))
         path = base / "wsgidav.json"
         path.write_text(json.dumps(config), encoding="utf-8")
-        try:
-            server = ServerProcess(wsgidav_command(path), port, base / "wsgidav.log").start()
-            break
-        except RuntimeError:
-            if attempt == 2:
-                raise
+        return ServerProcess(wsgidav_command(path), port, base / "wsgidav.log").start()
+
+    server = on_free_port(start)
+    port = server.port
     scheme = "webdavs" if tls else "webdav"
     return RelayServer(
         scheme,
