@@ -19,6 +19,7 @@ from .config import Config, SectionConfig
 from .engine import Engine, RoundReport, SyncOptions, retired_message
 from .errors import (
     ClientRetiredError,
+    ConfigError,
     EscaleError,
     LocalFolderError,
     PassphraseChangedError,
@@ -126,7 +127,10 @@ def open_section_relay(section: SectionConfig, plugins: Plugins) -> Relay:
         and section.address.scheme not in ("file", "local", "memory")
         else dict(section.relay_options)
     )
-    relay = open_relay(section.address, plugins.relays, **options)
+    try:
+        relay = open_relay(section.address, plugins.relays, **options)
+    except ConfigError as exc:  # a relay's word on its options: say which file and section
+        raise exc.located(file=section.file, section=section.name) from None
     relay.wait_on_error = frozenset(section.wait_on_error)
     return relay
 

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from escale_core.address import parse_relay_url
-from escale_core.errors import MissingDependencyError, RelayError, RelayNotFoundError
+from escale_core.errors import ConfigError, MissingDependencyError, RelayError, RelayNotFoundError
 from escale_core.plugins import Plugins
 from escale_core.relay import Relay, open_relay
 from escale_core.testing import OpenRelay, RelayConformance
@@ -199,7 +199,7 @@ def test_a_missing_rclone_program_is_one_line_with_an_install_hint(plugins: Plug
 
 
 def test_unknown_relay_options_are_refused_naming_them(plugins: Plugins) -> None:
-    with pytest.raises(RelayError, match=r"unknown colour.*remote, config, rclone_binary, flags"):
+    with pytest.raises(ConfigError, match=r"unknown colour.*remote, config, rclone_binary, flags"):
         opener(plugins, "rclone://disk/repo", colour="blue")()
 
 
@@ -243,4 +243,25 @@ def test_a_round_stopped_midway_through_an_rclone_remote_is_abandoned_and_then_c
 ) -> None:
     network.test_a_round_stopped_midway_over_a_network_relay_is_abandoned_and_then_completes(
         rclone_server, tmp_path, isolated_env
+    )
+
+
+def test_a_wrong_relay_option_names_the_file_and_section_and_exits_2(
+    escale: Any, write_config: Any
+) -> None:
+    config = write_config(
+        """
+        [photos]
+        path = "{tmp}/photos"
+        relay = "rclone://disk/repo"
+        encryption = "plain"
+        [photos.relay_options]
+        flags = "--fast-list"
+        """
+    )
+    run = escale("-c", str(config), "sync", "photos")
+    assert run.returncode == 2
+    assert run.stderr.strip() == (
+        f"escale: error: {config}: [photos] relay_options.flags: must be a list of strings; "
+        'e.g. flags = ["--fast-list"]'
     )

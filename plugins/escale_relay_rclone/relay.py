@@ -51,6 +51,7 @@ from escale_relay_fsspec.relay import READ_BLOCK, RETRY_DELAYS, TEMP_PREFIX
 
 from escale_core.address import RelayAddress
 from escale_core.errors import (
+    ConfigError,
     EscaleError,
     MissingDependencyError,
     RelayAuthError,
@@ -105,22 +106,27 @@ class RcloneRelay(Relay):
         super().__init__(address, **options)
         opts = dict(options)
         remote = str(opts.pop("remote", "") or address.host or "").rstrip(":")
-        where = f"{address.display()}: relay_options"
         if not remote:
-            raise RelayError(
-                f"{address.display()}: no rclone remote; write rclone://REMOTE/path or set "
-                "relay_options remote"
+            raise ConfigError(
+                f"{address.display()}: no rclone remote",
+                key="relay",
+                hint="write rclone://REMOTE/path, or set relay_options.remote",
             )
         binary = str(opts.pop("rclone_binary", "") or "rclone")
         config = opts.pop("config", None)
         flags = opts.pop("flags", [])
         if opts:
-            raise RelayError(
-                f"{where}: unknown {', '.join(sorted(opts))}; the rclone relay takes remote, "
-                "config, rclone_binary, flags"
+            raise ConfigError(
+                f"unknown {', '.join(sorted(opts))}",
+                key=f"relay_options.{sorted(opts)[0]}",
+                hint="the rclone relay takes remote, config, rclone_binary, flags",
             )
         if not isinstance(flags, list) or not all(isinstance(f, str) for f in flags):
-            raise RelayError(f'{where} flags must be a list of strings, e.g. ["--fast-list"]')
+            raise ConfigError(
+                "must be a list of strings",
+                key="relay_options.flags",
+                hint='e.g. flags = ["--fast-list"]',
+            )
         self.remote = remote
         self.fs = f"{remote}:{_remote_path(address.path)}"
         # an on-the-fly remote's parameters may hold a password: messages name its type only
@@ -132,7 +138,11 @@ class RcloneRelay(Relay):
         if config is not None:
             config = os.path.expanduser(str(config))
             if not os.path.isfile(config):
-                raise RelayError(f"{where} config: no rclone configuration file {config}")
+                raise ConfigError(
+                    f"no rclone configuration file {config}",
+                    key="relay_options.config",
+                    hint="give the path of an rclone.conf (rclone config file shows yours)",
+                )
             command += ["--config", config]
         self.daemon = RcloneDaemon(command + flags)
 
