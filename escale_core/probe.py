@@ -124,23 +124,16 @@ def _outcome(probe: Callable[[], Outcome]) -> Outcome:
 
 def probe_relay(relay: Relay) -> list[Check]:
     """Run every probe in a scratch folder of the repository, then delete it; then add what
-    the relay finds out about its server (:func:`_server_checks`, and ``server_notes()``:
-    name → detail, as information)."""
+    the relay finds out about its server (:meth:`Relay.server_report`)."""
     checks = [Check(name, *_outcome(probe)) for name, probe in _Probes(relay).in_order()]
-    notes = getattr(relay, "server_notes", None)
-    if callable(notes):
-        checks += [Check(name, None, detail) for name, detail in notes().items()]
     return checks + _server_checks(relay)
 
 
 def _server_checks(relay: Relay) -> list[Check]:
-    """Lines from the relay's optional ``server_report()`` (``(name, ok, detail)`` tuples:
-    e.g. the WebDAV server's name and what it allows); a failure is one failed line."""
-    report = getattr(relay, "server_report", None)
-    if report is None:
-        return []
+    """The relay's :meth:`~escale_core.relay.Relay.server_report` as lines (e.g. the WebDAV
+    server's name and what it allows); a failure is one failed line."""
     try:
-        return [Check(name, ok, detail) for name, ok, detail in report()]
+        return [Check(name, ok, detail) for name, ok, detail in relay.server_report()]
     except EscaleError as exc:
         return [Check("server", False, str(exc))]
     except Exception as exc:  # a probe must report, not crash

@@ -112,6 +112,13 @@ class Relay(ABC):
         Backends that write temporary objects override it (``escale check``, ``escale fix``)."""
         return []
 
+    def server_report(self) -> builtins.list[tuple[str, Optional[bool], str]]:
+        """What ``escale relay check`` shows of the server, after its probes ran: ``(name,
+        ok, detail)`` lines, ``ok`` ``None`` for information (the server's name, how it lists,
+        whether a rename replaces). Backends that learn something of their server override it.
+        """
+        return []
+
     def close(self) -> None:  # noqa: B027 - optional for relays without connections
         """Release connections."""
 
@@ -197,6 +204,10 @@ class ReadOnlyRelay(Relay):
     def temp_objects(self, prefix: str = "") -> builtins.list[str]:
         """The inner relay's temporary objects."""
         return self.inner.temp_objects(prefix)
+
+    def server_report(self) -> builtins.list[tuple[str, Optional[bool], str]]:
+        """The inner relay's report of its server."""
+        return self.inner.server_report()
 
     def write_bytes(self, name: str, data: bytes) -> None:
         """Refused."""

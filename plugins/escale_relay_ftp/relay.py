@@ -436,8 +436,8 @@ class FtpRelay(FsspecRelay):
             ftp.sendcmd(f"RNFR {temp}")
             ftp.voidcmd(f"RNTO {final}")
 
-    def server_notes(self) -> dict[str, str]:
-        """What ``relay check`` reports of the server, after its probes ran."""
+    def server_report(self) -> builtins.list[tuple[str, Optional[bool], str]]:
+        """The server's greeting, how it lists, and whether RNTO replaces (information)."""
         banner = (self.fs.ftp.welcome or "").splitlines()[0] if self.fs.ftp.welcome else ""
         shown = "".join(c if c.isprintable() else "?" for c in banner[4:80])  # never raw
         listing = {True: "MLSD", False: "LIST -a, parsed (no MLSD)", None: "not listed yet"}
@@ -446,11 +446,11 @@ class FtpRelay(FsspecRelay):
             if self.rename_replaces
             else "refuses to replace: delete, then rename (a reader may miss the object)"
         )
-        return {
-            "ftp server": shown or "?",
-            "ftp listings": listing[self.has_mlsd],
-            "ftp RNFR/RNTO": rename,
-        }
+        return [
+            ("ftp server", None, shown or "?"),
+            ("ftp listings", None, listing[self.has_mlsd]),
+            ("ftp RNFR/RNTO", None, rename),
+        ]
 
     def _discard(self, temp: str) -> None:
         try:
