@@ -45,11 +45,10 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import pytest  # noqa: E402  (the start functions skip with pytest.skip when a server is missing)
 from _measure import BenchmarkError, Sample, measure, run_untimed  # noqa: E402
-from _tools import toml_value  # noqa: E402
+from _tools import RCLONE, rclone_obscured, toml_value  # noqa: E402
 
 from tests.servers import RelayServer  # noqa: E402
 
-RCLONE = "rclone"
 KIB4 = 4096
 #: The folder escale keeps in a synced folder (previous versions...).
 ESCALE_FOLDER = ".escale"
@@ -134,7 +133,9 @@ class Remote:
 
     env: dict[str, str]  #: the environment defining it
     root: str  #: ``remote:path`` of the folder of repositories
-    args: tuple[str, ...] = ("--config", "/dev/null")  #: never the user's rclone.conf
+    #: more rclone flags (RCLONE already says --config /dev/null: never the user's rclone.conf;
+    #: a later --config wins)
+    args: tuple[str, ...] = ()
 
     def folder(self, name: str) -> str:
         """``remote:path/name``."""
@@ -144,11 +145,11 @@ class Remote:
 
     def run(self, *args: str) -> None:
         """An untimed rclone command."""
-        run_untimed([RCLONE, *self.args, *args], env=self.env)
+        run_untimed([*RCLONE, *self.args, *args], env=self.env)
 
     def timed(self, *args: str) -> Sample:
         """A timed rclone command."""
-        return measure([RCLONE, *self.args, *args], env=self.env)
+        return measure([*RCLONE, *self.args, *args], env=self.env)
 
 
 def credentials(server: RelayServer) -> tuple[str, str]:
@@ -178,7 +179,7 @@ def remote_of(server: RelayServer) -> Remote:
     if url.scheme.startswith("ftp") and not password:
         # an anonymous login (vsftpd); rclone's ftp remote cannot go without a password
         password = "anonymous@"
-    secret = run_untimed([RCLONE, "obscure", password]).strip() if password else ""
+    secret = rclone_obscured(password) if password else ""
     env: dict[str, str] = {"TYPE": "ftp" if url.scheme.startswith("ftp") else url.scheme}
     if url.scheme.startswith("webdav"):
         http = "https" if url.scheme == "webdavs" else "http"
@@ -278,7 +279,7 @@ def rclone_run(source: Path, work: Path, remote: Remote) -> dict[str, Sample]:
     # takes for an error rather than an empty destination
     remote.run("mkdir", there)
     # the tree escale synced, without the .escale folder escale keeps in it
-    copy = [RCLONE, *remote.args, "copy", "--exclude", f"/{ESCALE_FOLDER}/**"]
+    copy = [*RCLONE, *remote.args, "copy", "--exclude", f"/{ESCALE_FOLDER}/**"]
     push = synced([*copy, source, there], remote.env)
     pull = synced([*copy, there, work / "C"], remote.env)
     same_tree(source, work / "C", f"rclone copy through {there}", ESCALE_FOLDER)
@@ -369,7 +370,7 @@ def bench_server(
 
 def header(args: argparse.Namespace, argv: list[str]) -> list[str]:
     """Title, machine and software lines."""
-    rclone = run_untimed([RCLONE, "version"]).splitlines()[0] if shutil.which(RCLONE) else "-"
+    rclone = run_untimed([*RCLONE, "version"]).splitlines()[0] if shutil.which(RCLONE[0]) else "-"
     return [
         "# escale through network servers, beside rclone copy",
         "",
@@ -398,7 +399,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         parser.error(f"unknown server(s) {', '.join(sorted(unknown))}; known: {keys}")
     if args.runs < 1 or args.files < 1 or args.big_mib < 1:
         parser.error("--runs, --files and --big-mib must be at least 1")
-    if not args.no_rclone and shutil.which(RCLONE) is None:
+    if not args.no_rclone and shutil.which(RCLONE[0]) is None:
         parser.error("rclone is not installed (apt-get install rclone), or give --no-rclone")
     return args
 
