@@ -164,15 +164,22 @@ class WebdavRelay(FsspecRelay):
     def _mkcol(self, path: str) -> None:
         """``MKCOL`` one folder; ``405`` means it exists. Apache answers ``403`` when another
         client's ``MKCOL`` of the same folder won the race (EEXIST): then it exists too."""
-        from webdav4.client import HTTPError, ResourceAlreadyExists
+        from webdav4.client import ForbiddenOperation, ResourceAlreadyExists
 
         try:
             self.fs.client.mkdir(path)
         except ResourceAlreadyExists:
             pass
-        except HTTPError as exc:
-            if exc.status_code != 403 or not self.fs.client.isdir(path):
+        except ForbiddenOperation:  # webdav4's name for 403 (not an HTTPError subclass)
+            if not self._is_folder(path):
                 raise
+
+    def _is_folder(self, path: str) -> bool:
+        """A ``PROPFIND`` of ``Depth: 0``: webdav4's ``isdir`` sends no Depth, which means
+        infinity, and Apache refuses that with 403 (``DavDepthInfinity`` is off by default)."""
+        client = self.fs.client
+        found = client.propfind(path, headers={"Depth": "0"})
+        return bool(found.get_response_for_path(client.base_url.path, path).properties.collection)
 
     def publish(self, temp: str, final: str) -> None:
         self.fs.client.move(temp, final, overwrite=True)
