@@ -21,12 +21,12 @@ import os
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from importlib.metadata import EntryPoint, entry_points
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import pluggy
 
 from . import __version__, hookspecs
+from .entrypoints import PluginEntry, entry_points_of
 from .errors import EscaleError, PluginError
 from .registry import Registry
 
@@ -120,7 +120,7 @@ class Plugins:
         """Load external plugins, then the built-ins, then fill the registries."""
         disabled = _env_names("ESCALE_DISABLE_PLUGINS") or set()
         only = _env_names("ESCALE_LOAD_PLUGINS")
-        for ep in entry_points(group=ENTRY_POINT_GROUP):
+        for ep in entry_points_of(ENTRY_POINT_GROUP):
             self._load_entry_point(ep, disabled, only)
         for module_name in builtins:
             if _normalize(module_name) not in disabled:
@@ -136,10 +136,9 @@ class Plugins:
             self._collect(hook_name, getattr(self, kind))
 
     def _load_entry_point(
-        self, ep: EntryPoint, disabled: set[str], only: Optional[set[str]]
+        self, ep: PluginEntry, disabled: set[str], only: Optional[set[str]]
     ) -> None:
-        dist = ep.dist
-        dist_name = dist.metadata["Name"] if dist is not None else None
+        dist_name = ep.dist
         names = {_normalize(ep.name)} | ({_normalize(dist_name)} if dist_name else set())
         if names & disabled or (only is not None and not names & only):
             return
@@ -159,8 +158,7 @@ class Plugins:
                 exc,
             )
             return
-        version = dist.version if dist is not None else "unknown"
-        self._register(plugin, ep.name, version, builtin=False, module=ep.value, dist=dist_name)
+        self._register(plugin, ep.name, ep.version, builtin=False, module=ep.value, dist=dist_name)
 
     def _load_builtin(self, module_name: str) -> None:
         try:

@@ -44,6 +44,7 @@ from .errors import (
     RelayNotFoundError,
     UnsupportedFormatError,
 )
+from .keycache import KeyCache
 from .locks import RelayLock
 from .manifest import MAX_CLIENT_STATE, MAX_RETIRED, ClientState, Manifest, Retirement
 from .registry import Registry
@@ -297,6 +298,7 @@ def open_repository(
     kept: Optional[dict[str, Any]] = None,
     create: bool = True,
     kept_key_check: Optional[str] = None,
+    key_cache: Optional[KeyCache] = None,
 ) -> Repository:
     """Open the repository on ``relay``, creating it if the relay folder holds none.
 
@@ -311,6 +313,8 @@ def open_repository(
     :param kept_key_check: the :func:`key_check` of the key this client joined with: a header
         that differs from ``kept`` only in its KDF and wrapped key (``escale key passwd``) is
         accepted when it unwraps to that same key with KDF costs not lowered.
+    :param key_cache: where the key unwrapped with this passphrase is kept for this header
+        (Argon2 then runs once, not at every opening); written once every check passed.
     :raises PassphraseChangedError: the passphrase was changed and this one is the old one.
     :raises IntegrityError: wrong passphrase, tampered or replaced header.
     :raises UnsupportedFormatError: a repository of another format.
@@ -321,10 +325,18 @@ def open_repository(
     )
     rewrapped = kept is not None and header != kept
     cipher_class = _cipher_class(header, ciphers)
-    master, mac_key = _keys(header, cipher_class, passphrase, created, rewrapped)
+    if passphrase is None or not cipher_class.key_size:
+        key_cache = None  # nothing to unwrap: nothing to keep
+    cached = None
+    if key_cache is not None and passphrase is not None and created is None:
+        cached = key_cache.get(header, passphrase)
+    known = created if created is not None else cached
+    master, mac_key = _keys(header, cipher_class, passphrase, known, rewrapped)
     check = key_check(master) if master else ""
     if rewrapped and check != kept_key_check:
         raise IntegrityError(_other_key(kept_key_check))
+    if key_cache is not None and passphrase is not None and cached is None:
+        key_cache.put(header, passphrase, master)
     return Repository(
         relay,
         header["id"],
@@ -354,10 +366,13 @@ def _keys(
     header: dict[str, Any],
     cipher_class: type[Cipher],
     passphrase: Optional[bytes],
-    created: Optional[bytes],
+    known: Optional[bytes],
     rewrapped: bool,
 ) -> tuple[bytes, bytes]:
     """The master key (empty for an unencrypted repository) and the key of client ids.
+
+    :param known: the master key, when this call created the repository or the key cache
+        held it for this very header and passphrase (no unwrapping then).
 
     :raises IntegrityError: an unencrypted header where this section encrypts, or a key
         this passphrase does not unwrap."""
@@ -370,7 +385,7 @@ def _keys(
                 "tampered with)"
             )
         return b"", header["id"].encode()
-    master = created if created is not None else _unwrap(header, passphrase, rewrapped)
+    master = known if known is not None else _unwrap(header, passphrase, rewrapped)
     return master, hmac.new(master, b"escale client ids", hashlib.sha256).digest()
 
 

@@ -28,6 +28,7 @@ from .errors import (
     RepositoryMovedError,
 )
 from .history import LocalState
+from .keycache import KeyCache
 from .local import BackgroundScan, Filters, describe_os_error
 from .manifest import Retirement
 from .plugins import Plugins
@@ -142,6 +143,7 @@ def open_section_repository(
     kept: Optional[dict[str, Any]] = None,
     create: bool = True,
     kept_key_check: Optional[str] = None,
+    key_cache: Optional[KeyCache] = None,
 ) -> Repository:
     """Open (or create) the repository of ``section`` on ``relay``; checks the passphrase.
 
@@ -149,7 +151,8 @@ def open_section_repository(
         new passphrase: see :func:`~escale_core.repository.open_repository`).
     :param create: ``False``: an empty relay folder is refused instead of getting a new
         repository.
-    :param kept_key_check: the fingerprint of the key the client joined with."""
+    :param kept_key_check: the fingerprint of the key the client joined with.
+    :param key_cache: where the unwrapped key is kept (:mod:`escale_core.keycache`)."""
     passphrase = None if section.encryption == "plain" else section.read_passphrase()
     place = f"[{section.name}] relay {section.address.display()}"
     try:
@@ -162,6 +165,7 @@ def open_section_repository(
             kept=kept,
             create=create,
             kept_key_check=kept_key_check,
+            key_cache=key_cache,
         )
     except PassphraseChangedError as exc:
         raise PassphraseChangedError(
@@ -170,6 +174,14 @@ def open_section_repository(
         ) from None
     except EscaleError as exc:
         raise type(exc)(f"{place}: {exc}") from exc
+
+
+def section_key_cache(section: SectionConfig, folder: Path) -> Optional[KeyCache]:
+    """The key cache of ``section`` beside its local state in ``folder``: only where the
+    passphrase is in a private file (see :mod:`escale_core.keycache`)."""
+    if section.encryption == "plain":
+        return None
+    return KeyCache.beside(state_file(section.name, folder), section.passphrase_file)
 
 
 def passphrase_place(section: SectionConfig) -> str:
@@ -306,7 +318,8 @@ def run_round(
             try:
                 kept = state.get_meta("header")
                 check = state.get_meta("key check")
-                repo = open_section_repository(section, relay, plugins, kept, True, check)
+                cache = None if dry_run else section_key_cache(section, folder)
+                repo = open_section_repository(section, relay, plugins, kept, True, check, cache)
                 remember_header(state, repo)  # joined now: this repository for good
                 engine = Engine(repo, state, options, plugins.checksums, prescan)
                 try:

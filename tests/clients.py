@@ -100,6 +100,7 @@ class Cluster:
         root.mkdir(parents=True)
         key = home / "key"
         key.write_text(passphrase + "\n")
+        key.chmod(0o600)  # as 'escale init' writes it: the unwrapped key is then cached
         config = home / "escale.toml"
         config.write_text(
             f'state_dir = "{home / "state"}"\n[shared]\npath = "{root}"\nrelay = "{self.relay}"\n'
