@@ -3,10 +3,11 @@
 ``importlib.metadata.entry_points()`` reads the metadata of every installed distribution:
 importing it and scanning a virtualenv of about a hundred packages costs 25 ms at every
 start, more than the rest of an idle ``escale sync``. The answer is kept in a small JSON file
-in the user cache folder, valid while nothing on ``sys.path`` changed: the key is the
-interpreter, each ``sys.path`` entry and its modification time. Installing, upgrading or
-removing a distribution creates or deletes a ``*.dist-info`` folder in its ``site-packages``,
-which changes that folder's time, so the next start scans again.
+in the user cache folder, valid while the installed distributions did not change: the key is
+the interpreter, each ``sys.path`` entry and the names and modification times of the
+distributions' metadata folders there (``*.dist-info``, ``*.egg-info``). Installing,
+upgrading, reinstalling or removing a distribution creates or deletes such a folder, so the
+next start scans again.
 
 The cache is only ever a shortcut: a missing, unreadable, corrupt or foreign file means a scan,
 and a cache folder that cannot be written means no cache. It holds plugin names and module
@@ -71,23 +72,41 @@ def cache_folder() -> Path:
     return Path(base) / "escale"
 
 
-#: A folder changed less than this long ago may change again within the same timestamp tick
-#: (file times advance by the kernel's coarse clock), so its listing is not cached ("racy
+#: Metadata changed less than this long ago may change again within the same timestamp tick
+#: (file times advance by the kernel's coarse clock), so its answer is not cached ("racy
 #: git" in git's words).
 RACY_SECONDS = 2.0
 
+METADATA_SUFFIXES = (".dist-info", ".egg-info")
+
+
+def _metadata_stamps(entry: str) -> list[str]:
+    """What ``importlib.metadata`` reads in one ``sys.path`` entry, as ``name:mtime`` lines:
+    each distribution's metadata folder (a zip file: the file itself). Other files in the
+    folder (the current folder that ``python -m`` puts first, say) do not matter."""
+    try:
+        if not os.path.isdir(entry or "."):
+            return [f"{entry}:{os.stat(entry).st_mtime_ns}"] if os.path.exists(entry) else []
+        with os.scandir(entry or ".") as items:
+            return [
+                f"{item.name}:{item.stat(follow_symlinks=False).st_mtime_ns}"
+                for item in items
+                if item.name.endswith(METADATA_SUFFIXES)
+            ]
+    except OSError:
+        return []
+
 
 def path_key(group: str) -> tuple[str, int]:
-    """What the scan's answer depends on (the interpreter, ``sys.path`` and its folders'
-    times) as a digest, and the newest of those times in nanoseconds."""
+    """What the scan's answer depends on (the interpreter, each ``sys.path`` entry and the
+    distributions' metadata folders there, with their times) as a digest, and the newest of
+    those times in nanoseconds."""
     parts, newest = [str(CACHE_FORMAT), group, sys.executable], 0
     for entry in sys.path:
-        try:
-            stamp = os.stat(entry or ".").st_mtime_ns
-        except OSError:
-            stamp = -1
-        newest = max(newest, stamp)
-        parts.append(f"{entry}\0{stamp}")
+        stamps = sorted(_metadata_stamps(entry))
+        for stamp in stamps:
+            newest = max(newest, int(stamp.rpartition(":")[2]))
+        parts.append(f"{entry}\0" + "\0".join(stamps))
     digest = hashlib.sha256("\n".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
     return digest, newest
 

@@ -25,7 +25,8 @@ def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     and a cache folder of the test's own."""
     folder = tmp_path / "site"
     make_plugin_dist(folder, "escale-one", "1.0", "escale_one", SOURCE)
-    os.utime(folder, (HOUR_AGO, HOUR_AGO))
+    for info in folder.glob("*.dist-info"):
+        os.utime(info, (HOUR_AGO, HOUR_AGO))
     monkeypatch.syspath_prepend(str(folder))
     monkeypatch.setenv("ESCALE_CACHE_DIR", str(tmp_path / "cache"))
     return folder
@@ -56,6 +57,24 @@ def test_the_remembered_answer_is_used_while_nothing_on_the_path_changed(site: P
     assert "only_in_cache" in names(entry_points_of(GROUP))
 
 
+def test_other_files_changing_beside_the_distributions_do_not_matter(site: Path) -> None:
+    entry_points_of(GROUP)
+    (cache,) = cached_files(site)
+    document = json.loads(cache.read_text())
+    document["entries"].append({"name": "only_in_cache", "value": "x", "dist": None, "version": "0"})
+    cache.write_text(json.dumps(document))
+    (site / "notes.txt").write_text("the current folder of python -m changes all the time")
+    assert "only_in_cache" in names(entry_points_of(GROUP))
+
+
+def test_reinstalling_a_plugin_with_new_entry_points_changes_the_answer(site: Path) -> None:
+    entry_points_of(GROUP)
+    (info,) = site.glob("escale_one-*.dist-info")
+    (info / "entry_points.txt").write_text("[escale]\nrenamed = escale_one\n")
+    os.utime(info)  # pip writes a new folder: a new time
+    assert "renamed" in names(entry_points_of(GROUP))
+
+
 def test_installing_a_plugin_changes_the_answer_at_the_next_start(site: Path) -> None:
     entry_points_of(GROUP)
     make_plugin_dist(site, "escale-two", "2.0", "escale_two", SOURCE)
@@ -75,7 +94,8 @@ def test_removing_a_plugin_changes_the_answer_at_the_next_start(site: Path) -> N
 def test_a_folder_changed_a_moment_ago_is_scanned_but_not_remembered(
     site: Path,
 ) -> None:
-    os.utime(site)  # now: a second change may come within the same timestamp tick
+    for info in site.glob("*.dist-info"):
+        os.utime(info)  # now: a second change may come within the same timestamp tick
     assert "escale_one" in names(entry_points_of(GROUP))
     assert cached_files(site) == []
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Optional
 
 from escale_core import hookimpl
+from escale_core.entrypoints import entry_points_of
 from escale_core.hookspecs import RegisterRelay
 
 RELAY = "escale_relay_fsspec.relay:FsspecRelay"
@@ -154,7 +154,7 @@ def _read_fsspec_table() -> dict[str, dict[str, str]]:
             table = ast.literal_eval(value) if value is not None else None
     if not isinstance(table, dict):
         raise LookupError("fsspec/registry.py has no known_implementations literal")
-    for entry in entry_points(group="fsspec.specs"):
+    for entry in entry_points_of("fsspec.specs"):  # remembered: no importlib.metadata
         table[entry.name] = {
             "class": entry.value.replace(":", "."),
             "err": f"Unable to load filesystem from {entry}",
