@@ -157,6 +157,9 @@ def _read_fsspec_table() -> dict[str, dict[str, str]]:
     for entry in entry_points_of("fsspec.specs"):  # remembered: no importlib.metadata
         table[entry.name] = {
             "class": entry.value.replace(":", "."),
-            "err": f"Unable to load filesystem from {entry}",
+            "err": (  # fsspec's words, which print its EntryPoint
+                f"Unable to load filesystem from EntryPoint(name={entry.name!r}, "
+                f"value={entry.value!r}, group='fsspec.specs')"
+            ),
         }
     return table
