@@ -94,7 +94,7 @@ def stop_daemon(config_file: Optional[Path]) -> Optional[int]:
 def _tell(config_file: Optional[Path], command: str, section: Optional[str], done: str) -> None:
     """Send ``command`` to the running daemon and print what it did."""
     from ..config import load_config
-    from ..daemon.control import ask_daemon
+    from ..control import ask_daemon
     from ..plugins import get_plugins
 
     config = load_config(config_file, get_plugins())

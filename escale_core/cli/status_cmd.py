@@ -80,8 +80,8 @@ def register(app: typer.Typer) -> None:
         Exit status 1 when a relay cannot be read.
         """
         from ..config import load_config
+        from ..control import ask_daemon
         from ..daemon import get_pid_file, running_pid
-        from ..daemon.control import ask_daemon
         from ..plugins import get_plugins
         from ..status import section_status
 

@@ -99,7 +99,7 @@ def _print_round(name: str, report: RoundReport, verbosity: int) -> None:
 def through_daemon(config: Config, names: list[str]) -> bool:
     """Ask the running daemon for a round of each section and print how each ended; return
     whether all ended in sync."""
-    from ..daemon.control import ask_daemon
+    from ..control import ask_daemon
 
     all_ok = True
     for name in names:
@@ -187,7 +187,7 @@ def register(app: typer.Typer) -> None:
         deletion needing --force); 2 for usage or configuration errors.
         """
         from ..config import load_config
-        from ..daemon.control import ask_daemon
+        from ..control import ask_daemon
         from ..plugins import get_plugins
 
         config = load_config(ctx.obj.config, get_plugins())
