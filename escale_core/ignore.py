@@ -12,11 +12,12 @@ import os
 import stat
 import threading
 from pathlib import Path
-from typing import Optional
-
-import pathspec
+from typing import TYPE_CHECKING, Optional
 
 from .errors import LocalFolderError
+
+if TYPE_CHECKING:  # pathspec only when a folder has an ignore file: most start without it
+    import pathspec
 
 #: The name of the ignore file, in the root of a synced folder (never ignored itself).
 IGNORE_FILE = ".escaleignore"
@@ -59,6 +60,8 @@ def parse_ignore(text: str, origin: str) -> Optional[IgnoreRules]:
 
     :raises IgnoreFileError: an invalid pattern, named with ``origin`` and its line number.
     """
+    import pathspec
+
     lines = text.splitlines()
     try:
         spec = pathspec.GitIgnoreSpec.from_lines(lines)

@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
-from ..config import Config, SectionConfig, load_config
 from ..errors import UsageError
-from ..history import LocalState
-from ..plugins import get_plugins
-from ..session import section_state_dir
+
+if TYPE_CHECKING:
+    from ..config import Config, SectionConfig
 
 _MODS = re.compile(r"^(?:[rw][+?-]?)+$")
 _SYMBOL = {True: "+", False: "-", None: "?"}
@@ -56,6 +55,11 @@ def register(app: typer.Typer) -> None:
         section_name: Optional[str] = typer.Option(None, "--section", "-s", help="The section."),
     ) -> None:
         """Show or set per-file permissions (read = may upload, write = may be overwritten)."""
+        from ..config import load_config
+        from ..history import LocalState
+        from ..plugins import get_plugins
+        from ..session import section_state_dir
+
         config = load_config(ctx.obj.config, get_plugins())
         path = file.expanduser().absolute()
         section = _find_section(config, path, section_name)

@@ -8,10 +8,6 @@ from pathlib import Path
 
 import typer
 
-from ..config import load_config
-from ..ops.backup import backup, restore
-from ..plugins import get_plugins
-
 
 def register(app: typer.Typer) -> None:
     """Add ``backup`` and ``restore`` to ``app``."""
@@ -27,6 +23,10 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Save the relay objects of the repository (as they are: still encrypted) into a tar
         archive; an existing ARCHIVE is kept unless --force."""
+        from ..config import load_config
+        from ..ops.backup import backup
+        from ..plugins import get_plugins
+
         plugins = get_plugins()
         config = load_config(ctx.obj.config, plugins)
         # with '-' the archive is stdout: the summary goes to stderr
@@ -46,6 +46,10 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Put the relay objects of an archive back on the section's relay (checked first;
         the header last)."""
+        from ..config import load_config
+        from ..ops.backup import restore
+        from ..plugins import get_plugins
+
         plugins = get_plugins()
         config = load_config(ctx.obj.config, plugins)
         restore(config, section, plugins, archive, force=force, progress=typer.echo)

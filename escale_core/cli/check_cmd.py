@@ -7,12 +7,6 @@ import sys
 
 import typer
 
-from ..config import load_config
-from ..ops.check import check_repository
-from ..ops.maintenance import maintenance
-from ..plugins import get_plugins
-from .progress import RoundProgress
-
 
 def register(app: typer.Typer) -> None:
     """Add the ``check`` command to ``app``."""
@@ -31,6 +25,12 @@ def register(app: typer.Typer) -> None:
 
         Exit 1 if anything is damaged ('escale fix SECTION' repairs it); orphans, leftovers
         and unknown objects are warnings."""
+        from ..config import load_config
+        from ..ops.check import check_repository
+        from ..ops.maintenance import maintenance
+        from ..plugins import get_plugins
+        from .progress import RoundProgress
+
         plugins = get_plugins()
         config = load_config(ctx.obj.config, plugins)
         conf = config.section(section)

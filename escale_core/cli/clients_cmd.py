@@ -6,15 +6,15 @@ from __future__ import annotations
 import datetime
 import json
 import sys
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
-from ..config import load_config
 from ..errors import UsageError
-from ..ops.clients import ClientInfo, ForgetPlan, forget_client, list_clients
-from ..plugins import get_plugins
 from .output import human_size
+
+if TYPE_CHECKING:
+    from ..ops.clients import ClientInfo, ForgetPlan
 
 
 def _when(timestamp: Optional[float]) -> str:
@@ -98,6 +98,10 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """List the clients that joined the repository: mode, last seen, last update, updates
         still on the relay, what each has not acknowledged and what waits only for it."""
+        from ..config import load_config
+        from ..ops.clients import list_clients
+        from ..plugins import get_plugins
+
         config = load_config(ctx.obj.config, get_plugins())
         conf = config.section(section)
         infos = list_clients(config, conf, get_plugins())
@@ -118,6 +122,10 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Retire a client that will never come back: what only it was waiting for (updates,
         full updates it asked for, tombstones) is freed at the next rounds of the others."""
+        from ..config import load_config
+        from ..ops.clients import forget_client
+        from ..plugins import get_plugins
+
         config = load_config(ctx.obj.config, get_plugins())
         conf = config.section(section)
         confirm = (lambda plan: True) if yes else _prompt

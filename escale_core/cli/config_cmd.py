@@ -9,16 +9,7 @@ from typing import Optional
 
 import typer
 
-from ..checksum import resolve_checksum
-from ..config import Config, load_config, to_toml
-from ..config.editing import write_atomically
 from ..errors import UsageError
-from ..ops.importing import check_loads, import_file
-from ..plugins import get_plugins
-
-
-def _load(ctx: typer.Context) -> Config:
-    return load_config(ctx.obj.config, get_plugins())
 
 
 def register(app: typer.Typer) -> None:
@@ -36,7 +27,11 @@ def register(app: typer.Typer) -> None:
 
         Secrets are masked. Exit status 0 when valid, 2 otherwise.
         """
-        config = _load(ctx)
+        from ..checksum import resolve_checksum
+        from ..config import load_config, to_toml
+        from ..plugins import get_plugins
+
+        config = load_config(ctx.obj.config, get_plugins())
         sections = [config.section(section)] if section else list(config.sections.values())
         checksums = get_plugins().checksums
         if as_json:
@@ -72,6 +67,10 @@ def register(app: typer.Typer) -> None:
         still point at the original relay folders: point each at a new empty folder
         (docs/migrating.md). Exit status 2 for an unreadable or invalid OLD.conf.
         """
+        from ..config.editing import write_atomically
+        from ..ops.importing import check_loads, import_file
+        from ..plugins import get_plugins
+
         if output is not None and output.exists() and not force:
             raise UsageError(f"{output} exists: not overwritten (add --force to replace it)")
         plugins = get_plugins()

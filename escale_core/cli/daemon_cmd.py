@@ -12,14 +12,7 @@ from typing import Optional
 
 import typer
 
-from ..config import load_config
-from ..daemon import Daemon, DaemonRunningError, get_pid_file, running_pid
-from ..daemon.control import ask_daemon
-from ..daemon.logs import daemon_log, log_path
-from ..daemon.runner import STOP_TIMEOUT
-from ..daemon.service import daemon_command
 from ..errors import EscaleError
-from ..plugins import get_plugins
 
 log = logging.getLogger("escale")
 
@@ -33,6 +26,12 @@ def start_daemon(config_file: Optional[Path]) -> int:
     :raises DaemonRunningError: one already runs on this configuration.
     :raises EscaleError: it stopped before it was up (its log says why).
     """
+    from ..config import load_config
+    from ..daemon import DaemonRunningError, get_pid_file, running_pid
+    from ..daemon.logs import log_path
+    from ..daemon.service import daemon_command
+    from ..plugins import get_plugins
+
     config = load_config(config_file, get_plugins())  # a bad configuration fails here, now
     pid_file = get_pid_file(config)
     running = running_pid(pid_file)
@@ -73,6 +72,11 @@ def start_daemon(config_file: Optional[Path]) -> int:
 
 def stop_daemon(config_file: Optional[Path]) -> Optional[int]:
     """Stop the running daemon (SIGTERM, then wait); return its pid, ``None`` if none ran."""
+    from ..config import load_config
+    from ..daemon import get_pid_file, running_pid
+    from ..daemon.runner import STOP_TIMEOUT
+    from ..plugins import get_plugins
+
     config = load_config(config_file, get_plugins())
     pid_file = get_pid_file(config)
     pid = running_pid(pid_file)
@@ -89,6 +93,10 @@ def stop_daemon(config_file: Optional[Path]) -> Optional[int]:
 
 def _tell(config_file: Optional[Path], command: str, section: Optional[str], done: str) -> None:
     """Send ``command`` to the running daemon and print what it did."""
+    from ..config import load_config
+    from ..control import ask_daemon
+    from ..plugins import get_plugins
+
     config = load_config(config_file, get_plugins())
     if section is not None:
         config.section(section)  # an unknown section fails with the list of known ones
@@ -143,6 +151,11 @@ def register(app: typer.Typer) -> None:
     def daemon_run(ctx: typer.Context) -> None:
         """The daemon itself, in the foreground, logging to its log file, or to the journal
         under systemd (``start`` and the service run it)."""
+        from ..config import load_config
+        from ..daemon import Daemon
+        from ..daemon.logs import daemon_log
+        from ..plugins import get_plugins
+
         config = load_config(ctx.obj.config, get_plugins())
         daemon_log(config)
         Daemon(ctx.obj.config).run()

@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-import filecmp
 import os
-import secrets
-import tempfile
 from pathlib import Path
 from typing import Optional
 
 import typer
-
-from ..config import parse_config
-from ..plugins import get_plugins
-from ..session import sync_section
-from .output import summary
 
 FILES_A: dict[str, Optional[str]] = {
     "notes/todo.txt": "buy milk\n",
@@ -32,6 +24,8 @@ def _write(root: Path, files: dict[str, Optional[str]]) -> None:
 
 
 def _trees_equal(a: Path, b: Path) -> bool:
+    import filecmp
+
     # .escale holds each side's own previous versions: never synced, so never compared
     cmp = filecmp.dircmp(a, b, ignore=[".escale"])
     if cmp.left_only or cmp.right_only or cmp.diff_files or cmp.funny_files:
@@ -45,6 +39,14 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def demo(keep: bool = typer.Option(False, "--keep", help="Keep the demo folders.")) -> None:
         """Sync two local folders through a local relay, encrypted, no configuration needed."""
+        import secrets
+        import tempfile
+
+        from ..config import parse_config
+        from ..plugins import get_plugins
+        from ..session import sync_section
+        from .output import summary
+
         base = Path(tempfile.mkdtemp(prefix="escale-demo-"))
         key = base / "demo.key"
         key.write_text(secrets.token_urlsafe(24) + "\n")

@@ -7,12 +7,6 @@ import sys
 
 import typer
 
-from ..config import load_config
-from ..ops.fix import fix_repository
-from ..ops.maintenance import maintenance
-from ..plugins import get_plugins
-from .progress import RoundProgress
-
 
 def register(app: typer.Typer) -> None:
     """Add the ``fix`` command to ``app``."""
@@ -29,6 +23,12 @@ def register(app: typer.Typer) -> None:
         """Rebuild the relay's state from this client's up-to-date local folder: put back a
         lost header, delete damaged updates and leftovers, re-send the whole folder as a full
         update. Never changes a local file; run it again if interrupted."""
+        from ..config import load_config
+        from ..ops.fix import fix_repository
+        from ..ops.maintenance import maintenance
+        from ..plugins import get_plugins
+        from .progress import RoundProgress
+
         plugins = get_plugins()
         config = load_config(ctx.obj.config, plugins)
         conf = config.section(section)

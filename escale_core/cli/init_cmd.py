@@ -4,25 +4,15 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
-import click
 import typer
 
-from ..config.schema import MODES
-from ..config.sections import default_client_name
 from ..errors import UsageError
-from ..ops.init import (
-    InitRequest,
-    InitResult,
-    init_config_file,
-    init_section,
-    key_file_for,
-    parse_relay_option,
-    refuse_existing,
-)
-from ..plugins import get_plugins
-from ..probe import Check, format_checks
+
+if TYPE_CHECKING:
+    from ..ops.init import InitRequest, InitResult
+    from ..probe import Check
 
 #: The modes, as asked (the configuration also reads the original Escale's aliases).
 MODE_NAMES = ["shared", "upload", "download", "conservative"]
@@ -50,6 +40,8 @@ def _key_choice(
     ask: Asker, request: InitRequest, config_file: Path, passphrase_file: Optional[Path]
 ) -> None:
     """Fill in the key: a given file, a generated one, or (asked) either."""
+    from ..ops.init import key_file_for
+
     if request.encryption == "plain" or passphrase_file is not None or request.generate_key:
         request.passphrase_file = passphrase_file
         return
@@ -65,6 +57,8 @@ def _key_choice(
 
 def _accept(ask: Asker) -> Callable[[list[Check]], bool]:
     def accept(checks: list[Check]) -> bool:
+        from ..probe import format_checks
+
         if not ask.interactive:
             return False  # the error line names the failed probes
         typer.echo(format_checks(checks), err=True)
@@ -131,6 +125,19 @@ def register(app: typer.Typer) -> None:
         """Set up a section: its relay, local folder and key; create or join the repository.
 
         On a terminal it asks for what the flags do not give; with --yes it asks nothing."""
+        import click
+
+        from ..config.schema import MODES
+        from ..config.sections import default_client_name
+        from ..ops.init import (
+            InitRequest,
+            init_config_file,
+            init_section,
+            parse_relay_option,
+            refuse_existing,
+        )
+        from ..plugins import get_plugins
+
         if passphrase_file is not None and generate_key:
             raise UsageError("give --passphrase-file or --generate-key, not both")
         if mode is not None and mode.lower() not in MODES:

@@ -2,26 +2,26 @@
 
 from __future__ import annotations
 
-import secrets
 import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from ..config import load_config
 from ..errors import UsageError
-from ..ops.keys import change_passphrase, check_new_passphrase
-from ..plugins import get_plugins
 
 
 def new_passphrase(file: Optional[Path], generate: bool) -> bytes:
     """The new passphrase: the first line of ``file``, a generated one, or typed twice.
 
     :raises UsageError: none of them can be had, or both options are given."""
+    from ..ops.keys import check_new_passphrase
+
     if file is not None and generate:
         raise UsageError("give --new-passphrase-file or --generate, not both")
     if generate:
+        import secrets
+
         return secrets.token_urlsafe(32).encode()
     if file is not None:
         try:
@@ -62,6 +62,10 @@ def register(app: typer.Typer) -> None:
         The new passphrase replaces the section's passphrase file (or its passphrase key);
         the other clients refuse to sync until they have it. Safe to run again if
         interrupted."""
+        from ..config import load_config
+        from ..ops.keys import change_passphrase
+        from ..plugins import get_plugins
+
         plugins = get_plugins()
         config = load_config(ctx.obj.config, plugins)
         conf = config.section(section)

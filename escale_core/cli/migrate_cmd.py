@@ -7,10 +7,6 @@ from typing import Optional
 
 import typer
 
-from ..config import load_config
-from ..ops.migrate import migrate, parse_options
-from ..plugins import get_plugins
-
 
 def register(app: typer.Typer) -> None:
     """Add ``migrate`` to ``app``."""
@@ -30,6 +26,10 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Copy the relay repository to DEST_URL, verify every object, and switch the section's
         relay there in the configuration file; the old relay tells its clients where it went."""
+        from ..config import load_config
+        from ..ops.migrate import migrate, parse_options
+        from ..plugins import get_plugins
+
         plugins = get_plugins()
         config = load_config(ctx.obj.config, plugins)
         options = parse_options(option) if option else None

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from ..engine import RoundReport
-from ..local import shown_name
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the engine only when a round ran: ``human_size`` serves every command
+    from ..engine import RoundReport
 
 
 def human_size(size: float) -> str:
@@ -82,6 +84,8 @@ def details(report: RoundReport) -> list[str]:
 
 def changed_while_read_message(path: str) -> str:
     """The notice of a file that changed while the push read it (not an error)."""
+    from ..local import shown_name
+
     return f"local file {shown_name(path)} changed while it was read; it will be sent next round"
 
 

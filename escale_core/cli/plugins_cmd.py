@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import typer
 
-from ..plugins import PluginInfo, get_plugins
+if TYPE_CHECKING:
+    from ..plugins import PluginInfo
 
 _KINDS = ("relays", "ciphers", "checksums", "commands")
 
@@ -22,6 +24,10 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print a JSON list."),
     ) -> None:
         """List installed plugins: name, version, what each provides, the hooks it implements."""
+        from ..plugins import get_plugins
+        from .app import build_app
+
+        build_app()  # plugins' commands are added (and credited) only when asked for: now
         infos = get_plugins().describe(include_builtins=all_)
         if as_json:
             typer.echo(json.dumps([_as_json(i) for i in infos], indent=2))

@@ -6,11 +6,6 @@ import sys
 
 import typer
 
-from ..config import load_config
-from ..plugins import get_plugins
-from ..probe import format_checks, probe_relay
-from ..session import open_section_relay
-
 
 def register(app: typer.Typer) -> None:
     """Add the ``relay`` command group to ``app``."""
@@ -21,6 +16,11 @@ def register(app: typer.Typer) -> None:
     def check(ctx: typer.Context, section: str = typer.Argument(..., help="The section.")) -> None:
         """Probe the relay: write/read/list/delete, streaming, interrupted writes, exclusive
         create, clock skew. Uses a scratch folder it deletes; exit 1 if a probe fails."""
+        from ..config import load_config
+        from ..plugins import get_plugins
+        from ..probe import format_checks, probe_relay
+        from ..session import open_section_relay
+
         config = load_config(ctx.obj.config, get_plugins())
         conf = config.section(section)
         relay = open_section_relay(conf, get_plugins())

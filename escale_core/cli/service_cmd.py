@@ -10,8 +10,6 @@ from typing import Optional
 
 import typer
 
-from ..daemon import service
-
 
 def register(app: typer.Typer) -> None:
     """Add the ``service`` command group to ``app``."""
@@ -37,6 +35,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Write the user service that runs the daemon at login, restarted if it fails, and
         start it (systemctl --user enable --now)."""
+        from ..daemon import service
+
         config_file = config if config is not None else ctx.obj.config
         if print_only:
             content = service.service_file(config_file, os.environ).content
@@ -47,4 +47,6 @@ def register(app: typer.Typer) -> None:
     @group.command("uninstall")
     def uninstall() -> None:
         """Stop the user service and remove its file."""
+        from ..daemon import service
+
         typer.echo(service.uninstall(os.environ))

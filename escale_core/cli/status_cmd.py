@@ -9,11 +9,6 @@ from typing import Any, Optional
 
 import typer
 
-from ..config import load_config
-from ..daemon import get_pid_file, running_pid
-from ..daemon.control import ask_daemon
-from ..plugins import get_plugins
-from ..status import section_status
 from .output import human_size, not_synced_phrase
 
 
@@ -84,6 +79,12 @@ def register(app: typer.Typer) -> None:
 
         Exit status 1 when a relay cannot be read.
         """
+        from ..config import load_config
+        from ..control import ask_daemon
+        from ..daemon import get_pid_file, running_pid
+        from ..plugins import get_plugins
+        from ..status import section_status
+
         config = load_config(ctx.obj.config, get_plugins())
         names = [section] if section else list(config.sections)
         results = [section_status(config, config.section(n), get_plugins()) for n in names]

@@ -8,20 +8,15 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
-from ..config import Config, load_config
-from ..daemon import Daemon
-from ..daemon.control import ask_daemon
-from ..daemon.logs import timestamp_stderr
-from ..engine import RoundReport
 from ..errors import EscaleError, UsageError
-from ..plugins import get_plugins
-from ..session import sync_section
-from .output import changed_while_read_message, details, summary
-from .progress import RoundProgress
+
+if TYPE_CHECKING:
+    from ..config import Config
+    from ..engine import RoundReport
 
 log = logging.getLogger("escale")
 
@@ -49,6 +44,11 @@ def run_rounds(
 ) -> tuple[bool, bool]:
     """One round of each section; return whether all ended in sync, and whether anything
     moved (a dry run: whether all would end in sync)."""
+    from ..engine import RoundReport
+    from ..plugins import get_plugins
+    from ..session import sync_section
+    from .progress import RoundProgress
+
     plugins = get_plugins()
     all_ok, moved = True, False
     results = {}
@@ -74,24 +74,33 @@ def run_rounds(
         moved |= report.transferred
         if as_json:
             results[name] = {**report.as_dict(), "error": None}
-            continue
-        for error in report.errors:
-            log.error("[%s] %s", name, error)
-        for path in report.changed_while_read:
-            log.warning("[%s] %s", name, changed_while_read_message(path))
-        if verbosity >= 0:
-            typer.echo(summary(name, report))
-        if verbosity > 0:
-            for line in details(report):
-                typer.echo(line)
+        else:
+            _print_round(name, report, verbosity)
     if as_json:
         typer.echo(json.dumps(results, indent=2))
     return all_ok, moved
 
 
+def _print_round(name: str, report: RoundReport, verbosity: int) -> None:
+    """A round's errors and notices on stderr, its summary (and with -v its files) on stdout."""
+    from .output import changed_while_read_message, details, summary
+
+    for error in report.errors:
+        log.error("[%s] %s", name, error)
+    for path in report.changed_while_read:
+        log.warning("[%s] %s", name, changed_while_read_message(path))
+    if verbosity >= 0:
+        typer.echo(summary(name, report))
+    if verbosity > 0:
+        for line in details(report):
+            typer.echo(line)
+
+
 def through_daemon(config: Config, names: list[str]) -> bool:
     """Ask the running daemon for a round of each section and print how each ended; return
     whether all ended in sync."""
+    from ..control import ask_daemon
+
     all_ok = True
     for name in names:
         answer = ask_daemon(config, "sync", name)
@@ -124,6 +133,11 @@ def watch_sections(
 ) -> None:
     """Keep ``names`` (``None``: every section, holding the daemon's pid file) in sync in the
     foreground until interrupted: the daemon's code, printing each round with its time."""
+    from ..daemon import Daemon
+    from ..daemon.logs import timestamp_stderr
+    from ..session import sync_section
+    from .output import details, summary
+
     timestamp_stderr()
 
     def printed(name: str, report: RoundReport) -> None:
@@ -172,6 +186,10 @@ def register(app: typer.Typer) -> None:
         Exit status 1 when a transfer or the relay failed, or something waits (quota, a mass
         deletion needing --force); 2 for usage or configuration errors.
         """
+        from ..config import load_config
+        from ..control import ask_daemon
+        from ..plugins import get_plugins
+
         config = load_config(ctx.obj.config, get_plugins())
         names = _sections(config, sections, all_)
         if dry_run and watch:

@@ -11,15 +11,16 @@ import json
 import math
 import os
 import posixpath
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
-from ..config import SectionConfig, load_config
 from ..errors import UsageError
-from ..plugins import get_plugins
-from ..versions import StoredVersion, list_versions, restore_version
 from .output import human_size
+
+if TYPE_CHECKING:
+    from ..config import SectionConfig
+    from ..versions import StoredVersion
 
 _TIME_HINT = 'write 2026-12-04T10:00, "2026-12-04 10:00:00" or Unix seconds'
 
@@ -95,6 +96,10 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     ) -> None:
         """List the kept versions: path, time kept (local time), size."""
+        from ..config import load_config
+        from ..plugins import get_plugins
+        from ..versions import list_versions
+
         conf = load_config(ctx.obj.config, get_plugins()).section(section)
         rel = section_path(conf, path) if path is not None else ""
         found = list_versions(conf.path, rel or None)
@@ -131,6 +136,10 @@ def register(app: typer.Typer) -> None:
 
         A current file is kept as a version first, so nothing is lost.
         """
+        from ..config import load_config
+        from ..plugins import get_plugins
+        from ..versions import restore_version
+
         conf = load_config(ctx.obj.config, get_plugins()).section(section)
         rel = section_path(conf, path)
         if not rel:
