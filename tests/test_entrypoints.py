@@ -17,6 +17,7 @@ from .conftest import make_plugin_dist
 GROUP = "escale"
 SOURCE = "VALUE = 1\n"
 HOUR_AGO = time.time() - 3600
+EXTRA = {"name": "only_in_cache", "value": "x", "dist": None, "version": "0"}
 
 
 @pytest.fixture
@@ -52,7 +53,7 @@ def test_the_remembered_answer_is_used_while_nothing_on_the_path_changed(site: P
     entry_points_of(GROUP)
     (cache,) = cached_files(site)
     document = json.loads(cache.read_text())
-    document["entries"].append({"name": "only_in_cache", "value": "x", "dist": None, "version": "0"})
+    document["entries"].append(EXTRA)
     cache.write_text(json.dumps(document))
     assert "only_in_cache" in names(entry_points_of(GROUP))
 
@@ -61,7 +62,7 @@ def test_other_files_changing_beside_the_distributions_do_not_matter(site: Path)
     entry_points_of(GROUP)
     (cache,) = cached_files(site)
     document = json.loads(cache.read_text())
-    document["entries"].append({"name": "only_in_cache", "value": "x", "dist": None, "version": "0"})
+    document["entries"].append(EXTRA)
     cache.write_text(json.dumps(document))
     (site / "notes.txt").write_text("the current folder of python -m changes all the time")
     assert "only_in_cache" in names(entry_points_of(GROUP))
