@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Optional
 
 #: Bumped when the file's layout changes.
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -116,18 +116,33 @@ def _cache_file(group: str) -> Path:
     return cache_folder() / f"entry-points-{group}-{prefix}.json"
 
 
-def _read(path: Path, key: str) -> Optional[list[PluginEntry]]:
+#: Answers kept per interpreter: ``python -m escale_core`` puts the current folder first on
+#: ``sys.path`` and the ``escale`` script its own folder, so one machine asks a few keys.
+KEPT_ANSWERS = 8
+
+
+def _answers(path: Path) -> dict[str, list[dict[str, object]]]:
     try:
         document = json.loads(path.read_bytes())
-        if document.get("key") != key:
-            return None
-        return [PluginEntry(**item) for item in document["entries"]]
-    except (OSError, ValueError, TypeError, KeyError, AttributeError):
-        return None  # missing, corrupt or of another layout: scan again
+        answers = document["answers"]
+        return answers if isinstance(answers, dict) else {}
+    except (OSError, ValueError, TypeError, KeyError):
+        return {}  # missing, corrupt or of another layout: scan again
+
+
+def _read(path: Path, key: str) -> Optional[list[PluginEntry]]:
+    try:
+        items = _answers(path).get(key)
+        return None if items is None else [PluginEntry(**item) for item in items]  # type: ignore[arg-type]
+    except (TypeError, AttributeError):
+        return None
 
 
 def _write(path: Path, key: str, entries: list[PluginEntry]) -> None:
-    document = {"key": key, "entries": [asdict(entry) for entry in entries]}
+    answers = _answers(path)
+    answers.pop(key, None)
+    answers[key] = [asdict(entry) for entry in entries]  # the newest last
+    document = {"answers": dict(list(answers.items())[-KEPT_ANSWERS:])}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, temp = tempfile.mkstemp(prefix=".entry-points-", dir=path.parent)

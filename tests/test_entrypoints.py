@@ -53,7 +53,8 @@ def test_the_remembered_answer_is_used_while_nothing_on_the_path_changed(site: P
     entry_points_of(GROUP)
     (cache,) = cached_files(site)
     document = json.loads(cache.read_text())
-    document["entries"].append(EXTRA)
+    (answer,) = document["answers"].values()
+    answer.append(EXTRA)
     cache.write_text(json.dumps(document))
     assert "only_in_cache" in names(entry_points_of(GROUP))
 
@@ -62,7 +63,8 @@ def test_other_files_changing_beside_the_distributions_do_not_matter(site: Path)
     entry_points_of(GROUP)
     (cache,) = cached_files(site)
     document = json.loads(cache.read_text())
-    document["entries"].append(EXTRA)
+    (answer,) = document["answers"].values()
+    answer.append(EXTRA)
     cache.write_text(json.dumps(document))
     (site / "notes.txt").write_text("the current folder of python -m changes all the time")
     assert "only_in_cache" in names(entry_points_of(GROUP))
@@ -74,6 +76,16 @@ def test_reinstalling_a_plugin_with_new_entry_points_changes_the_answer(site: Pa
     (info / "entry_points.txt").write_text("[escale]\nrenamed = escale_one\n")
     os.utime(info)  # pip writes a new folder: a new time
     assert "renamed" in names(entry_points_of(GROUP))
+
+
+def test_answers_for_a_few_search_paths_are_kept_side_by_side(
+    site: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entry_points_of(GROUP)
+    monkeypatch.syspath_prepend(str(tmp_path))  # as python -m puts the current folder first
+    entry_points_of(GROUP)
+    (cache,) = cached_files(site)
+    assert len(json.loads(cache.read_text())["answers"]) == 2
 
 
 def test_installing_a_plugin_changes_the_answer_at_the_next_start(site: Path) -> None:
@@ -101,7 +113,9 @@ def test_a_folder_changed_a_moment_ago_is_scanned_but_not_remembered(
     assert cached_files(site) == []
 
 
-@pytest.mark.parametrize("content", [b"", b"{not json", b'{"key": 1}', b"[]", b"\xff\xfe"])
+@pytest.mark.parametrize(
+    "content", [b"", b"{not json", b'{"answers": 1}', b'{"answers": {"k": [1]}}', b"[]", b"\xff"]
+)
 def test_a_corrupt_cache_file_means_a_scan(site: Path, content: bytes) -> None:
     entry_points_of(GROUP)
     (cache,) = cached_files(site)
