@@ -18,6 +18,8 @@ def snapshot(base: Path) -> dict[str, str]:
     for path in sorted(base.rglob("*")):
         if path.name.endswith(".lock") or path.name == "state":
             continue  # the section's lock: held while any round runs, dry or not
+        if ".cache" in path.relative_to(base).parts:
+            continue  # the user's cache (installed plugins: escale_core.entrypoints), no state
         if path.is_file():
             stat = path.stat()
             digest = hashlib.sha256(path.read_bytes()).hexdigest()
