@@ -27,7 +27,7 @@ from typing import Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the _*.py helpers beside this file
 
-from _measure import CommandFailed, Command, run_untimed
+from _measure import Command, CommandFailed, run_untimed
 from _report import header
 from _tools import ESCALE, RCLONE, RunDirs, escale_config, escale_sync
 from _workloads import make_tiny
