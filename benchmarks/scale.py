@@ -53,6 +53,7 @@ class CountResult:
     steps: dict[str, Sample] = field(default_factory=dict)
     state_bytes: int = 0
     relay_bytes: int = 0
+    relay_end_bytes: int = 0
 
 
 def tree_bytes(root: Path) -> int:
@@ -101,11 +102,12 @@ def run_escale(dirs: RunDirs, result: CountResult) -> None:
     push = escale_config(dirs, "A", str(dirs.r))
     pull = escale_config(dirs, "B", str(dirs.r))
     result.steps["first push"] = timed(escale_sync(push))
+    result.relay_bytes = tree_bytes(dirs.r)  # once every client has the data, it is deleted
     result.steps["first pull"] = timed(escale_sync(pull))
     verify(dirs.a, dirs.b)
     result.steps["idle round"] = timed(escale_sync(push))
     result.state_bytes = tree_bytes(dirs.work / "state-A")
-    result.relay_bytes = tree_bytes(dirs.r)
+    result.relay_end_bytes = tree_bytes(dirs.r)
 
 
 def run_baselines(dirs: RunDirs, result: CountResult) -> None:
@@ -172,9 +174,10 @@ def memory_cell(value: float) -> str:
 def sizes_table(results: list[CountResult], baseline_kib: int) -> list[str]:
     """State and relay sizes, and the bytes per file of memory and state."""
     lines = [
-        "| files | state of A (MiB) | state per file (B) | relay (MiB) | relay per file (B) "
+        "| files | state of A (MiB) | state per file (B) | relay after push (MiB) "
+        "| relay per file (B) | relay at the end (KiB) "
         "| memory per file (B): first push | first pull | idle round |",
-        "|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for result in results:
         memory = [memory_cell(per_file(result, step, baseline_kib)) for step in ESCALE_STEPS]
@@ -184,6 +187,7 @@ def sizes_table(results: list[CountResult], baseline_kib: int) -> list[str]:
             f"{result.state_bytes / result.files:.0f}",
             f"{result.relay_bytes / 2**20:.1f}",
             f"{result.relay_bytes / result.files:.0f}",
+            f"{result.relay_end_bytes / 1024:.1f}",
             *memory,
         ]
         lines.append("| " + " | ".join(cells) + " |")
@@ -220,7 +224,9 @@ def legend(baseline_kib: int, results: list[CountResult]) -> list[str]:
         f"- memory per file = (step's peak RSS − {baseline_kib / 1024:.1f} MiB, the smallest "
         "peak of 3 idle syncs of a 10-file folder) ÷ files; goal: under "
         f"{GOAL_BYTES_PER_FILE} B (Syncthing needs about 2.6 KB per item, syncthing#468). "
-        "State = the bytes of A's `state_dir`; relay = the bytes of the `file://` relay.",
+        "State = the bytes of A's `state_dir` after the idle round; relay = the bytes of the "
+        "`file://` relay's files after the first push, and at the end (once B has pulled, "
+        "the data every client has is deleted from the relay).",
         "- growth = (figure at the larger count ÷ figure at the smaller) ÷ (ratio of the "
         "counts): 1.0 is linear, above 1 grows faster than the tree. RSS growth uses the "
         "memory above the 10-file baseline.",

@@ -251,7 +251,7 @@ def test_scale_benchmark_reports_every_step_and_the_bytes_per_file(tmp_path: Pat
     rows = markdown_rows(done.stdout)
     steps = [row[1] for row in rows if row[0] == "200" and len(row) == 6]
     assert steps == ["first push", "first pull", "idle round", "find", "cp -r A R && cp -r R B"]
-    sizes = [row for row in rows if row[0] == "200" and len(row) == 8]
+    sizes = [row for row in rows if row[0] == "200" and len(row) == 9]
     assert len(sizes) == 1 and int(sizes[0][2]) > 0 and int(sizes[0][4]) > 0, done.stdout
-    assert all(cell.endswith(("(met)", "(missed)")) for cell in sizes[0][5:]), sizes
+    assert all(cell.endswith(("(met)", "(missed)")) for cell in sizes[0][6:]), sizes
     assert not any(tmp_path.glob("escale-bench-*")), "the work folder was not removed"
