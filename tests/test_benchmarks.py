@@ -241,7 +241,7 @@ def test_scale_benchmark_reports_every_step_and_the_bytes_per_file(tmp_path: Pat
         [
             sys.executable,
             str(ROOT / "benchmarks" / "scale.py"),
-            *("--counts", "200", "--workdir", str(tmp_path)),
+            *("--counts", "200", "--settle", "0", "--workdir", str(tmp_path)),
         ],
         capture_output=True,
         text=True,
