@@ -192,3 +192,66 @@ def test_a_relay_benchmark_server_whose_start_function_is_missing_is_not_availab
     missing = relays.ServerEntry("x", "X", "ftp", "start_no_such_server").start_function()
     assert missing == "tests.servers.ftp has no start_no_such_server"
     assert callable(relays.ServerEntry("ftp", "FTP", "ftp", "start_ftp").start_function())
+
+
+def markdown_rows(text: str) -> list[list[str]]:
+    """The cells of every markdown table row that is not a separator."""
+    return [
+        [cell.strip() for cell in line.strip().strip("|").split("|")]
+        for line in text.splitlines()
+        if line.startswith("| ") and not line.startswith("|---")
+    ]
+
+
+def test_startup_benchmark_reports_every_command_against_python_and_the_slowest_imports(
+    tmp_path: Path,
+) -> None:
+    """benchmarks/startup.py with 2 runs: one row per command with its ratio and target, the
+    imports table under it, every run in the JSON file."""
+    output, data = tmp_path / "startup.md", tmp_path / "startup.json"
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "startup.py"),
+            *("--runs", "2", "--workdir", str(tmp_path)),
+            *("--output", str(output), "--json", str(data)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    rows = {row[0]: row for row in markdown_rows(done.stdout)}
+    assert rows["python -c pass"][3] == "1.0×"
+    for name in ("python -m escale_core --version", "escale sync s (unchanged, 10 files)"):
+        assert float(rows[name][1]) > 0 and rows[name][4].split()[0] in ("met", "missed"), name
+    assert ("rclone copy (1 file, reference)" in rows) == (shutil.which("rclone") is not None)
+    modules = [row[0] for row in markdown_rows(done.stdout) if row[0].startswith("`")]
+    assert len(modules) == 10 and any("escale_core" in module for module in modules)
+    records = json.loads(data.read_text(encoding="utf-8"))["rows"]
+    assert all(len(record["walls_s"]) == 2 for record in records)
+    assert output.read_text(encoding="utf-8").strip() == done.stdout.strip()
+    assert not any(tmp_path.glob("escale-bench-*")), "the work folder was not removed"
+
+
+def test_scale_benchmark_reports_every_step_and_the_bytes_per_file(tmp_path: Path) -> None:
+    """benchmarks/scale.py at 200 files: every step has a row, the sizes table a row with
+    the memory per file marked against the goal, and the work folder is removed."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "scale.py"),
+            *("--counts", "200", "--settle", "0", "--workdir", str(tmp_path)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    rows = markdown_rows(done.stdout)
+    steps = [row[1] for row in rows if row[0] == "200" and len(row) == 6]
+    assert steps == ["first push", "first pull", "idle round", "find", "cp -r A R && cp -r R B"]
+    sizes = [row for row in rows if row[0] == "200" and len(row) == 9]
+    assert len(sizes) == 1 and int(sizes[0][2]) > 0 and int(sizes[0][4]) > 0, done.stdout
+    assert all(cell.endswith(("(met)", "(missed)")) for cell in sizes[0][6:]), sizes
+    assert not any(tmp_path.glob("escale-bench-*")), "the work folder was not removed"
