@@ -94,9 +94,12 @@ def measure(
 ) -> Sample:
     """Run ``command`` (stdout discarded) and return its :class:`Sample`.
 
+    Every dirty page is written to disk first (``sync``, untimed): a tool that makes its
+    writes durable (escale's ``syncfs``) must not pay for what the previous step left dirty.
     ``Popen`` returns once the child has exec'd, so every VmHWM read belongs to the new
     program. Raises :class:`CommandFailed` (with the end of stderr) on a non-zero exit.
     """
+    os.sync()  # untimed: no tool pays for the writeback of the step before it
     with tempfile.TemporaryFile() as stderr:
         own_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         start = time.perf_counter()

@@ -75,7 +75,9 @@ def header(workdir: Path, argv: list[str], repeat: int) -> list[str]:
         f"- work dir: `{workdir}` (filesystem {fs})",
         f"- software: Python {platform.python_version()}, escale {_escale_version()}, "
         f"rclone {_version('rclone', ['rclone', 'version'])}, "
-        f"restic {_version('restic', ['restic', 'version'])}",
+        f"restic {_version('restic', ['restic', 'version'])}, "
+        f"unison {_version('unison', ['unison', '-version'])}, "
+        f"syncthing {_version('syncthing', ['syncthing', '--version'])}",
         f"- date: {now}",
         f"- command: `{shlex.join(['python', sys.argv[0], *argv])}`",
         f"- repetitions: {repeat} (tools alternate, order rotated each repetition, "
@@ -132,8 +134,14 @@ def legend() -> list[str]:
         "repetition.",
         "- ratio = the tool's median wall ÷ the median wall of `cp -r A R && cp -r R B` on the "
         "same workload (W4: ÷ `find A -printf '%s %T@\\n'`). An escale row that misses its "
-        "target says so: targets are W1, W2, W6 ≤ 2× cp; W3 ≤ 3× cp with peak RSS < 64 MiB; "
-        "W4 ≤ 3× find.",
+        "target says so: targets (issue 14) are W1, W2, W6 ≤ 1× cp; W3 ≤ 1.2× cp with peak "
+        "RSS < 64 MiB; W4 ≤ 2× find.",
+        "- every timed step starts after a `sync` (untimed), so no tool pays for the writeback "
+        "of the step before it.",
         "- W4 times a second run over the unchanged tree after an untimed first one "
-        "(escale sync, rclone copy).",
+        "(escale sync, rclone copy, unison).",
+        "- unison: `unison A R` then `unison R B` (`-batch -auto -times`); syncthing: two "
+        "instances on 127.0.0.1, A's folder shared directly with B (no relay), timed from "
+        "their start until B holds every file and both are idle (start-up and A's initial "
+        "scan included); its CPU is both processes', its peak RSS the larger one.",
     ]

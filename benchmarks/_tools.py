@@ -127,7 +127,8 @@ def restic_transfer(dirs: RunDirs) -> Sample:
     env = restic_env(dirs)
     run_untimed(["restic", "--repo", dirs.r, "init"], env=env)
     backup = measure(["restic", "--repo", dirs.r, "backup", "."], cwd=dirs.a, env=env)
-    restore = ["restic", "--repo", dirs.r, "restore", "latest", "--target", dirs.b]
+    restore: list[Union[str, Path]] = ["restic", "--repo", dirs.r, "restore", "latest"]
+    restore += ["--target", dirs.b]
     return backup + measure(restore, env=env)
 
 
@@ -152,6 +153,7 @@ def escale_config(dirs: RunDirs, client: str, relay: str, extra: str = "") -> Pa
     """Write the TOML configuration of client ``A`` or ``B`` (section ``s``), return its path."""
     key = dirs.work / "key"
     key.write_text(PASSPHRASE + "\n")
+    key.chmod(0o600)  # as 'escale init' writes it (the unwrapped key is then cached)
     path = dirs.work / f"{client}.toml"
     path.write_text(
         f"state_dir = {toml_value(dirs.work / ('state-' + client))}\n"
@@ -203,12 +205,16 @@ def verify(a: Path, b: Path) -> None:
 
 def local_tools() -> list[Tool]:
     """Every tool on the local file relay, in table order (the baselines first)."""
+    import _peers as peers  # it needs RunDirs from here
+
     return [
         Tool("cp", "cp", transfer=cp_transfer),
         Tool("find", "find", idle=find_idle),
         Tool("rclone", "rclone", transfer=rclone_transfer, idle=rclone_idle),
         Tool("rclone-crypt", "rclone", transfer=rclone_crypt_transfer),
         Tool("restic", "restic", transfer=restic_transfer, restored=restic_restored),
+        Tool("unison", "unison", transfer=peers.unison_transfer, idle=peers.unison_idle),
+        Tool("syncthing", "syncthing", transfer=peers.syncthing_transfer),
         Tool(
             "escale",
             transfer=escale_through(lambda dirs: str(dirs.r)),

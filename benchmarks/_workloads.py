@@ -136,10 +136,10 @@ def workloads(scale: int) -> list[Workload]:
     """W1 … W6 at this scale."""
     tree = trees(scale)
     return [
-        Workload("W1", TRANSFER, tree["small"], Target(2.0)),
-        Workload("W2", TRANSFER, tree["medium"], Target(2.0)),
-        Workload("W3", TRANSFER, tree["big"], Target(3.0, rss_mib=64.0), delete_each_run=True),
-        Workload("W4", IDLE, tree["tiny"], Target(3.0)),
+        Workload("W1", TRANSFER, tree["small"], Target(1.0)),
+        Workload("W2", TRANSFER, tree["medium"], Target(1.0)),
+        Workload("W3", TRANSFER, tree["big"], Target(1.2, rss_mib=64.0), delete_each_run=True),
+        Workload("W4", IDLE, tree["tiny"], Target(2.0)),
         Workload("W5", NETWORK, tree["small"], None),
-        Workload("W6", TRANSFER, tree["tiny"], Target(2.0)),
+        Workload("W6", TRANSFER, tree["tiny"], Target(1.0)),
     ]

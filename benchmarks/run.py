@@ -1,9 +1,10 @@
-"""escale beside cp, rclone, rclone crypt and restic, on one machine in one run.
+"""escale beside cp, rclone, rclone crypt, restic, Unison and Syncthing, on one machine in one run.
 
 Usage::
 
     python benchmarks/run.py [--quick] [--repeat N] [--workloads 1,2,...]
-        [--tools cp,rclone,rclone-crypt,restic,escale] [--workdir DIR] [--output FILE.md]
+        [--tools cp,rclone,rclone-crypt,restic,unison,syncthing,escale]
+        [--workdir DIR] [--output FILE.md]
 
 Workloads W1–W6 and tools are described in benchmarks/README.md. Every run works in fresh
 folders under a ``chattr +T`` base folder; each workload's folders are deleted once the
@@ -31,8 +32,13 @@ from _servers import network_tools
 from _tools import RunDirs, Tool, local_tools, verify
 from _workloads import IDLE, NETWORK, Tree, Workload, workloads
 
-TOOLS = ("cp", "rclone", "rclone-crypt", "restic", "escale")
-INSTALL = {"rclone": "apt-get install rclone", "restic": "apt-get install restic"}
+TOOLS = ("cp", "rclone", "rclone-crypt", "restic", "unison", "syncthing", "escale")
+INSTALL = {
+    "rclone": "apt-get install rclone",
+    "restic": "apt-get install restic",
+    "unison": "apt-get install unison",
+    "syncthing": "apt-get install syncthing",
+}
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
