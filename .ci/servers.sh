@@ -15,6 +15,9 @@ apt-get update -qq >/dev/null 2>&1
 apt-get install -y -qq --no-install-recommends openssh-server vsftpd apache2 rclone \
     libhiredis0.14 libmemcached11 libmemcachedutil2 libpcre2-posix3 libidn2-0 libacl1 \
     >/dev/null 2>&1 || echo "some server packages could not be installed: their tests are skipped"
+# The benchmarks' peers, for the benchmark smoke tests (skipped with a note when missing).
+apt-get install -y -qq --no-install-recommends restic unison syncthing >/dev/null 2>&1 \
+    || echo "restic, unison or syncthing could not be installed: the benchmarks skip them"
 if ! [ -x /opt/escale-test/proftpd/usr/sbin/proftpd ]; then
     work=$(mktemp -d)
     if (cd "$work" && apt-get download -qq proftpd-core >/dev/null 2>&1); then

@@ -57,9 +57,11 @@ def test_quick_benchmark_syncs_every_workload_and_reports_each_tool(tmp_path: Pa
     assert ("W4", "find") in rows and ("W4", "escale") in rows
     network = [tool for key, tool in rows if key == "W5"]
     assert any(tool.startswith("escale ") for tool in network) or "W5 " in done.stdout
-    for tool, binary in (("rclone", "rclone"), ("restic", "restic")):
+    for tool in ("rclone", "restic", "unison", "syncthing"):
         ran = ("W1", tool) in rows
-        assert ran or f"{tool}: not installed" in done.stdout, binary
+        assert ran or f"{tool}: not installed" in done.stdout, tool
+    if ("W1", "unison") in rows:
+        assert ("W4", "unison") in rows  # unison's idle round
     assert output.read_text() == done.stdout
     assert not any(tmp_path.glob("escale-bench-*")), "the work folder was not removed"
 
