@@ -8,8 +8,10 @@ is checked before anything is written locally: types, sizes, object references a
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
@@ -94,7 +96,20 @@ def _refuse_path(path: Any) -> NoReturn:
     raise IntegrityError(f"manifest path {path!r} is unsafe")  # pragma: no cover
 
 
-@dataclass
+def _json_list(
+    compressor: Any, key: str, rows: Iterator[list[Any]], batch: int = 1000
+) -> Iterator[bytes]:
+    """``, "key": [row, row, ...]`` as compressed pieces, ``batch`` rows at a time."""
+    yield compressor.compress(f", {json.dumps(key)}: [".encode())
+    first = True
+    for group in iter(lambda: list(itertools.islice(rows, batch)), []):
+        text = ", ".join(map(json.dumps, group))
+        yield compressor.compress(((", " if not first else "") + text).encode())
+        first = False
+    yield compressor.compress(b"]")
+
+
+@dataclass(slots=True)  # 100,000s of them: no __dict__ each
 class FileEntry:
     """A file version in an update.
 
@@ -122,7 +137,7 @@ class FileEntry:
     pieces: list[tuple[int, int, int]] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(slots=True)  # 100,000s of them: no __dict__ each
 class Deletion:
     """A tombstone: ``path`` was deleted by ``author`` in its update ``dot``, at ``mtime_ns``,
     having seen ``version``, replacing a version of generation ``gen - 1``; ``prune``: its
@@ -137,7 +152,7 @@ class Deletion:
     prune: bool = False
 
 
-@dataclass
+@dataclass(slots=True)  # 100,000s of them: no __dict__ each
 class ObjectRef:
     """A data object of the update: ``kind`` pack or chunk, ``size`` plaintext bytes stored,
     ``compressed`` whether zstd was applied."""
@@ -184,16 +199,7 @@ class Manifest:
         def flat(vector: Vector) -> list[int]:
             return [x for cid, seq in sorted(vector.items()) for x in (index(cid), seq)]
 
-        files = [
-            [f.path, f.size, f.mtime_ns, f.checksum, flat(f.version), index(f.author), f.dot,
-             f.gen, f.pieces]
-            for f in self.files
-        ]  # fmt: skip
-        deletions = [
-            [d.path, flat(d.version), index(d.author), d.dot, d.gen, d.mtime_ns, d.prune]
-            for d in self.deletions
-        ]
-        data = {
+        head = {
             "format": "escale-manifest",
             "version": MANIFEST_VERSION,
             "repo": self.repo,
@@ -205,13 +211,27 @@ class Manifest:
             "pullers": self.pullers,
             "time": self.time,
             "snapshot_for": self.snapshot_for,
-            "ids": list(ids),
-            "names": [self.names.get(cid, "") for cid in ids],
             "objects": [[o.kind, o.size, o.compressed] for o in self.objects],
-            "files": files,
-            "deletions": deletions,
         }
-        return zstandard.ZstdCompressor(level=3).compress(json.dumps(data).encode())
+        # rows are encoded and compressed a batch at a time: a full update of a million files
+        # never holds all its rows, nor the whole JSON text, in memory at once
+        compressor = zstandard.ZstdCompressor(level=3).compressobj()
+        out = [compressor.compress(json.dumps(head)[:-1].encode())]
+        rows = (
+            [f.path, f.size, f.mtime_ns, f.checksum, flat(f.version), index(f.author), f.dot,
+             f.gen, f.pieces]
+            for f in self.files
+        )  # fmt: skip
+        out += _json_list(compressor, "files", rows)
+        gone = (
+            [d.path, flat(d.version), index(d.author), d.dot, d.gen, d.mtime_ns, d.prune]
+            for d in self.deletions
+        )
+        out += _json_list(compressor, "deletions", gone)
+        names = [self.names.get(cid, "") for cid in ids]  # the ids, known once rows are done
+        tail = json.dumps({"ids": list(ids), "names": names})[1:]
+        out += [compressor.compress(b", " + tail.encode()), compressor.flush()]
+        return b"".join(out)
 
     @classmethod
     def decode(cls, blob: bytes, repo: str, client: str, seq: int) -> Manifest:

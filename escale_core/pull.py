@@ -64,7 +64,7 @@ class PullResult:
     bytes: int = 0
 
 
-@dataclass
+@dataclass(slots=True)  # one per file pulled
 class _Write:
     """Put an incoming file at ``target``.
 
@@ -83,7 +83,7 @@ class _Write:
     copy_to: Optional[tuple[str, Optional[Version]]] = None
 
 
-@dataclass
+@dataclass(slots=True)  # one per file pulled
 class _Delete:
     """Delete the local file ``path`` (it must still be ``expect``), recording ``version``;
     its content goes to the conflict copy ``copy_to`` when given, else to the versions."""

@@ -11,7 +11,7 @@ import zstandard
 
 from escale_core import manifest as module
 from escale_core.errors import IntegrityError
-from escale_core.manifest import ClientState, FileEntry, Manifest, ObjectRef, safe_path
+from escale_core.manifest import ClientState, Deletion, FileEntry, Manifest, ObjectRef, safe_path
 
 REPO, CID, SEQ = "r" * 32, "a" * 32, 1
 
@@ -24,7 +24,8 @@ def valid() -> dict[str, Any]:
     manifest.files.append(
         FileEntry("a.txt", 5, 10**18, "ab" * 32, {CID: SEQ}, CID, SEQ, 1, [(0, 0, 5)])
     )
-    data: dict[str, Any] = json.loads(zstandard.ZstdDecompressor().decompress(manifest.encode()))
+    reader = zstandard.ZstdDecompressor().stream_reader(manifest.encode())  # size undeclared
+    data: dict[str, Any] = json.loads(reader.read())
     return data
 
 
@@ -58,6 +59,27 @@ def bomb(padding: int, declare: bool) -> bytes:
 
 def test_a_valid_manifest_is_read() -> None:
     assert decode(valid()).files[0].path == "a.txt"
+
+
+def test_a_manifest_of_many_batches_reads_back_equal() -> None:
+    """Rows are encoded a batch at a time: more than one batch of files and of deletions, with
+    several authors, read back entry for entry."""
+    others = ["b" * 32, "c" * 32]
+    manifest = Manifest(REPO, CID, SEQ, "sha256", 1, 1.0)
+    manifest.names.update({CID: "alice", others[0]: "bob", others[1]: "carol"})
+    manifest.objects.append(ObjectRef("pack", 2500, False))
+    for i in range(2500):
+        author = [CID, *others][i % 3]
+        version = {CID: SEQ, author: 7 + i}
+        manifest.files.append(
+            FileEntry(f"d/{i}", 1, 10**18 + i, "ab" * 32, version, author, 7 + i, 2, [(0, i, 1)])
+        )
+    for i in range(1200):
+        manifest.deletions.append(Deletion(f"gone/{i}", {others[1]: i + 1}, others[1], i + 1, 3, i))
+    back = Manifest.decode(manifest.encode(), REPO, CID, SEQ)
+    assert back.files == manifest.files
+    assert back.deletions == manifest.deletions
+    assert back.names == manifest.names
 
 
 @pytest.mark.parametrize("declare", [True, False], ids=["size declared", "size unknown"])
