@@ -83,6 +83,8 @@ class ServerProcess:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 env=self.env,
+                # its own process group: a kill reaches the workers it forks meanwhile too
+                start_new_session=True,
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -113,15 +115,29 @@ class ServerProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(10)
+        self._kill_group()
 
     def kill(self) -> None:
-        """SIGKILL, as a crash would (for fault tests)."""
-        if self.process is not None and self.process.poll() is None:
-            for pid in children(self.process.pid):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-            self.process.kill()
-            self.process.wait(10)
+        """SIGKILL, as a crash would (for fault tests), to the server and every process it
+        forked. The server is stopped first: a server that forks workers (Apache) could
+        otherwise fork one between the listing of its children and its own kill, and that
+        orphan would go on serving the port."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.process.pid, signal.SIGSTOP)
+        for pid in children(self.process.pid):  # those that left the group too (sshd's)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self._kill_group()
+        self.process.kill()
+        self.process.wait(10)
+
+    def _kill_group(self) -> None:
+        """SIGKILL whatever is left of the server's process group (its session)."""
+        assert self.process is not None
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signal.SIGKILL)
 
     def restart(self) -> ServerProcess:
         """Start again on the same port (after :meth:`kill` or :meth:`stop`)."""
