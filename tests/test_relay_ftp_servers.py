@@ -208,14 +208,17 @@ def test_a_proftpd_refusing_to_replace_files_is_one_error_naming_its_setting(
     assert "AllowOverwrite on" in str(caught.value) and "not found" not in str(caught.value)
 
 
+@pytest.mark.parametrize("size", [1, 8 << 20], ids=["1 byte", "8 MiB"])
 def test_an_ftps_server_requiring_tls_session_reuse_is_told_how_to_fix(
-    tmp_path: Path, plugins: Plugins
+    tmp_path: Path, plugins: Plugins, size: int
 ) -> None:
+    """The server's 425 is the message, also when the refused data connection breaks the
+    upload first (8 MiB cannot fit in the socket's buffers: the send fails, broken pipe)."""
     server = strict_proftpd(tmp_path, True, "TLSOptions NoSessionReuseRequired")
     relay = relay_opener(server, plugins)()
     try:
         with pytest.raises(RelayError) as caught:
-            relay.write_bytes("x", b"1")
+            relay.write_bytes("x", b"1" * size)
     finally:
         relay.close()
         server.server.stop()

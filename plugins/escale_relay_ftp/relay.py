@@ -403,20 +403,38 @@ class FtpRelay(FsspecRelay):
             try:
                 for chunk in chunks:
                     conn.sendall(chunk)
-            except BaseException:
+            except BaseException as cut:
                 conn.close()
-                try:
-                    ftp.voidresp()  # the server's answer to the cut transfer
-                except Exception:
-                    self._drop()
+                reason = self._cut_reason(ftp)
                 self._discard(temp)
+                if reason is not None and isinstance(cut, OSError):
+                    raise reason from cut  # "425 ..." says more than "broken pipe"
                 raise
             try:
                 self._finish(ftp, conn)
+            except OSError as cut:  # the server closed the data connection (TLS refused)
+                reason = self._cut_reason(ftp)
+                self._discard(temp)
+                if reason is not None:
+                    raise reason from cut
+                raise
+            try:
                 self.publish(temp, path)
             except BaseException:
                 self._discard(temp)
                 raise
+
+    def _cut_reason(self, ftp: ftplib.FTP) -> Optional[ftplib.Error]:
+        """The server's answer to a transfer cut short, when it is an error (a refused TLS
+        session on the data connection, a full disk); the connection is dropped when the
+        answer cannot be read."""
+        try:
+            ftp.voidresp()
+        except ftplib.Error as exc:
+            return exc
+        except Exception:
+            self._drop()
+        return None
 
     def publish(self, temp: str, final: str) -> None:
         ftp = self._ftp()
