@@ -132,6 +132,10 @@ def open_section_relay(section: SectionConfig, plugins: Plugins) -> Relay:
         relay = open_relay(section.address, plugins.relays, **options)
     except ConfigError as exc:  # a relay's word on its options: say which file and section
         raise exc.located(file=section.file, section=section.name) from None
+    except RelayError as exc:  # say which section, as a round's errors do
+        shown = section.address.display()
+        place = f"[{section.name}] relay" + ("" if shown in str(exc) else f" {shown}")
+        raise type(exc)(f"{place}: {exc}") from exc
     relay.wait_on_error = frozenset(section.wait_on_error)
     return relay
 

@@ -179,12 +179,23 @@ def network_cluster(server: RelayServer, tmp_path: Path, env: dict[str, str]) ->
     return Cluster(tmp_path / "clients", server.url(f"repo-{uuid.uuid4().hex[:8]}"), env)
 
 
-def add(cluster: Cluster, server: RelayServer, name: str, extra: str = "") -> Client:
+def add(
+    cluster: Cluster,
+    server: RelayServer,
+    name: str,
+    extra: str = "",
+    *,
+    login: Optional[tuple[str, dict[str, object]]] = None,
+) -> Client:
     """A new client of ``cluster`` whose section has what ``server`` needs (credentials,
-    ``relay_options``)."""
-    options = "".join(f"{k} = {toml_value(v)}\n" for k, v in server.relay_options.items())
+    ``relay_options``).
+
+    :param login: other credential lines and relay options than the server's (wrong ones).
+    """
+    config, relay_options = login or (server.config, server.relay_options)
+    options = "".join(f"{k} = {toml_value(v)}\n" for k, v in relay_options.items())
     table = f"[shared.relay_options]\n{options}" if options else ""
-    return cluster.add(name, extra=f"{server.config}\n{extra}\n{table}")
+    return cluster.add(name, extra=f"{config}\n{extra}\n{table}")
 
 
 def toml_value(value: object) -> str:

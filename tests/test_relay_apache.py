@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import os
 import socket
-import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -20,7 +19,6 @@ import pytest
 from escale_core.plugins import Plugins
 from escale_core.probe import _server_checks
 
-from .clients import add, network_cluster, same_tree
 from .servers import RelayServer, children
 from .servers.apache import BASE, PASSWORD, USER, start_apache, stop_apache
 from .test_relay_webdav import relay_on
@@ -127,31 +125,6 @@ def test_apache_leaves_no_process_behind_when_stopped(tmp_path: Path) -> None:
     stop_apache(server)
     assert not [p for p in [pid, *workers] if Path(f"/proc/{p}").exists()]
     assert server.files is not None and not server.files.exists()
-
-
-def one_line(run: subprocess.CompletedProcess[str], expected: str) -> None:
-    lines = [line for line in run.stderr.splitlines() if line.strip()]
-    assert run.returncode == 1 and len(lines) == 1, run.stderr
-    assert expected in lines[0] and "Traceback" not in run.stderr, run.stderr
-
-
-def test_an_apache_down_then_a_wrong_password_are_one_line_each_and_a_restart_syncs(
-    apache_server_own: RelayServer, tmp_path: Path, isolated_env: dict[str, str]
-) -> None:
-    cluster = network_cluster(apache_server_own, tmp_path, isolated_env)
-    a, b = add(cluster, apache_server_own, "alice"), add(cluster, apache_server_own, "bob")
-    wrong = cluster.add("mallory", extra='password = "wrong"')
-    a.write("a.txt", "before")
-    a.sync()
-    apache_server_own.server.stop()
-    a.write("a.txt", "while the server was down")
-    one_line(a.sync(check=False), "cannot connect to the WebDAV server 127.0.0.1")
-    apache_server_own.server.restart()
-    one_line(wrong.sync(check=False), "refused the credentials (HTTP 401)")
-    a.sync()
-    b.sync()
-    assert same_tree(a.root, b.root)
-    assert (b.root / "a.txt").read_text() == "while the server was down"
 
 
 def test_relay_check_reports_a_server_that_stops_answering_as_one_failed_line(

@@ -1,13 +1,15 @@
-"""One fault suite for every network relay: a server killed in the middle of a push or a pull
-fails the round in one clear line, and the next round resumes and converges; an update written
-after another client's listing reaches it. Each backend runs the same test bodies against its
-real server (``tests/servers``), started for the test so that it may be killed."""
+"""One fault suite for every network relay: a server killed in the middle of a push or a pull,
+a stopped server and a wrong password each fail the round in one clear line, and the next round
+resumes and converges; an update written after another client's listing reaches it. Each
+backend runs the same test bodies against its real server (``tests/servers``), started for the
+test so that it may be killed."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import re
 import subprocess
 import time
 import uuid
@@ -80,14 +82,45 @@ def wait_for(condition: Callable[[], bool], process: subprocess.Popen[str], what
         time.sleep(0.005)
 
 
-def assert_one_clear_failure(process: subprocess.Popen[str]) -> None:
-    """Exit 1 and one line naming the section and the relay: no traceback."""
+def assert_one_clear_failure(process: subprocess.Popen[str], *, names_server: bool = True) -> str:
+    """Exit 1 and one line naming the section and the relay (and the server's address): no
+    traceback. Returns the line."""
     _, stderr = process.communicate(timeout=120)
     lines = [line for line in stderr.splitlines() if line.strip()]
     assert process.returncode == 1, stderr
     assert len(lines) == 1 and "Traceback" not in stderr, stderr
-    assert "internal error" not in lines[0] and "[shared] relay" in lines[0], lines[0]
-    assert "127.0.0.1" in lines[0], lines[0]
+    assert "internal error" not in lines[0] and lines[0].count("[shared] relay") == 1, lines[0]
+    assert not names_server or "127.0.0.1" in lines[0], lines[0]
+    return lines[0]
+
+
+WRONG_PASSWORD = "wrong-password-4f1c"
+
+
+def wrong_login(server: RelayServer, tmp_path: Path) -> tuple[str, dict[str, object]]:
+    """The section's credential lines and relay options for ``server``, with a login it
+    refuses (skipped where the test server accepts anyone)."""
+    options = dict(server.relay_options)
+    if server.name == "rclone":  # the login is in the remote's rclone.conf
+        from .servers.rclone import obscured
+
+        config = Path(str(options["config"]))
+        wrong = tmp_path / "wrong-rclone.conf"
+        text = config.read_text(encoding="utf-8")
+        text = re.sub(r"^pass = .*$", f"pass = {obscured(WRONG_PASSWORD)}", text, flags=re.M)
+        wrong.write_text(text, encoding="utf-8")
+        return server.config, {**options, "config": str(wrong)}
+    if "client_keys" in options:  # sshd: a key it was never given
+        import asyncssh
+
+        key = tmp_path / "unknown_key"
+        asyncssh.generate_private_key("ssh-ed25519").write_private_key(str(key))
+        return server.config, {**options, "client_keys": [str(key)]}
+    if server.name == "s3":  # the access key stays right, its secret is wrong
+        return f'username = "{server.key}"\npassword = "{WRONG_PASSWORD}"', options
+    if "://anonymous@" in server.url_prefix:
+        pytest.skip("vsftpd's test login is anonymous: any password is accepted")
+    return f'password = "{WRONG_PASSWORD}"', options
 
 
 def test_a_push_cut_by_a_server_crash_fails_in_one_line_and_the_next_round_resumes(
@@ -130,6 +163,38 @@ def test_a_pull_cut_by_a_server_crash_fails_in_one_line_and_the_next_round_conve
     b.sync()
     a.sync()
     assert same_tree(a.root, b.root)  # byte-identical, and no temporary file left
+
+
+def test_a_wrong_login_fails_in_one_line_that_never_shows_the_password(
+    shared_server: RelayServer, tmp_path: Path, isolated_env: dict[str, str]
+) -> None:
+    cluster = new_cluster(shared_server, tmp_path, isolated_env)
+    login = wrong_login(shared_server, tmp_path)
+    mallory = add(cluster, shared_server, "mallory", login=login)
+    mallory.write("a.txt", "never sent")
+    line = assert_one_clear_failure(mallory.start_sync(), names_server=False)
+    assert re.search(r"(?i)login|credentials|password|secret|key|refused access", line), line
+    assert WRONG_PASSWORD not in line, line
+    assert not (
+        shared_server.files and (shared_server.files / cluster.relay.rsplit("/", 1)[1]).exists()
+    )
+
+
+def test_a_stopped_server_fails_in_one_line_and_a_round_after_its_restart_converges(
+    own_server: RelayServer, tmp_path: Path, isolated_env: dict[str, str]
+) -> None:
+    cluster = new_cluster(own_server, tmp_path, isolated_env)
+    a, b = add(cluster, own_server, "alice"), add(cluster, own_server, "bob")
+    a.write("a.txt", "before")
+    a.sync()
+    own_server.server.stop()
+    a.write("a.txt", "while the server was down")
+    assert_one_clear_failure(a.start_sync(), names_server=own_server.name != "rclone")
+    own_server.server.restart()
+    a.sync()
+    b.sync()
+    assert same_tree(a.root, b.root)
+    assert (b.root / "a.txt").read_text() == "while the server was down"
 
 
 def test_a_watching_client_sees_writes_made_after_its_listing(

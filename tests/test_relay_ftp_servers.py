@@ -171,21 +171,6 @@ def test_two_clients_converge_over_ftps(
     assert same_tree(a.root, b.root)
 
 
-def test_a_wrong_password_on_proftpd_is_one_clear_error_line(
-    proftpd_server: RelayServer, tmp_path: Path, isolated_env: dict[str, str]
-) -> None:
-    """(vsftpd's test login is anonymous: any password is accepted, nothing to refuse.)"""
-    url = proftpd_server.url("x")
-    client = Cluster(tmp_path / "clients", url, isolated_env).add(
-        "alice", extra='password = "wrong"'
-    )
-    client.write("a.txt", "a")
-    run = client.sync(check=False, timeout=120)
-    lines = [line for line in run.stderr.splitlines() if line.strip()]
-    assert run.returncode == 1 and len(lines) == 1, run.stderr
-    assert "login refused" in lines[0] and "Traceback" not in run.stderr, run.stderr
-
-
 def strict_proftpd(tmp_path: Path, tls: bool, line: str) -> RelayServer:
     (tmp_path / "root").mkdir()
     return start_proftpd(tmp_path / "root", tmp_path, tls=tls, without=(line,))

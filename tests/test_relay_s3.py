@@ -122,6 +122,16 @@ def test_a_wrong_secret_is_refused_as_an_auth_error(s3_server: S3Server, plugins
         open_relay(address, plugins.relays, **options)
 
 
+def test_a_secret_without_its_access_key_is_one_clear_auth_error(
+    s3_server: S3Server, plugins: Plugins
+) -> None:
+    address = parse_relay_url(s3_server.url("x"))
+    options = {**s3_server.relay_options, "password": "a-secret-without-key"}
+    with pytest.raises(RelayAuthError, match="needs both an access key and its secret") as caught:
+        open_relay(address, plugins.relays, **options)
+    assert "a-secret-without-key" not in str(caught.value)
+
+
 def test_a_missing_bucket_is_named(s3_server: S3Server, plugins: Plugins) -> None:
     address = parse_relay_url("s3://no-such-bucket-here/x")
     options = {**s3_server.credentials, **s3_server.relay_options}

@@ -238,19 +238,6 @@ def run_one(
     return client.sync(check=False, timeout=120)
 
 
-def test_a_key_the_server_refuses_is_one_line_exit_1(
-    sftp_server: SftpServer, tmp_path: Path, isolated_env: dict[str, str]
-) -> None:
-    import asyncssh
-
-    key = tmp_path / "other_key"
-    asyncssh.generate_private_key("ssh-ed25519").write_private_key(str(key))
-    cluster = Cluster(tmp_path / "c", sftp_server.url("x"), isolated_env)
-    run = run_one(cluster, sftp_server, config="", client_keys=[str(key)])
-    assert run.returncode == 1
-    assert "login refused" in one_error_line(run.stderr)
-
-
 def test_a_wrong_password_is_one_line_exit_1(
     sftp_password_server: SftpServer, tmp_path: Path, isolated_env: dict[str, str]
 ) -> None:

@@ -132,6 +132,12 @@ class S3Relay(FsspecRelay):
                     "and secret (username and password, or relay_options key and secret) "
                     "and the bucket's permissions"
                 )
+            if name in ("NoCredentialsError", "PartialCredentialsError"):
+                return RelayAuthError(
+                    f"{where}: {server} needs both an access key and its secret ({err}): give "
+                    "username and password (or password_file holding key:secret, or "
+                    "relay_options key and secret), or neither to use the AWS environment"
+                )
             if code in ("NoSuchKey", "404"):
                 return RelayNotFoundError(f"{where}: not found")
             if name == "EndpointConnectionError":
