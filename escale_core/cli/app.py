@@ -1,14 +1,9 @@
-"""The root of the ``escale`` command line: global options, error handling, exit statuses.
-
-Exit status: 0 success; 1 a transfer or the relay failed; 2 usage or configuration error.
-Errors are one line on standard error; ``ESCALE_DEBUG=1`` shows the traceback instead.
-"""
+"""The root of the ``escale`` command line in typer: global options, the core commands and
+the plugins' (errors and exit statuses: :mod:`.main`, the entry point)."""
 
 from __future__ import annotations
 
 import logging
-import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -16,7 +11,6 @@ from typing import Optional
 import typer
 
 from .. import __version__
-from ..errors import EscaleError
 
 log = logging.getLogger("escale")
 
@@ -173,52 +167,8 @@ def build_app(args: Optional[list[str]] = None) -> typer.Typer:
     return app
 
 
-def _log_level(argv: list[str]) -> int:
-    """The stderr log level from -v/-q, read before typer parses (plugins log while loading)."""
-    if os.environ.get("ESCALE_DEBUG"):
-        return logging.DEBUG
-    verbose = sum(a.count("v") for a in argv if a.startswith("-") and set(a[1:]) == {"v"})
-    verbose += argv.count("--verbose")
-    if "-q" in argv or "--quiet" in argv:
-        return logging.ERROR
-    return {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
-
-
-def _setup_logging(level: int) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("escale: %(levelname)s: %(message)s"))
-    root = logging.getLogger("escale")
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    root.propagate = False
-    logging.addLevelName(logging.WARNING, "warning")
-    logging.addLevelName(logging.ERROR, "error")
-    logging.addLevelName(logging.INFO, "info")
-    logging.addLevelName(logging.DEBUG, "debug")
-
-
 def main(argv: Optional[list[str]] = None) -> None:
-    """Entry point of the ``escale`` console script."""
-    args = sys.argv[1:] if argv is None else argv
-    _setup_logging(_log_level(args))
-    debug = bool(os.environ.get("ESCALE_DEBUG"))
-    try:
-        app = build_app(args)
-        app(args=args, prog_name="escale")
-    except EscaleError as exc:
-        if debug:
-            raise
-        log.error("%s", exc)
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        log.error("interrupted")
-        sys.exit(130)
-    except Exception as exc:  # a bug: say so in one line, traceback on demand
-        if debug:
-            raise
-        log.error(
-            "internal error: %s: %s (set ESCALE_DEBUG=1 for a traceback, and please report it)",
-            type(exc).__name__,
-            exc,
-        )
-        sys.exit(1)
+    """Entry point of the ``escale`` command (kept here for scripts that import it)."""
+    from .main import main as run
+
+    run(argv)

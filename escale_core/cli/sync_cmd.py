@@ -12,116 +12,12 @@ from typing import TYPE_CHECKING, Optional
 
 import typer
 
-from ..errors import EscaleError, UsageError
+from ..errors import UsageError
 
 if TYPE_CHECKING:
-    from ..config import Config
     from ..engine import RoundReport
 
 log = logging.getLogger("escale")
-
-
-def _sections(config: Config, names: Optional[list[str]], all_: bool) -> list[str]:
-    if all_:
-        if names:
-            raise UsageError("name sections or use --all, not both")
-        return list(config.sections)
-    if not names:
-        raise UsageError("name the section(s) to sync, or use --all")
-    for name in names:
-        config.section(name)  # fails with the list of known sections
-    return names
-
-
-def run_rounds(
-    config: Config,
-    names: list[str],
-    *,
-    force: bool,
-    verbosity: int,
-    as_json: bool,
-    dry_run: bool = False,
-) -> tuple[bool, bool]:
-    """One round of each section; return whether all ended in sync, and whether anything
-    moved (a dry run: whether all would end in sync)."""
-    from ..engine import RoundReport
-    from ..plugins import get_plugins
-    from ..session import sync_section
-    from .progress import RoundProgress
-
-    plugins = get_plugins()
-    all_ok, moved = True, False
-    results = {}
-    for name in names:
-        section = config.section(name)
-        try:
-            with RoundProgress(
-                name, enabled=None if verbosity >= 0 and not as_json else False
-            ) as bar:
-                report = sync_section(
-                    config, section, plugins, force=force, progress=bar, dry_run=dry_run
-                )
-        except EscaleError as exc:
-            if exc.exit_code == 2:
-                raise
-            log.error("%s", exc)
-            # the shape of a round's report, so that a reader handles one shape
-            failed = RoundReport(dry_run=dry_run).as_dict()
-            results[name] = {**failed, "error": str(exc), "in_sync": False}
-            all_ok = False
-            continue
-        all_ok &= report.in_sync
-        moved |= report.transferred
-        if as_json:
-            results[name] = {**report.as_dict(), "error": None}
-        else:
-            _print_round(name, report, verbosity)
-    if as_json:
-        typer.echo(json.dumps(results, indent=2))
-    return all_ok, moved
-
-
-def _print_round(name: str, report: RoundReport, verbosity: int) -> None:
-    """A round's errors and notices on stderr, its summary (and with -v its files) on stdout."""
-    from .output import changed_while_read_message, details, summary
-
-    for error in report.errors:
-        log.error("[%s] %s", name, error)
-    for path in report.changed_while_read:
-        log.warning("[%s] %s", name, changed_while_read_message(path))
-    if verbosity >= 0:
-        typer.echo(summary(name, report))
-    if verbosity > 0:
-        for line in details(report):
-            typer.echo(line)
-
-
-def through_daemon(config: Config, names: list[str]) -> bool:
-    """Ask the running daemon for a round of each section and print how each ended; return
-    whether all ended in sync."""
-    from ..control import ask_daemon
-
-    all_ok = True
-    for name in names:
-        answer = ask_daemon(config, "sync", name)
-        if answer is None or "error" in answer:
-            raise EscaleError(f"escale's daemon: {answer['error'] if answer else 'no answer'}")
-        (status,) = answer["sections"]
-        pid = answer["pid"]
-        if not status["ran"]:
-            typer.echo(f"{name}: paused in the daemon (pid {pid}); 'escale resume {name}' first")
-            all_ok = False
-            continue
-        counts = status["summary"]
-        state = "in sync" if status["last_in_sync"] else "NOT in sync"
-        if status["last_error"]:
-            log.error("[%s] %s", name, status["last_error"])
-        typer.echo(
-            f"{name}: round run by the daemon (pid {pid}): pushed {counts.get('pushed', 0)}, "
-            f"pulled {counts.get('pulled', 0)}; {state}"
-        )
-        all_ok &= bool(status["last_in_sync"])
-    return all_ok
 
 
 def watch_sections(
@@ -186,27 +82,21 @@ def register(app: typer.Typer) -> None:
         Exit status 1 when a transfer or the relay failed, or something waits (quota, a mass
         deletion needing --force); 2 for usage or configuration errors.
         """
-        from ..config import load_config
-        from ..control import ask_daemon
-        from ..plugins import get_plugins
+        from .main import SyncRequest
+        from .rounds import sync_once
 
-        config = load_config(ctx.obj.config, get_plugins())
-        names = _sections(config, sections, all_)
         if dry_run and watch:
             raise UsageError("--dry-run makes one round: it cannot be used with --watch")
+        request = SyncRequest(ctx.obj.config, ctx.obj.verbosity, sections or [], all_, force)
+        request.dry_run, request.as_json = dry_run, as_json
         if watch:  # the daemon, in the foreground
+            from ..config import load_config
+            from ..plugins import get_plugins
+            from .rounds import section_names
+
+            names = section_names(load_config(ctx.obj.config, get_plugins()), sections, all_)
             watch_sections(
                 ctx.obj.config, None if all_ else names, force, ctx.obj.verbosity, as_json
             )
             return
-        if not dry_run and not as_json and ask_daemon(config, "status") is not None:
-            sys.exit(0 if through_daemon(config, names) else 1)  # never race the daemon
-        ok, _ = run_rounds(
-            config,
-            names,
-            force=force,
-            verbosity=ctx.obj.verbosity,
-            as_json=as_json,
-            dry_run=dry_run,
-        )
-        sys.exit(0 if ok else 1)
+        sys.exit(sync_once(request))
