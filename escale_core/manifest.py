@@ -271,6 +271,7 @@ class Manifest:
                 names=dict(zip(ids, names)),
             )
             append = manifest.files.append
+            versions = _Versions(ids)
             for path, size, mtime, checksum, version, author, dot, gen, pieces in data["files"]:
                 path = safe_path(path)
                 size = _nat(size)
@@ -280,13 +281,13 @@ class Manifest:
                         size,
                         _mtime(mtime),
                         _str(checksum),
-                        *_version(version, author, dot, ids),
+                        *versions.get(version, author, dot),
                         _gen(gen),
                         _pieces(pieces, size, path, objects),
                     )
                 )
             for path, version, author, dot, gen, mtime, prune in data["deletions"]:
-                vector, who, dot = _version(version, author, dot, ids)
+                vector, who, dot = versions.get(version, author, dot)
                 manifest.deletions.append(
                     Deletion(
                         safe_path(path), vector, who, dot, _gen(gen), _mtime(mtime), _bool(prune)
@@ -565,6 +566,28 @@ def _version(raw: Any, author: Any, dot: Any, ids: list[str]) -> tuple[Vector, s
     if type(dot) is not int or not 0 < dot <= vector.get(ids[author], 0):
         raise ValueError(f"dot {dot!r} is not in the version {raw!r}")
     return vector, ids[author], dot
+
+
+class _Versions:
+    """:func:`_version` for every entry of one manifest, each distinct single-client version
+    validated and built once: the entries of an update mostly share theirs, and then share one
+    vector (which no code changes in place: :mod:`escale_core.vectors` builds new ones)."""
+
+    def __init__(self, ids: list[str]) -> None:
+        self.ids = ids
+        self._seen: dict[tuple[Any, ...], tuple[Vector, str, int]] = {}
+
+    def get(self, raw: Any, author: Any, dot: Any) -> tuple[Vector, str, int]:
+        if type(raw) is not list or len(raw) != 2:
+            return _version(raw, author, dot, self.ids)  # several clients' (or malformed)
+        index, seq = raw
+        if not type(index) is type(seq) is type(author) is type(dot) is int:
+            return _version(raw, author, dot, self.ids)  # its error (1.0 or True equal 1)
+        key = (index, seq, author, dot)
+        found = self._seen.get(key)
+        if found is None:
+            found = self._seen[key] = _version(raw, author, dot, self.ids)
+        return found
 
 
 def _str(value: Any) -> str:

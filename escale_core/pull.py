@@ -169,6 +169,9 @@ class Puller:
         #: the first pull after this client's local state was lost (see _decide_unpublished_file)
         self.rejoining = False
         self._folders_checked: set[str] = set()  # folders of the current update seen safe
+        # folders seen missing while planning: nothing below them needs a stat (reset before
+        # anything is placed, which may create them)
+        self._missing: set[str] = set()
         self._clearing: set[str] = set()  # what the current update's deletions may clear
         self._final = False  # the second pass over entries that waited for a deletion
         self.result = PullResult()
@@ -180,7 +183,8 @@ class Puller:
 
     def _local(self, path: str) -> tuple[Optional[Version], Optional[FileStat], bool]:
         """(the index's version of ``path``, the file on disk now, whether they agree)."""
-        info = stat_file(f"{self._root}/{path}")
+        missing = path.rpartition("/")[0] in self._missing
+        info = None if missing else stat_file(f"{self._root}/{path}")
         record = self.state.files.get(path)
         if record is not None and record.synced is not None and record.version is not None:
             version = Version(
@@ -270,7 +274,15 @@ class Puller:
         """
         plan = _Plan()
         self._final = final
-        self._folders_checked = set()
+        self._folders_checked, self._missing = set(), set()
+        try:
+            self._decide_all(plan, manifest, only)
+        finally:
+            self._missing = set()
+        return plan
+
+    def _decide_all(self, plan: _Plan, manifest: Manifest, only: Optional[set[str]]) -> None:
+        """Decide the entries (``only`` those, if given) and then the deletions."""
         names, accepts = manifest.names, self.options.filters.accepts_path
         for entry in manifest.files:
             if (only is None or entry.path in only) and accepts(entry.path):
@@ -287,7 +299,6 @@ class Puller:
                         deletion.mtime_ns, None, deletion.dot, deletion.gen,
                     )  # fmt: skip
                     self._decide(plan, deletion.path, incoming, deletion)
-        return plan
 
     def _decide_apart(self, plan: _Plan, path: str, incoming: Version, entry: FileEntry) -> None:
         """Decide ``entry`` unless it writes a path an earlier entry of the update writes.
@@ -521,6 +532,8 @@ class Puller:
 
     def _folder_stays(self, path: str) -> bool:
         """Whether a folder stands at ``path`` (an empty one is removed: it holds nothing)."""
+        if path.rpartition("/")[0] in self._missing:
+            return False
         target = f"{self._root}/{path}"
         if not os.path.isdir(target) or os.path.islink(target):
             return False
@@ -617,6 +630,7 @@ class Puller:
                 mode: Optional[int] = os.lstat(f"{self._root}/{folder}").st_mode
             except FileNotFoundError:
                 mode = None
+                self._missing.add(folder)
             if mode is not None and stat.S_ISLNK(mode):
                 raise IntegrityError(f"refusing to write {path}: {folder} is a symlink")
             if mode is not None and not stat.S_ISDIR(mode):

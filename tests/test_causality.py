@@ -3,7 +3,7 @@ client decide alike, whatever order it sees the versions in."""
 
 from __future__ import annotations
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from escale_core.causality import Outcome, Version, conflict_copy, conflict_name, reconcile
@@ -123,3 +123,18 @@ def test_a_newer_version_with_an_older_mtime_still_replaces_the_old_one() -> Non
     decision = reconcile(old, newer)
     assert decision.outcome is Outcome.TAKE and decision.winner == newer
     assert reconcile(newer, old).outcome is Outcome.IGNORE
+
+
+@settings(max_examples=20)
+@given(vectors)
+def test_equal_vectors_dump_to_one_text_in_any_order_even_once_the_cache_is_full(
+    vector: dict[str, int],
+) -> None:
+    from escale_core import vectors as module
+
+    backwards = dict(reversed(list(vector.items())))
+    assert dumps(vector) == dumps(backwards) == dumps(dict(sorted(vector.items())))
+    for seq in range(module._DUMPED_MAX + 1):  # fill the cache past its bound
+        assert loads(dumps({CLIENTS[0]: seq + 1})) == {CLIENTS[0]: seq + 1}
+    assert len(module._DUMPED) <= module._DUMPED_MAX
+    assert loads(dumps(vector)) == vector

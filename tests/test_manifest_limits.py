@@ -173,3 +173,26 @@ def test_a_time_no_date_can_be_made_of_is_refused(when: Any) -> None:
     data = valid()
     data["time"] = when
     refused(data, "is not a time")
+
+
+def test_entries_of_one_version_share_its_vector() -> None:
+    data = valid()
+    data["files"].append(["b.txt", *data["files"][0][1:]])
+    first, second = decode(data).files
+    assert first.version == {CID: SEQ} and first.version is second.version
+
+
+@pytest.mark.parametrize("where", ["seq", "dot"])
+@pytest.mark.parametrize("number", [1.0, True])
+def test_a_version_number_that_only_equals_an_integer_is_refused_after_a_valid_one(
+    number: Any, where: str
+) -> None:
+    data = valid()
+    row = list(data["files"][0])
+    if where == "seq":
+        row[4] = [row[4][0], number]
+    else:
+        row[6] = number
+    data["files"].append(["b.txt", *row[1:]])
+    with pytest.raises(IntegrityError):
+        decode(data)
