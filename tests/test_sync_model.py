@@ -1205,6 +1205,35 @@ def test_two_clients_losing_their_state_with_a_collected_update_converge(
 @pytest.mark.xfail(
     strict=True,
     reason=(
+        "not fixed (the history below with two clients): bob loses his state, writes a, pushes "
+        "it as new, deletes it and loses his state again before any round: alice pulls a, bob "
+        "never gets it back: alice keeps a, bob does not"
+    ),
+)
+def test_a_client_losing_its_state_twice_around_a_deletion_converges_with_two_clients(
+    shared_relay: SharedRelay,
+) -> None:
+    """Found by the random model on this session's perf branch (the bug predates it: the
+    session's starting commit fails it too)."""
+    scenario = Scenario(
+        (A, B),
+        (1, 1),
+        (
+            Round(A),
+            Round(B),
+            LoseState(B),
+            Write(B, "a"),
+            Round(B),
+            Delete(B, "a"),
+            LoseState(B),
+        ),
+    )
+    run_scenario(scenario, shared_relay)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
         "not fixed: carol writes a, loses her state, pushes a as new, deletes it and loses her "
         "state again before any round: alice pulls a, while bob waits for carol and carol for "
         "bob for good (neither gets a back): alice keeps a, bob and carol do not"
