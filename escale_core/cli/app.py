@@ -165,10 +165,3 @@ def build_app(args: Optional[list[str]] = None) -> typer.Typer:
 
         get_plugins().register_commands(app)
     return app
-
-
-def main(argv: Optional[list[str]] = None) -> None:
-    """Entry point of the ``escale`` command (kept here for scripts that import it)."""
-    from .main import main as run
-
-    run(argv)

@@ -87,8 +87,6 @@ def register(app: typer.Typer) -> None:
 
         if dry_run and watch:
             raise UsageError("--dry-run makes one round: it cannot be used with --watch")
-        request = SyncRequest(ctx.obj.config, ctx.obj.verbosity, sections or [], all_, force)
-        request.dry_run, request.as_json = dry_run, as_json
         if watch:  # the daemon, in the foreground
             from ..config import load_config
             from ..plugins import get_plugins
@@ -99,4 +97,7 @@ def register(app: typer.Typer) -> None:
                 ctx.obj.config, None if all_ else names, force, ctx.obj.verbosity, as_json
             )
             return
+        request = SyncRequest(
+            ctx.obj.config, ctx.obj.verbosity, sections or [], all_, force, dry_run, as_json
+        )
         sys.exit(sync_once(request))

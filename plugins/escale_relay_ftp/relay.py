@@ -403,20 +403,14 @@ class FtpRelay(FsspecRelay):
             try:
                 for chunk in chunks:
                     conn.sendall(chunk)
+                self._finish(ftp, conn)
             except BaseException as cut:
                 conn.close()
-                reason = self._cut_reason(ftp)
+                # the server's answer to the cut transfer, unless it was the error itself
+                reason = None if isinstance(cut, ftplib.Error) else self._cut_reason(ftp)
                 self._discard(temp)
                 if reason is not None and isinstance(cut, OSError):
                     raise reason from cut  # "425 ..." says more than "broken pipe"
-                raise
-            try:
-                self._finish(ftp, conn)
-            except OSError as cut:  # the server closed the data connection (TLS refused)
-                reason = self._cut_reason(ftp)
-                self._discard(temp)
-                if reason is not None:
-                    raise reason from cut
                 raise
             try:
                 self.publish(temp, path)
