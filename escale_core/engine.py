@@ -7,6 +7,7 @@ only shared act is deleting an update that enough pullers acknowledged, which is
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -25,7 +26,6 @@ from .errors import (
 from .history import FileRecord, LocalState
 from .local import (
     NAME_MAX,
-    BackgroundScan,
     FileStat,
     Filters,
     remove_temp,
@@ -39,6 +39,7 @@ from .pull import Puller, PullOptions
 from .push import Pusher, PushPlan, PushResult
 from .registry import Registry
 from .repository import MOVED, Repository, client_name, retired_name, update_name
+from .scanner import BackgroundScan, ScanResult
 from .versions import VersionPolicy, clean_versions
 
 #: The marker of a synced folder, written at its first round (hidden: never synced).
@@ -195,6 +196,8 @@ class Engine:
         self.repo, self.state, self.options, self.checksums = repo, state, options, checksums
         self.me = repo.client_id(options.client)
         self.prescan = prescan
+        #: this round's scan of the folder (none before the push, nor without one)
+        self.scanned: Optional[ScanResult] = None
         #: the section's filters with this round's .escaleignore (set by each round)
         self.filters = options.filters
         #: the clients retired from the repository (read by each round)
@@ -220,6 +223,7 @@ class Engine:
         A dry run (``options.dry_run``) decides everything and changes nothing: the report
         says what a round would push, pull, delete and keep as conflicts."""
         report = RoundReport(dry_run=self.options.dry_run)
+        self.scanned = None
         dry = self.options.dry_run
         root = self.options.root
         self._check_folder()
@@ -277,7 +281,7 @@ class Engine:
         meet the versions they are, merged, nothing sent again, before anything of them is
         pushed as new); return the last sequence number."""
         rejoin = bool(self.state.get_meta("rejoin")) and self.options.mode != "upload"
-        scanned = None
+        scanned: Optional[ScanResult] = None
         if rejoin:
             # Ask again every client there is now: the request made when the state was found
             # lost named only the clients the relay knew then, and after rounds in upload mode
@@ -414,7 +418,7 @@ class Engine:
     ) -> ClientState:
         """Save acknowledgements locally, then publish this client's state, unless the relay
         holds it already (an idle round then writes nothing, and wakes no other daemon)."""
-        self.state.save_snapshot()
+        self.state.save_snapshot(self.scanned)
         self.state.set_meta("acks", acks)
         self.state.set_meta("want_full", want_full)
         self.state.set_meta("last_seq", last_seq)
@@ -483,17 +487,17 @@ class Engine:
 
     def _push(
         self, listing: Listing, states: dict[str, ClientState], last_seq: int, report: RoundReport
-    ) -> tuple[int, dict[str, FileStat]]:
+    ) -> tuple[int, ScanResult]:
         """Push local changes (the whole index for a full update); return the last sequence
         number and what the scan saw."""
         self._phase("scanning")
-        local, leftovers, unnamed = self._scan(report)
-        for path in leftovers if not self.options.dry_run else ():  # of a killed run
+        scanned = self.scanned = self._scan(report)
+        for path in scanned.temp_files if not self.options.dry_run else ():  # of a killed run
             remove_temp(path)
         report.errors += [
             f"local file {shown_name(path)}: its name is not valid UTF-8, so it is not "
             "synced; rename it"
-            for path in unnamed
+            for path in scanned.unnamed
         ]
         report.errors += [unreadable_message(path) for path in report.unreadable]
         requesters = self._snapshot_requests(states)
@@ -503,9 +507,10 @@ class Engine:
             not full
             and not announce
             and self.options.checksum_cache
-            and self.state.unchanged(local)
+            and self.state.unchanged(scanned)
         ):
-            return last_seq, local  # every file is as the last round left it: nothing to push
+            return last_seq, scanned  # every file is as the last round left it: nothing to push
+        local = scanned.files
         changed, deleted = self._local_changes(local, full, report)
         if announce:
             readable = self._readable()
@@ -514,15 +519,15 @@ class Engine:
         if self.options.dry_run:  # what would be sent: nothing is read, nothing written
             report.pushed, report.deleted_remote = changed, deleted
             report.bytes_up = sum(local[p].size for p in changed if p in local)
-            return last_seq, local
+            return last_seq, scanned
         plan = PushPlan(changed, deleted, requesters, local, full=full)
         self._phase("pushing")
         result = self._build_update(listing, last_seq, plan, announce)
         _report_push(result, local, report)
         if result.seq is None:
-            return last_seq, local
+            return last_seq, scanned
         self._published(result, requesters)
-        return result.seq, local
+        return result.seq, scanned
 
     def _published(self, result: PushResult, requesters: list[str]) -> None:
         """Remember a published update: the number, its pullers, the full updates served."""
@@ -631,26 +636,25 @@ class Engine:
         fresh = self.state.get_meta("prev_seq")
         return last_seq if fresh is None else int(fresh)
 
-    def _scan(self, report: RoundReport) -> tuple[dict[str, FileStat], list[str], list[str]]:
+    def _scan(self, report: RoundReport) -> ScanResult:
         """The local files, escale's temporary files and the names that cannot be synced,
-        from the prescan if there is one (the symlinks and unreadable files go to
+        from the prescan if there is one (the symlinks and unreadable files also go to
         ``report``)."""
         if self.prescan is not None:
             prescan, self.prescan = self.prescan, None  # used once: later rounds scan anew
             found = prescan.result()
-            report.skipped_symlinks, report.unreadable = prescan.symlinks, prescan.unreadable
-            return found, prescan.temp_files, prescan.unnamed
-        leftovers: list[str] = []
-        unnamed: list[str] = []
-        found = scan(
-            self.options.root,
-            self.filters,
-            leftovers,
-            unnamed,
-            report.skipped_symlinks,
-            report.unreadable,
-        )
-        return found, leftovers, unnamed
+        else:
+            temp_files: list[str] = []
+            unnamed: list[str] = []
+            symlinks: list[str] = []
+            unreadable: list[str] = []
+            found = ScanResult.of(
+                scan(self.options.root, self.filters, temp_files, unnamed, symlinks, unreadable)
+            )
+            found.temp_files, found.unnamed = temp_files, unnamed
+            found.symlinks, found.unreadable = symlinks, unreadable
+        report.skipped_symlinks, report.unreadable = found.symlinks, found.unreadable
+        return found
 
     def _snapshot_requests(self, states: dict[str, ClientState]) -> list[str]:
         served = self.state.get_meta("served", {})
@@ -679,7 +683,7 @@ class Engine:
         acks: dict[str, int],
         want_full: dict[str, int],
         report: RoundReport,
-        scanned: Optional[dict[str, FileStat]],
+        scanned: Optional[Mapping[str, FileStat]],
         rejoin: bool = False,
     ) -> None:
         """Apply the others' updates, in publication order across clients (and, for a client
@@ -768,7 +772,7 @@ class Engine:
             self.state.set_meta("acks", acks)
         self.state.set_meta("known", known)
 
-    def _puller(self, scanned: Optional[dict[str, FileStat]]) -> Puller:
+    def _puller(self, scanned: Optional[Mapping[str, FileStat]]) -> Puller:
         options = PullOptions(
             self.options.mode,
             self.filters,

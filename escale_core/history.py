@@ -21,6 +21,7 @@ from typing import Any, Callable, NamedTuple, Optional, Union
 
 from .errors import UsageError
 from .local import FileStat
+from .scanner import ScanResult
 from .state import open_state
 
 
@@ -175,37 +176,62 @@ class LocalState:
 
     # -- the stat snapshot -------------------------------------------------------------
 
-    def unchanged(self, scanned: dict[str, FileStat]) -> bool:
+    def unchanged(self, scanned: Union[dict[str, FileStat], ScanResult]) -> bool:
         """Whether a scan shows exactly the known files, all settled and untouched.
 
         True only if the stored snapshot is valid and equal to ``scanned``: then no file was
         added, changed or deleted since the last round, and the rows need not be loaded.
+        A scan whose digest (:attr:`ScanResult.digest`) equals the one stored with the
+        snapshot is that scan: it is neither compared nor decoded. A scan found equal stores
+        its digest for the next rounds.
         """
-        row = self.db.execute("SELECT format, data FROM snapshot").fetchone()
-        if row is None or row[0] != _SNAPSHOT_FORMAT:
+        digest = scanned.digest if isinstance(scanned, ScanResult) else None
+        if digest is not None and self._snapshot_data(_DIGEST_FORMAT) == digest:
+            return True
+        data = self._snapshot_data(_SNAPSHOT_FORMAT)
+        if data is None:
             return False
         try:
-            snapshot = marshal.loads(row[1])
+            snapshot = marshal.loads(data)
         except (EOFError, ValueError, TypeError):
             return False
-        return bool(snapshot == scanned)
+        if snapshot != (scanned.files if isinstance(scanned, ScanResult) else scanned):
+            return False
+        if digest is not None:
+            self._store_snapshot(_DIGEST_FORMAT, digest)
+        return True
 
-    def save_snapshot(self) -> None:
+    def _snapshot_data(self, kind: str) -> Optional[bytes]:
+        row = self.db.execute("SELECT data FROM snapshot WHERE format = ?", (kind,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def _store_snapshot(self, kind: str, data: bytes) -> None:
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.execute("DELETE FROM snapshot WHERE format = ?", (kind,))
+            self.db.execute("INSERT INTO snapshot VALUES (?, ?)", (kind, data))
+
+    def save_snapshot(self, scanned: Optional[ScanResult] = None) -> None:
         """Store the stat snapshot if the rows were loaded and every file is settled (its
         last seen checksum is the synced one); an unsettled file keeps rounds on the full
-        comparison."""
+        comparison. With this round's scan, equal to the snapshot (nothing changed since
+        it), its digest is stored too (see :meth:`unchanged`)."""
         self.commit()  # a stored snapshot is valid: every change of a row deletes it
-        stored = self.db.execute("SELECT 1 FROM snapshot WHERE format = ?", (_SNAPSHOT_FORMAT,))
-        if self._files is None or stored.fetchone():
+        if self._files is None or self._snapshot_data(_SNAPSHOT_FORMAT) is not None:
             return
         files = self._files
         if any(r.synced is None or r.checksum != r.synced for r in files.values()):
             return
-        data = marshal.dumps({p: (r.size, r.mtime_ns, r.inode) for p, r in files.items()})
+        stats = {p: (r.size, r.mtime_ns, r.inode) for p, r in files.items()}
         with self.db:
             self.db.execute("BEGIN")
             self.db.execute("DELETE FROM snapshot")
-            self.db.execute("INSERT INTO snapshot VALUES (?, ?)", (_SNAPSHOT_FORMAT, data))
+            self.db.execute(
+                "INSERT INTO snapshot VALUES (?, ?)", (_SNAPSHOT_FORMAT, marshal.dumps(stats))
+            )
+        digest = scanned.digest if scanned is not None else None
+        if scanned is not None and digest is not None and stats == scanned.files:
+            self._store_snapshot(_DIGEST_FORMAT, digest)
 
     def get_meta(self, key: str, default: Any = None) -> Any:
         """A JSON value of the ``meta`` table."""
@@ -249,6 +275,8 @@ class LocalState:
 
 #: marshal's format depends on the Python version: a snapshot written by another one is unused.
 _SNAPSHOT_FORMAT = f"marshal-{marshal.version}-py{sys.version_info[0]}.{sys.version_info[1]}"
+#: the row of the snapshot table that holds the digest of a scan equal to the snapshot
+_DIGEST_FORMAT = "scan-digest-1"
 
 
 #: the original's ``refresh = true``: the longest pause between rounds, in seconds

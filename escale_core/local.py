@@ -7,7 +7,6 @@ import errno
 import os
 import shutil
 import stat
-import threading
 import uuid
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -147,12 +146,51 @@ def scan(
         would take every file for deleted).
     """
     found: dict[str, FileStat] = {}
+    walk(ScanSink(found, temp_files, unnamed, symlinks, unreadable), filters, [("", str(root))])
+    return found
+
+
+class ScanSink(NamedTuple):
+    """Where :func:`walk` puts what it finds (see :func:`scan` for each list)."""
+
+    found: dict[str, FileStat]
+    temp_files: Optional[list[str]] = None
+    unnamed: Optional[list[str]] = None
+    symlinks: Optional[list[str]] = None
+    unreadable: Optional[list[str]] = None
+
+
+#: A folder waiting to be listed: (its relative path with a trailing "/", or "" for the
+#: root; its absolute path).
+Folder = tuple[str, str]
+
+
+def walk(
+    sink: ScanSink,
+    filters: Filters,
+    pending: list[Folder],
+    until: Optional[int] = None,
+    budget: Optional[int] = None,
+) -> list[Folder]:
+    """List the folders of ``pending`` and every folder below them into ``sink``; return the
+    folders left (none when the walk is complete).
+
+    :param until: walk breadth-first and stop once this many folders wait (a scan split
+        between processes hands them out).
+    :param budget: with ``until``, also stop once ``sink.found`` holds this many files.
+    """
+    found = sink.found
+    unreadable, unnamed, symlinks = sink.unreadable, sink.unnamed, sink.symlinks
     accept_dir = None if filters.accepts_all else filters.accepts_dir
     accept_file = None if filters.accepts_all else filters.accepts_file
     new = tuple.__new__  # FileStat's own __new__ is a Python function: 100,000 calls add up
-    pending = [("", str(root))]
     while pending:
-        prefix, folder = pending.pop()
+        if until is not None:
+            if len(pending) >= until or (budget is not None and len(found) >= budget):
+                return pending
+            prefix, folder = pending.pop(0)  # breadth-first: a short phase, few folders
+        else:
+            prefix, folder = pending.pop()
         fd = _open_folder(folder, prefix, unreadable)
         if fd is None:
             continue
@@ -161,17 +199,14 @@ def scan(
                 for entry in entries:
                     name = entry.name
                     if name[0] == ".":  # hidden names are never synced (but .escaleignore)
-                        _hidden(entry, prefix, folder, found, temp_files)
+                        _hidden(entry, prefix, folder, found, sink.temp_files)
                         continue
                     rel = prefix + name
                     if not name.isascii() and not _utf8(name):
                         if unnamed is not None:
                             unnamed.append(rel)
                         continue
-                    if entry.is_dir(follow_symlinks=False):
-                        if accept_dir is None or accept_dir(rel):
-                            pending.append((rel + "/", f"{folder}/{name}"))
-                    elif entry.is_file(follow_symlinks=False):
+                    if entry.is_file(follow_symlinks=False):  # the most common: first
                         if accept_file is None or accept_file(rel):
                             try:
                                 info = entry.stat(follow_symlinks=False)
@@ -184,6 +219,9 @@ def scan(
                             found[rel] = new(
                                 FileStat, (info.st_size, info.st_mtime_ns, info.st_ino)
                             )
+                    elif entry.is_dir(follow_symlinks=False):
+                        if accept_dir is None or accept_dir(rel):
+                            pending.append((rel + "/", f"{folder}/{name}"))
                     elif (
                         symlinks is not None
                         and entry.is_symlink()
@@ -192,7 +230,7 @@ def scan(
                         symlinks.append(rel)
         finally:
             os.close(fd)
-    return found
+    return pending
 
 
 def _open_folder(folder: str, prefix: str, unreadable: Optional[list[str]]) -> Optional[int]:
@@ -270,45 +308,6 @@ _DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXE
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
-class BackgroundScan:
-    """A :func:`scan` running in a thread, started before a round opens its repository: the
-    key derivation and the relay's I/O release the GIL, so they cost the scan nothing."""
-
-    def __init__(self, root: Path, filters: Filters) -> None:
-        """Start scanning ``root``.
-
-        :raises IgnoreFileError: its ``.escaleignore`` cannot be read or is invalid (read
-            now, so that the round and its scan apply the same rules: :attr:`filters`).
-        """
-        self.filters = with_ignore(filters, root)
-        self.temp_files: list[str] = []
-        self.unnamed: list[str] = []
-        self.symlinks: list[str] = []
-        self.unreadable: list[str] = []
-        self._found: dict[str, FileStat] = {}
-        self._error: Optional[BaseException] = None
-        self._thread = threading.Thread(
-            target=self._run, args=(root, self.filters), name="escale-scan", daemon=True
-        )
-        self._thread.start()
-
-    def _run(self, root: Path, filters: Filters) -> None:
-        try:
-            self._found = scan(
-                root, filters, self.temp_files, self.unnamed, self.symlinks, self.unreadable
-            )
-        except BaseException as exc:  # re-raised in the round's thread by result()
-            self._error = exc
-
-    def result(self) -> dict[str, FileStat]:
-        """Wait for the scan; its files, as :func:`scan` returns them (temporary files of a
-        killed run are in :attr:`temp_files`)."""
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._found
-
-
 def stat_file(path: Union[str, Path]) -> Optional[FileStat]:
     """The :class:`FileStat` of a regular file, or ``None`` (missing, symlink, folder)."""
     try:
@@ -331,50 +330,6 @@ def hash_file(path: Union[str, Path], factory: Callable[[], Hasher]) -> str:
             if not count:
                 return hasher.hexdigest()
             hasher.update(view[:count])
-
-
-#: Bytes written between two :func:`start_writeback` calls.
-WRITEBACK_EVERY = 8 << 20
-
-
-def start_writeback(fd: int) -> None:
-    """Start writing a file's dirty pages to disk now, without waiting, and drop the pages
-    already written from the page cache.
-
-    A later fsync or syncfs then waits for little, and big writes reuse memory instead of
-    growing the page cache: on this kind of VM, 1 GiB written in 8 MiB pieces took 0.7 s this
-    way against 2.1 s with one fsync at the end and 2.5 s with an fsync per piece.
-    """
-    if _FADVISE:
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-
-
-_FADVISE = hasattr(os, "posix_fadvise")
-
-
-def sync_filesystem(path: str) -> None:
-    """Make every file written on the filesystem of ``path`` durable (syncfs(2), else sync)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        if _syncfs is not None and _syncfs(fd) == 0:
-            return
-    finally:
-        os.close(fd)
-    os.sync()
-
-
-def _load_syncfs() -> Optional[Callable[[int], int]]:
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)  # the C library the interpreter uses
-        function: Callable[[int], int] = libc.syncfs
-        return function
-    except (OSError, AttributeError):  # not Linux/glibc: fsync each file
-        return None
-
-
-_syncfs = _load_syncfs()
 
 
 def remove_temp(path: str) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, Union
@@ -154,7 +155,7 @@ class Puller:
         my_name: str,
         options: PullOptions,
         hasher: Callable[[str], Callable[[], Hasher]],
-        scanned: Optional[dict[str, FileStat]] = None,
+        scanned: Optional[Mapping[str, FileStat]] = None,
     ) -> None:
         """:param scanned: what this round's push saw of the folder (``None`` if it did not
         push): a file that differs from its record *and* from the scan was changed during

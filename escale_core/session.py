@@ -29,11 +29,12 @@ from .errors import (
 )
 from .history import LocalState
 from .keycache import KeyCache
-from .local import BackgroundScan, Filters, describe_os_error
+from .local import Filters, describe_os_error
 from .manifest import Retirement
 from .plugins import Plugins
 from .relay import ReadOnlyRelay, Relay, open_relay
 from .repository import HEADER, Repository, open_repository
+from .scanner import BackgroundScan
 from .state import make_state_folder, state_dir, state_file, state_folder_error
 
 

@@ -27,7 +27,8 @@ from typing import Callable, Optional, Union
 
 from .checksum import Hasher
 from .errors import IntegrityError
-from .local import TEMP_PREFIX, WRITEBACK_EVERY, FileStat, start_writeback, sync_filesystem
+from .local import TEMP_PREFIX, FileStat
+from .writeback import WRITEBACK_EVERY, start_writeback, sync_filesystem
 
 
 class StagedWrites:

@@ -44,7 +44,8 @@ def _schema_v1(db: sqlite3.Connection) -> None:
 
 
 def _schema_v2(db: sqlite3.Connection) -> None:
-    # the stat snapshot of LocalState: at most one row, deleted whenever a file row changes
+    # the stat snapshot of LocalState and the digest of a scan equal to it (a row per format),
+    # deleted whenever a file row changes
     db.execute("CREATE TABLE IF NOT EXISTS snapshot (format TEXT NOT NULL, data BLOB NOT NULL)")
 
 

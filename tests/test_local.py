@@ -1,4 +1,4 @@
-"""The local folder: the scan, the background scan, and writes started early."""
+"""The local folder: the scan and writes started early (the background scan: test_scanner)."""
 
 from __future__ import annotations
 
@@ -10,13 +10,12 @@ import pytest
 from escale_core.ignore import IGNORE_FILE, IgnoreFileError
 from escale_core.local import (
     TEMP_PREFIX,
-    BackgroundScan,
     Filters,
     scan,
-    start_writeback,
     with_ignore,
 )
 from escale_core.patterns import compile_pattern
+from escale_core.writeback import start_writeback
 
 NO_FILTERS = Filters([], [], [], [], [])
 
@@ -57,29 +56,6 @@ def test_scan_skips_hidden_names_and_reports_escale_temporary_files(tmp_path: Pa
 
 def test_scan_of_a_missing_folder_is_empty(tmp_path: Path) -> None:
     assert scan(tmp_path / "missing", NO_FILTERS) == {}
-
-
-def test_background_scan_gives_what_scan_gives(tmp_path: Path) -> None:
-    for i in range(50):
-        (tmp_path / f"d{i % 5}").mkdir(exist_ok=True)
-        (tmp_path / f"d{i % 5}" / f"f{i}").write_bytes(bytes(i))
-    (tmp_path / f"{TEMP_PREFIX}x").write_bytes(b"")
-    background = BackgroundScan(tmp_path, NO_FILTERS)
-    assert background.result() == scan(tmp_path, NO_FILTERS)
-    assert background.temp_files == [f"{tmp_path}/{TEMP_PREFIX}x"]
-
-
-def test_background_scan_raises_its_error_in_the_caller(tmp_path: Path) -> None:
-    filters = Filters([], [], [], [], [])
-
-    def broken(relpath: str) -> bool:
-        raise RuntimeError("filter failed")
-
-    filters.accepts_file = broken  # type: ignore[method-assign]
-    filters.include = [object()]  # type: ignore[list-item]  # not accepts_all: filters apply
-    (tmp_path / "f").write_bytes(b"x")
-    with pytest.raises(RuntimeError, match="filter failed"):
-        BackgroundScan(tmp_path, filters).result()
 
 
 def test_writeback_keeps_the_content(tmp_path: Path) -> None:

@@ -19,8 +19,8 @@ from typing import Any, Callable, Optional, TypeVar
 
 from escale_core.address import RelayAddress
 from escale_core.errors import EscaleError, RelayError, RelayNotFoundError, RelayUnavailableError
-from escale_core.local import WRITEBACK_EVERY, start_writeback, sync_filesystem
 from escale_core.relay import Capabilities, Relay, mapped_errors
+from escale_core.writeback import WRITEBACK_EVERY, start_writeback, sync_filesystem
 
 from .localfs import LocalFileSystem
 
@@ -273,7 +273,7 @@ class FsspecRelay(Relay):
 
 def _write_local(out: Any, chunks: Iterable[bytes]) -> None:
     """Write to a local file, starting the disk writes every few MiB (see
-    :func:`escale_core.local.start_writeback`) so that :meth:`FsspecRelay.sync` finds little
+    :func:`escale_core.writeback.start_writeback`) so that :meth:`FsspecRelay.sync` finds little
     left to do."""
     unflushed = 0
     for chunk in chunks:
