@@ -3,6 +3,15 @@
 from __future__ import annotations
 
 import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import pytest
 
 from escale_core import __version__
 
@@ -71,3 +80,56 @@ def test_demo_syncs_two_folders_and_reports_them_identical(escale: RunEscale) ->
     assert run.returncode == 0, run.stderr
     assert "laptop/ and server/ are identical" in run.stdout
     assert "no file names or contents" in run.stdout
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["relay", "check", "s"], ["sync", "s"]],
+    ids=["parsed-by-typer", "plain-sync"],
+)
+def test_ctrl_c_exits_130_with_one_line(
+    command: list[str],
+    isolated_env: dict[str, str],
+    write_config: Callable[..., Path],
+    tmp_path: Path,
+) -> None:
+    """Interrupted while waiting for a relay that never answers (a socket that accepts and
+    says nothing): status 130 and ``interrupted``, not click's ``Aborted!`` and 1."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    port = silent.getsockname()[1]
+    (tmp_path / "A").mkdir()
+    config = write_config(
+        f"""
+        [s]
+        path = "{{tmp}}/A"
+        relay = "ftp://127.0.0.1:{port}/r"
+        passphrase = "pw"
+        """
+    )
+    with silent:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "escale_core", "-c", str(config), *command],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=isolated_env,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # until the client waits for the server's greeting
+            silent.settimeout(0.1)
+            try:
+                peer, _ = silent.accept()
+                break
+            except socket.timeout:
+                assert proc.poll() is None, proc.communicate()
+        else:
+            pytest.fail("the client never connected")
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+        peer.close()
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines() == ["escale: error: interrupted"]

@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from types import FrameType
+from typing import Any, Callable, Optional, Union
 
 from ..errors import EscaleError
 
@@ -123,7 +125,30 @@ def _run(args: list[str]) -> None:
         sys.exit(sync_once(request))
     from .app import build_app
 
-    build_app(args)(args=args, prog_name="escale")
+    previous = _catch_interrupts()
+    try:
+        build_app(args)(args=args, prog_name="escale")
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
+class Interrupted(BaseException):
+    """Ctrl-C in a command typer runs. click turns a KeyboardInterrupt into ``Aborted!`` and
+    status 1; this one passes through click, and :func:`main` exits 130 as documented."""
+
+
+def _interrupt(signum: int, frame: Optional[FrameType]) -> None:
+    raise Interrupted()
+
+
+def _catch_interrupts() -> Optional[Union[Callable[[int, Optional[FrameType]], Any], int]]:
+    """Make Ctrl-C raise :class:`Interrupted`; return the handler it replaced (``None`` when
+    signals cannot be set here: not the main thread)."""
+    try:
+        return signal.signal(signal.SIGINT, _interrupt)
+    except ValueError:
+        return None
 
 
 def main(argv: Optional[list[str]] = None) -> None:
@@ -138,7 +163,7 @@ def main(argv: Optional[list[str]] = None) -> None:
             raise
         log.error("%s", exc)
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Interrupted):
         log.error("interrupted")
         sys.exit(130)
     except Exception as exc:  # a bug: say so in one line, traceback on demand
