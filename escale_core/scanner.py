@@ -181,7 +181,8 @@ class BackgroundScan:
             mine = walk(self._sink(first), self.filters, mine, SPLIT_FOLDERS, SPLIT_BUDGET)
             if len(mine) > 1:
                 helper = _Helper.start(mine[1::2], self.filters)
-                mine = mine[0::2]
+                if helper is not None:  # else (no process to be had) all are walked here
+                    mine = mine[0::2]
         self._thread = threading.Thread(
             target=self._run, args=(first, mine, helper), name="escale-scan", daemon=True
         )

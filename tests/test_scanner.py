@@ -10,11 +10,19 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from escale_core import scanner
 from escale_core.history import LocalState
 from escale_core.ignore import IGNORE_FILE
 from escale_core.local import TEMP_PREFIX, FileStat, Filters, scan
-from escale_core.scanner import BackgroundScan, ScanResult, can_split, part_digest
+from escale_core.scanner import (
+    BackgroundScan,
+    ScanResult,
+    can_split,
+    part_digest,
+)
 
 NO_FILTERS = Filters([], [], [], [], [])
 LINUX = sys.platform.startswith("linux")
@@ -265,3 +273,44 @@ def test_a_scan_that_differs_from_the_records_stores_no_digest(tmp_path: Path) -
     state = synced_state(tmp_path, records)
     state.save_snapshot(scanned)
     assert not state.unchanged(scanned)
+
+
+NAMES = st.sampled_from(["a", "b", "é", "x y", ".hid", f"{TEMP_PREFIX}t", "z.log", "日本"])
+#: A tree: each path is a chain of names; the last is a file, a folder or a symlink.
+TREES = st.lists(
+    st.tuples(st.lists(NAMES, min_size=1, max_size=4), st.sampled_from(["file", "dir", "link"])),
+    max_size=40,
+)
+
+
+@pytest.mark.skipif(not LINUX, reason="the split forks on Linux only")
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(tree=TREES, until=st.integers(min_value=2, max_value=6))
+def test_a_split_scan_of_any_tree_finds_what_a_scan_finds(
+    tmp_path_factory: pytest.TempPathFactory, tree: list[tuple[list[str], str]], until: int
+) -> None:
+    root = tmp_path_factory.mktemp("tree")
+    for names, kind in tree:
+        path = root.joinpath(*names)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if kind == "file":
+                path.write_bytes(b"x" * len(names))
+            elif kind == "dir":
+                path.mkdir(exist_ok=True)
+            else:
+                path.symlink_to("elsewhere")
+        except (FileExistsError, NotADirectoryError, IsADirectoryError):
+            continue  # a name taken by another kind: the tree keeps the first
+    expected = plain(root)
+    saved = scanner.SPLIT_FOLDERS
+    scanner.SPLIT_FOLDERS = until  # split small trees too
+    try:
+        found = BackgroundScan(root, NO_FILTERS, split=True).result()
+        again = BackgroundScan(root, NO_FILTERS, split=True).result()
+    finally:
+        scanner.SPLIT_FOLDERS = saved
+    same_findings(found, expected)
+    assert found.digest == again.digest  # an unchanged tree, the same digest
