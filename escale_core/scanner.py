@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import marshal
 import os
+import signal
 import sys
 import threading
 from array import array
@@ -44,8 +45,9 @@ _PERSON = b"escale-scan-1"
 
 
 def part_digest(found: dict[str, FileStat]) -> Optional[bytes]:
-    """The digest of one part of a scan (``None`` for a number an array cannot hold, a file
-    time before 1970 on a file system that has some: the round then compares in full)."""
+    """The digest of one part of a scan (``None`` when its numbers fit in no 64-bit array: a
+    file time before 1970 beside an inode number above 2^63; the round then compares in
+    full)."""
     keys, numbers = _encode(found)
     if numbers is None:
         return None
@@ -53,14 +55,17 @@ def part_digest(found: dict[str, FileStat]) -> Optional[bytes]:
 
 
 def _encode(found: dict[str, FileStat]) -> tuple[bytes, Optional[bytes]]:
-    """The paths of ``found`` joined by NUL (which no path holds), and its numbers as signed
-    64-bit integers (``None`` if one does not fit)."""
+    """The paths of ``found`` joined by NUL (which no path holds), and its numbers as 64-bit
+    integers after their type code: signed (``q``), else unsigned (``Q``: some network and
+    FUSE file systems have inode numbers above 2^63); ``None`` if neither holds them."""
     keys = "\0".join(found).encode("utf-8", "surrogatepass")
-    try:
-        numbers = array("q", chain.from_iterable(found.values())).tobytes()
-    except OverflowError:
-        return keys, None
-    return keys, numbers
+    for code in ("q", "Q"):
+        try:
+            numbers = array(code, chain.from_iterable(found.values())).tobytes()
+        except OverflowError:
+            continue
+        return keys, code.encode() + numbers
+    return keys, None
 
 
 def _digest_of(count: int, keys: bytes, numbers: bytes) -> bytes:
@@ -76,7 +81,7 @@ def _decode(count: int, keys: bytes, numbers: bytes) -> dict[str, FileStat]:
     """The part :func:`_encode` encoded."""
     if not count:
         return {}
-    values = iter(array("q", numbers))
+    values = iter(array(chr(numbers[0]), numbers[1:]))
     new = tuple.__new__
     return {
         path: new(FileStat, triple)
@@ -153,9 +158,15 @@ class ScanResult(Mapping[str, FileStat]):
 
 def can_split() -> bool:
     """Whether a scan may fork a helper: on Linux (elsewhere ``fork`` without ``exec`` is
-    unsafe or missing), from a process with a single thread (a fork copies one thread, and
-    a lock another one holds would stay held in the child)."""
-    return sys.platform.startswith("linux") and threading.active_count() == 1
+    unsafe or missing), from a process with a single thread, counted by the kernel (a fork
+    copies one thread, and a lock another one holds would stay held in the child; a library
+    may start threads that :mod:`threading` does not know)."""
+    if not sys.platform.startswith("linux") or threading.active_count() != 1:
+        return False
+    try:
+        return len(os.listdir("/proc/self/task")) == 1
+    except OSError:
+        return False
 
 
 class BackgroundScan:
@@ -178,7 +189,11 @@ class BackgroundScan:
         first: dict[str, FileStat] = {}
         helper: Optional[_Helper] = None
         if can_split() if split is None else split:
-            mine = walk(self._sink(first), self.filters, mine, SPLIT_FOLDERS, SPLIT_BUDGET)
+            try:
+                mine = walk(self._sink(first), self.filters, mine, SPLIT_FOLDERS, SPLIT_BUDGET)
+            except BaseException as exc:  # raised by result(), in the round, as a walk's are
+                self._error = exc
+                mine = []
             if len(mine) > 1:
                 helper = _Helper.start(mine[1::2], self.filters)
                 if helper is not None:  # else (no process to be had) all are walked here
@@ -186,7 +201,12 @@ class BackgroundScan:
         self._thread = threading.Thread(
             target=self._run, args=(first, mine, helper), name="escale-scan", daemon=True
         )
-        self._thread.start()
+        try:
+            self._thread.start()
+        except BaseException:
+            if helper is not None:
+                helper.answer()  # reaped, its pipe closed
+            raise
 
     def _sink(self, found: dict[str, FileStat]) -> ScanSink:
         result = self._result
@@ -197,11 +217,13 @@ class BackgroundScan:
     def _run(
         self, found: dict[str, FileStat], mine: list[Folder], helper: Optional[_Helper]
     ) -> None:
+        if self._error is not None:  # the first levels failed: nothing was handed out
+            return
         try:
             try:
                 walk(self._sink(found), self.filters, mine)
                 self._result.add(found)
-            finally:
+            finally:  # the child is reaped whatever happened here
                 answer = helper.answer() if helper is not None else None
             if helper is not None:
                 if answer is None:  # the helper failed: walk its folders here
@@ -229,6 +251,11 @@ class BackgroundScan:
             raise self._error
         return self._result
 
+    def close(self) -> None:
+        """Wait for a scan nobody will take (the round failed before its push): its helper is
+        then reaped and the next section's scan runs alone."""
+        self._thread.join()
+
 
 class _Helper:
     """A forked child walking some folders; its answer comes through a pipe."""
@@ -239,21 +266,32 @@ class _Helper:
     @classmethod
     def start(cls, folders: list[Folder], filters: Filters) -> Optional[_Helper]:
         """Fork a child that walks ``folders``; ``None`` if no child could be made."""
-        read_end, write_end = os.pipe()
+        try:
+            read_end, write_end = os.pipe()
+        except OSError:  # out of descriptors: no helper
+            return None
+        # A signal between the fork and the child's own handlers would run the parent's
+        # handler in the child (Ctrl-C reaches the whole process group): block them across it.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
         try:
             pid = os.fork()
         except OSError:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
             os.close(read_end)
             os.close(write_end)
             return None
         if pid == 0:  # the child: walk, answer, exit without running any of the parent's code
             status = 1
             try:
+                for signum in _STOP_SIGNALS:
+                    signal.signal(signum, signal.SIG_DFL)  # a stop signal ends it at once
+                signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
                 os.close(read_end)
                 _answer(write_end, folders, filters)
                 status = 0
             finally:
                 os._exit(status)
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         os.close(write_end)
         return cls(pid, read_end, folders)
 
@@ -270,7 +308,7 @@ class _Helper:
             chunks = []
         finally:
             os.close(self.fd)
-            _, status = os.waitpid(self.pid, 0)
+            status = self._reap()
         if status != 0 or not chunks:
             return None
         try:
@@ -278,6 +316,18 @@ class _Helper:
         except (EOFError, ValueError, TypeError):
             return None
         return answer if isinstance(answer, tuple) and len(answer) == 8 else None
+
+    def _reap(self) -> int:
+        """Wait for the child; its wait status (-1 when it cannot be waited for: a parent
+        process that ignores SIGCHLD leaves its children to be reaped by the kernel)."""
+        try:
+            return os.waitpid(self.pid, 0)[1]
+        except ChildProcessError:
+            return -1
+
+
+#: The signals that stop escale (their handlers must not run in a helper).
+_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
 
 
 def _answer(fd: int, folders: list[Folder], filters: Filters) -> None:

@@ -311,41 +311,63 @@ def run_round(
     caller holds the section's lock (:func:`sync_section`; the operations, which hold it for
     longer: :mod:`escale_core.ops.maintenance`)."""
     with tempfile.TemporaryDirectory() as scratch:
-        dry_run = options.dry_run
         pushes = options.mode != "download"
         prescan = BackgroundScan(options.root, options.filters) if pushes else None
-        relay = open_section_relay(section, plugins)
         try:
-            if dry_run:
-                relay = _dry_relay(section, relay)
-            where = _dry_state(section.name, folder, Path(scratch)) if dry_run else folder
-            state = LocalState(section.name, where)
+            relay = open_section_relay(section, plugins)
             try:
-                kept = state.get_meta("header")
-                check = state.get_meta("key check")
-                cache = None if dry_run else section_key_cache(section, folder)
-                repo = open_section_repository(section, relay, plugins, kept, True, check, cache)
-                remember_header(state, repo)  # joined now: this repository for good
-                engine = Engine(repo, state, options, plugins.checksums, prescan)
-                try:
-                    return engine.run_round()
-                except RepositoryMovedError as exc:  # say which file to change
-                    message = moved_message(section, exc.destination, exc.moved_at)
-                    raise RepositoryMovedError(message, exc.destination, exc.moved_at) from None
-                except ClientRetiredError as exc:  # say which file "its local state" is
-                    if not isinstance(exc.record, Retirement):
-                        raise
-                    hint = f"its local state {state_file(section.name, folder)}"
-                    message = retired_message(exc.record, hint)
-                    raise ClientRetiredError(f"[{section.name}] {message}", exc.record) from None
-                except RelayError as exc:  # name the section and the relay, as opening does
-                    place = f"[{section.name}] relay {section.address.display()}"
-                    raise type(exc)(f"{place}: {exc}") from exc
-            except OSError as exc:  # the relay edge maps its own: this one is local
-                raise LocalFolderError(
-                    f"[{section.name}] {describe_os_error(exc, options.root)}"
-                ) from None
+                if options.dry_run:
+                    relay = _dry_relay(section, relay)
+                where = (
+                    _dry_state(section.name, folder, Path(scratch)) if options.dry_run else folder
+                )
+                return _round_on(section, plugins, options, folder, relay, where, prescan)
             finally:
-                state.close()
+                relay.close()
         finally:
-            relay.close()
+            if prescan is not None:
+                prescan.close()  # a round that failed before its push: reap its helper
+
+
+def _round_on(
+    section: SectionConfig,
+    plugins: Plugins,
+    options: SyncOptions,
+    folder: Path,
+    relay: Relay,
+    where: Path,
+    prescan: Optional[BackgroundScan],
+) -> RoundReport:
+    """The round on an open relay, with the local state in ``where`` (``folder``, or a dry
+    run's copy of it); local errors named as such."""
+    state = LocalState(section.name, where)
+    try:
+        kept = state.get_meta("header")
+        check = state.get_meta("key check")
+        cache = None if options.dry_run else section_key_cache(section, folder)
+        repo = open_section_repository(section, relay, plugins, kept, True, check, cache)
+        remember_header(state, repo)  # joined now: this repository for good
+        engine = Engine(repo, state, options, plugins.checksums, prescan)
+        return _run_engine(engine, section, folder)
+    except OSError as exc:  # the relay edge maps its own: this one is local
+        raise LocalFolderError(f"[{section.name}] {describe_os_error(exc, options.root)}") from None
+    finally:
+        state.close()
+
+
+def _run_engine(engine: Engine, section: SectionConfig, folder: Path) -> RoundReport:
+    """The engine's round, its errors told with the section's files and relay."""
+    try:
+        return engine.run_round()
+    except RepositoryMovedError as exc:  # say which file to change
+        message = moved_message(section, exc.destination, exc.moved_at)
+        raise RepositoryMovedError(message, exc.destination, exc.moved_at) from None
+    except ClientRetiredError as exc:  # say which file "its local state" is
+        if not isinstance(exc.record, Retirement):
+            raise
+        hint = f"its local state {state_file(section.name, folder)}"
+        message = retired_message(exc.record, hint)
+        raise ClientRetiredError(f"[{section.name}] {message}", exc.record) from None
+    except RelayError as exc:  # name the section and the relay, as opening does
+        place = f"[{section.name}] relay {section.address.display()}"
+        raise type(exc)(f"{place}: {exc}") from exc

@@ -257,3 +257,34 @@ def test_scale_benchmark_reports_every_step_and_the_bytes_per_file(tmp_path: Pat
     assert len(sizes) == 1 and int(sizes[0][2]) > 0 and int(sizes[0][4]) > 0, done.stdout
     assert all(cell.endswith(("(met)", "(missed)")) for cell in sizes[0][6:]), sizes
     assert not any(tmp_path.glob("escale-bench-*")), "the work folder was not removed"
+
+
+def test_inside_benchmark_times_durability_and_key_derivation_in_each_first_sync(
+    tmp_path: Path,
+) -> None:
+    """benchmarks/inside.py on trees divided by 100: a push and a pull row per tree, each with
+    a key derivation (first syncs) and the parts no larger than the whole."""
+    output = tmp_path / "inside.md"
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "inside.py"),
+            *("--runs", "1", "--scale", "100", "--output", str(output)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    rows = markdown_rows(done.stdout)[1:]  # the header row first
+    assert [(row[0].split()[0], row[1]) for row in rows] == [
+        ("W1", "first push"),
+        ("W1", "first pull"),
+        ("W2", "first push"),
+        ("W2", "first pull"),
+    ]
+    for row in rows:
+        wall, syncfs, argon2, rest = (float(cell) for cell in row[2:])
+        assert argon2 > 0 and syncfs > 0 and rest > 0, row
+        assert abs(wall - syncfs - argon2 - rest) < 0.002, row
+    assert output.read_text(encoding="utf-8").strip() == done.stdout.strip()

@@ -133,3 +133,39 @@ def test_ctrl_c_exits_130_with_one_line(
         peer.close()
     assert proc.returncode == 130, err
     assert err.strip().splitlines() == ["escale: error: interrupted"]
+
+
+def test_a_command_started_with_ctrl_c_ignored_keeps_ignoring_it(
+    isolated_env: dict[str, str], write_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    """A script's ``escale ... &`` runs with SIGINT ignored: the script's Ctrl-C is not for it."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    (tmp_path / "A").mkdir()
+    config = write_config(
+        f"""
+        [s]
+        path = "{{tmp}}/A"
+        relay = "ftp://127.0.0.1:{silent.getsockname()[1]}/r"
+        passphrase = "pw"
+        """
+    )
+    with silent:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "escale_core", "-c", str(config), "relay", "check", "s"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=isolated_env,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+        )
+        silent.settimeout(30)
+        peer, _ = silent.accept()  # it waits for the server's greeting now
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.5)
+        assert proc.poll() is None  # still waiting: the signal was ignored
+        proc.terminate()
+        proc.communicate(timeout=30)
+        peer.close()

@@ -1,8 +1,8 @@
 """One fault suite for every network relay: a server killed in the middle of a push or a pull,
 a stopped server and a wrong password each fail the round in one clear line, and the next round
-resumes and converges; an update written after another client's listing reaches it. Each
-backend runs the same test bodies against its real server (``tests/servers``), started for the
-test so that it may be killed."""
+resumes and converges; an update written after another client's listing reaches it; ``escale
+relay check`` passes. Each backend runs the same test bodies against its real server
+(``tests/servers``), started for the test so that it may be killed."""
 
 from __future__ import annotations
 
@@ -195,6 +195,35 @@ def test_a_stopped_server_fails_in_one_line_and_a_round_after_its_restart_conver
     b.sync()
     assert same_tree(a.root, b.root)
     assert (b.root / "a.txt").read_text() == "while the server was down"
+
+
+#: What ``escale relay check`` must also say of a backend, beyond "nothing FAILED".
+CHECK_SAYS = {
+    "ftp": r"best effort",  # pyftpdlib: no atomic exclusive create over FTP
+    "s3": r"exclusive create +ok +atomic",  # moto: conditional writes (If-None-Match)
+}
+
+
+def test_relay_check_passes_on_every_backend(
+    shared_server: RelayServer,
+    tmp_path: Path,
+    isolated_env: dict[str, str],
+    request: pytest.FixtureRequest,
+) -> None:
+    cluster = new_cluster(shared_server, tmp_path, isolated_env)
+    client = add(cluster, shared_server, "alice")
+    run = subprocess.run(
+        client.command("relay", "check", "shared"),
+        capture_output=True,
+        text=True,
+        env=isolated_env,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "FAILED" not in run.stdout, run.stdout
+    says = CHECK_SAYS.get(request.node.callspec.params["shared_server"])
+    assert says is None or re.search(says, run.stdout), run.stdout
 
 
 def test_a_watching_client_sees_writes_made_after_its_listing(

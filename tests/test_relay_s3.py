@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 import threading
@@ -247,23 +246,3 @@ def test_a_relay_that_cannot_be_used_is_one_clear_error_line(
     assert len(lines) == 1 and expected in lines[0], run.stderr
     if "no-such-bucket" in url:
         assert f"bucket 'no-such-bucket-{values['hex']}'" in lines[0]
-
-
-def test_relay_check_passes_on_s3_with_atomic_exclusive_create(
-    s3_server: S3Server, tmp_path: Path, isolated_env: dict[str, str]
-) -> None:
-    cluster = Cluster(
-        tmp_path / "clients", s3_server.url(f"r-{uuid.uuid4().hex[:8]}"), isolated_env
-    )
-    client = add(cluster, s3_server, "alice")
-    run = subprocess.run(
-        client.command("relay", "check", "shared"),
-        capture_output=True,
-        text=True,
-        env=isolated_env,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-    )
-    assert run.returncode == 0, run.stdout + run.stderr
-    assert "FAILED" not in run.stdout
-    assert re.search(r"exclusive create +ok +atomic", run.stdout), run.stdout

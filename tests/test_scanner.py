@@ -206,10 +206,59 @@ def test_a_digest_tells_paths_apart_from_their_numbers() -> None:
     assert part_digest({"a\0b": FileStat(1, 2, 3)}) != part_digest({"a": FileStat(1, 2, 3)})
 
 
-def test_a_number_beyond_64_bits_gives_no_digest_and_the_full_comparison() -> None:
-    result = ScanResult.of({"a": FileStat(1, 2, 1 << 64)})
-    assert result.digest is None
+def test_numbers_that_fit_no_64_bit_array_give_no_digest_and_the_full_comparison() -> None:
+    assert ScanResult.of({"a": FileStat(1, 2, 1 << 64)}).digest is None
+    assert part_digest({"a": FileStat(1, -1, 1 << 63)}) is None  # signed and unsigned both
     assert part_digest({"a": FileStat(1, -(10**18), 3)}) is not None  # a time before 1970
+    big_inode = part_digest({"a": FileStat(1, 2, (1 << 63) + 5)})  # some FUSE and NFS mounts
+    assert big_inode is not None and big_inode != part_digest({"a": FileStat(1, 2, 5)})
+
+
+@pytest.mark.parametrize("stat", [FileStat(1, -(10**18), 3), FileStat(7, 2, (1 << 64) - 1)])
+def test_a_part_sent_by_a_helper_decodes_to_the_files_it_found(stat: FileStat) -> None:
+    found = {"a": stat, "d/é": FileStat(0, 0, 0)}
+    keys, numbers = scanner._encode(found)
+    assert numbers is not None
+    result = ScanResult()
+    result.add_encoded(len(found), keys, numbers, scanner._digest_of(len(found), keys, numbers))
+    assert result.files == found and result.digest == ScanResult.of(found).digest
+
+
+@pytest.mark.skipif(not LINUX, reason="the split forks on Linux only")
+def test_a_split_scan_works_when_the_parent_process_ignores_sigchld(tmp_path: Path) -> None:
+    """A process started by one that ignores SIGCHLD cannot wait for its children (the
+    kernel reaps them): the scan must still find everything."""
+    make_tree(tmp_path)
+    script = (
+        "import signal\n"
+        "from pathlib import Path\n"
+        "from escale_core.local import Filters\n"
+        "from escale_core.scanner import BackgroundScan\n"
+        "signal.signal(signal.SIGCHLD, signal.SIG_IGN)\n"
+        f"root = Path({str(tmp_path)!r})\n"
+        "print(len(BackgroundScan(root, Filters([], [], [], [], []), split=True).result()))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(40 * 5 + 2)
+
+
+@pytest.mark.parametrize("split", [False, True])
+def test_an_error_of_the_first_levels_is_raised_by_result_not_by_the_start(
+    tmp_path: Path, split: bool
+) -> None:
+    """The round maps a scan's errors where it takes the result (local folder errors)."""
+    (tmp_path / "f").write_bytes(b"x")
+    filters = Filters([], [], [], [], [])
+
+    def broken(relpath: str) -> bool:
+        raise OSError(5, "Input/output error")
+
+    filters.accepts_file = broken  # type: ignore[method-assign]
+    filters.include = [object()]  # type: ignore[list-item]  # not accepts_all: filters apply
+    background = BackgroundScan(tmp_path, filters, split=split)  # does not raise
+    with pytest.raises(OSError, match="Input/output error"):
+        background.result()
 
 
 def synced_state(tmp_path: Path, found: dict[str, FileStat]) -> LocalState:

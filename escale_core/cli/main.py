@@ -144,8 +144,11 @@ def _interrupt(signum: int, frame: Optional[FrameType]) -> None:
 
 def _catch_interrupts() -> Optional[Union[Callable[[int, Optional[FrameType]], Any], int]]:
     """Make Ctrl-C raise :class:`Interrupted`; return the handler it replaced (``None`` when
-    signals cannot be set here: not the main thread)."""
+    signals cannot be set here, not the main thread, or when SIGINT is ignored, as for a
+    command started with ``&`` by a script)."""
     try:
+        if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:  # started in the background
+            return None
         return signal.signal(signal.SIGINT, _interrupt)
     except ValueError:
         return None
