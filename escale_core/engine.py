@@ -30,7 +30,6 @@ from .local import (
     Filters,
     remove_temp,
     remove_temp_files,
-    scan,
     shown_name,
     with_ignore,
 )
@@ -644,15 +643,7 @@ class Engine:
             prescan, self.prescan = self.prescan, None  # used once: later rounds scan anew
             found = prescan.result()
         else:
-            temp_files: list[str] = []
-            unnamed: list[str] = []
-            symlinks: list[str] = []
-            unreadable: list[str] = []
-            found = ScanResult.of(
-                scan(self.options.root, self.filters, temp_files, unnamed, symlinks, unreadable)
-            )
-            found.temp_files, found.unnamed = temp_files, unnamed
-            found.symlinks, found.unreadable = symlinks, unreadable
+            found = ScanResult.walked(self.options.root, self.filters)
         report.skipped_symlinks, report.unreadable = found.symlinks, found.unreadable
         return found
 

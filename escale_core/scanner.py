@@ -115,6 +115,18 @@ class ScanResult(Mapping[str, FileStat]):
         result.add(found)
         return result
 
+    @classmethod
+    def walked(cls, root: Path, filters: Filters) -> ScanResult:
+        """A scan of ``root`` in this process, now (:func:`escale_core.local.scan`)."""
+        result, found = cls(), dict[str, FileStat]()
+        walk(result.sink(found), filters, [("", str(root))])
+        result.add(found)
+        return result
+
+    def sink(self, found: dict[str, FileStat]) -> ScanSink:
+        """Where a walk puts its files (``found``) and the names of this result's lists."""
+        return ScanSink(found, self.temp_files, self.unnamed, self.symlinks, self.unreadable)
+
     def add(self, found: dict[str, FileStat]) -> None:
         """Add a part walked in this process."""
         self._files.update(found)
@@ -190,7 +202,9 @@ class BackgroundScan:
         helper: Optional[_Helper] = None
         if can_split() if split is None else split:
             try:
-                mine = walk(self._sink(first), self.filters, mine, SPLIT_FOLDERS, SPLIT_BUDGET)
+                mine = walk(
+                    self._result.sink(first), self.filters, mine, SPLIT_FOLDERS, SPLIT_BUDGET
+                )
             except BaseException as exc:  # raised by result(), in the round, as a walk's are
                 self._error = exc
                 mine = []
@@ -208,12 +222,6 @@ class BackgroundScan:
                 helper.answer()  # reaped, its pipe closed
             raise
 
-    def _sink(self, found: dict[str, FileStat]) -> ScanSink:
-        result = self._result
-        return ScanSink(
-            found, result.temp_files, result.unnamed, result.symlinks, result.unreadable
-        )
-
     def _run(
         self, found: dict[str, FileStat], mine: list[Folder], helper: Optional[_Helper]
     ) -> None:
@@ -221,14 +229,14 @@ class BackgroundScan:
             return
         try:
             try:
-                walk(self._sink(found), self.filters, mine)
+                walk(self._result.sink(found), self.filters, mine)
                 self._result.add(found)
             finally:  # the child is reaped whatever happened here
                 answer = helper.answer() if helper is not None else None
             if helper is not None:
                 if answer is None:  # the helper failed: walk its folders here
                     theirs: dict[str, FileStat] = {}
-                    walk(self._sink(theirs), self.filters, list(helper.folders))
+                    walk(self._result.sink(theirs), self.filters, list(helper.folders))
                     self._result.add(theirs)
                 else:
                     self._take(answer)

@@ -198,6 +198,22 @@ def add(
     return cluster.add(name, extra=f"{config}\n{extra}\n{table}")
 
 
+def relay_check(server: RelayServer, tmp_path: Path, env: dict[str, str]) -> str:
+    """``escale relay check`` through a real escale process; its output."""
+    cluster = Cluster(tmp_path / "clients", server.url(f"r-{uuid.uuid4().hex[:8]}"), env)
+    client = add(cluster, server, "alice")
+    run = subprocess.run(
+        client.command("relay", "check", "shared"),
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    return run.stdout
+
+
 def toml_value(value: object) -> str:
     """``value`` as a TOML value."""
     if isinstance(value, bool):

@@ -205,56 +205,53 @@ def markdown_rows(text: str) -> list[list[str]]:
     ]
 
 
+def run_benchmark(script: str, *args: str, timeout: float = 120) -> str:
+    """Run ``benchmarks/SCRIPT ARGS`` to its end, successfully; its standard output."""
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done.stdout
+
+
 def test_startup_benchmark_reports_every_command_against_python_and_the_slowest_imports(
     tmp_path: Path,
 ) -> None:
     """benchmarks/startup.py with 2 runs: one row per command with its ratio and target, the
     imports table under it, every run in the JSON file."""
     output, data = tmp_path / "startup.md", tmp_path / "startup.json"
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "startup.py"),
-            *("--runs", "2", "--workdir", str(tmp_path)),
-            *("--output", str(output), "--json", str(data)),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
+    stdout = run_benchmark(
+        "startup.py",
+        *("--runs", "2", "--workdir", str(tmp_path)),
+        *("--output", str(output), "--json", str(data)),
     )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    rows = {row[0]: row for row in markdown_rows(done.stdout)}
+    rows = {row[0]: row for row in markdown_rows(stdout)}
     assert rows["python -c pass"][3] == "1.0×"
     for name in ("python -m escale_core --version", "escale sync s (unchanged, 10 files)"):
         assert float(rows[name][1]) > 0 and rows[name][4].split()[0] in ("met", "missed"), name
     assert ("rclone copy (1 file, reference)" in rows) == (shutil.which("rclone") is not None)
-    modules = [row[0] for row in markdown_rows(done.stdout) if row[0].startswith("`")]
+    modules = [row[0] for row in markdown_rows(stdout) if row[0].startswith("`")]
     assert len(modules) == 10 and any("escale_core" in module for module in modules)
     records = json.loads(data.read_text(encoding="utf-8"))["rows"]
     assert all(len(record["walls_s"]) == 2 for record in records)
-    assert output.read_text(encoding="utf-8").strip() == done.stdout.strip()
+    assert output.read_text(encoding="utf-8").strip() == stdout.strip()
     assert not any(tmp_path.glob("escale-bench-*")), "the work folder was not removed"
 
 
 def test_scale_benchmark_reports_every_step_and_the_bytes_per_file(tmp_path: Path) -> None:
     """benchmarks/scale.py at 200 files: every step has a row, the sizes table a row with
     the memory per file marked against the goal, and the work folder is removed."""
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "scale.py"),
-            *("--counts", "200", "--settle", "0", "--workdir", str(tmp_path)),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
+    stdout = run_benchmark(
+        "scale.py", *("--counts", "200", "--settle", "0", "--workdir", str(tmp_path))
     )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    rows = markdown_rows(done.stdout)
+    rows = markdown_rows(stdout)
     steps = [row[1] for row in rows if row[0] == "200" and len(row) == 6]
     assert steps == ["first push", "first pull", "idle round", "find", "cp -r A R && cp -r R B"]
     sizes = [row for row in rows if row[0] == "200" and len(row) == 9]
-    assert len(sizes) == 1 and int(sizes[0][2]) > 0 and int(sizes[0][4]) > 0, done.stdout
+    assert len(sizes) == 1 and int(sizes[0][2]) > 0 and int(sizes[0][4]) > 0, stdout
     assert all(cell.endswith(("(met)", "(missed)")) for cell in sizes[0][6:]), sizes
     assert not any(tmp_path.glob("escale-bench-*")), "the work folder was not removed"
 
@@ -265,18 +262,10 @@ def test_inside_benchmark_times_durability_and_key_derivation_in_each_first_sync
     """benchmarks/inside.py on trees divided by 100: a push and a pull row per tree, each with
     a key derivation (first syncs) and the parts no larger than the whole."""
     output = tmp_path / "inside.md"
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "inside.py"),
-            *("--runs", "1", "--scale", "100", "--output", str(output)),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
+    stdout = run_benchmark(
+        "inside.py", *("--runs", "1", "--scale", "100", "--output", str(output)), timeout=300
     )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    rows = markdown_rows(done.stdout)[1:]  # the header row first
+    rows = markdown_rows(stdout)[1:]  # the header row first
     assert [(row[0].split()[0], row[1]) for row in rows] == [
         ("W1", "first push"),
         ("W1", "first pull"),
@@ -287,4 +276,4 @@ def test_inside_benchmark_times_durability_and_key_derivation_in_each_first_sync
         wall, syncfs, argon2, rest = (float(cell) for cell in row[2:])
         assert argon2 > 0 and syncfs > 0 and rest > 0, row
         assert abs(wall - syncfs - argon2 - rest) < 0.002, row
-    assert output.read_text(encoding="utf-8").strip() == done.stdout.strip()
+    assert output.read_text(encoding="utf-8").strip() == stdout.strip()

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import pytest
 
@@ -82,66 +84,21 @@ def test_demo_syncs_two_folders_and_reports_them_identical(escale: RunEscale) ->
     assert "no file names or contents" in run.stdout
 
 
-@pytest.mark.parametrize(
-    "command",
-    [["relay", "check", "s"], ["sync", "s"]],
-    ids=["parsed-by-typer", "plain-sync"],
-)
-def test_ctrl_c_exits_130_with_one_line(
-    command: list[str],
-    isolated_env: dict[str, str],
+@contextlib.contextmanager
+def waiting_for_a_silent_relay(
+    args: list[str],
+    env: dict[str, str],
     write_config: Callable[..., Path],
     tmp_path: Path,
-) -> None:
-    """Interrupted while waiting for a relay that never answers (a socket that accepts and
-    says nothing): status 130 and ``interrupted``, not click's ``Aborted!`` and 1."""
+    **popen: Any,
+) -> Iterator[subprocess.Popen[str]]:
+    """``escale -c CONFIG ARGS`` on a section whose FTP relay accepts the connection and never
+    says a word; yielded once escale waits for the server's greeting (stopped if still running
+    at the end)."""
     silent = socket.socket()
     silent.bind(("127.0.0.1", 0))
     silent.listen(8)
-    port = silent.getsockname()[1]
-    (tmp_path / "A").mkdir()
-    config = write_config(
-        f"""
-        [s]
-        path = "{{tmp}}/A"
-        relay = "ftp://127.0.0.1:{port}/r"
-        passphrase = "pw"
-        """
-    )
-    with silent:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "escale_core", "-c", str(config), *command],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=isolated_env,
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:  # until the client waits for the server's greeting
-            silent.settimeout(0.1)
-            try:
-                peer, _ = silent.accept()
-                break
-            except socket.timeout:
-                assert proc.poll() is None, proc.communicate()
-        else:
-            pytest.fail("the client never connected")
-        time.sleep(0.3)
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=30)
-        peer.close()
-    assert proc.returncode == 130, err
-    assert err.strip().splitlines() == ["escale: error: interrupted"]
-
-
-def test_a_command_started_with_ctrl_c_ignored_keeps_ignoring_it(
-    isolated_env: dict[str, str], write_config: Callable[..., Path], tmp_path: Path
-) -> None:
-    """A script's ``escale ... &`` runs with SIGINT ignored: the script's Ctrl-C is not for it."""
-    silent = socket.socket()
-    silent.bind(("127.0.0.1", 0))
-    silent.listen(8)
+    silent.settimeout(30)
     (tmp_path / "A").mkdir()
     config = write_config(
         f"""
@@ -153,19 +110,56 @@ def test_a_command_started_with_ctrl_c_ignored_keeps_ignoring_it(
     )
     with silent:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "escale_core", "-c", str(config), "relay", "check", "s"],
+            [sys.executable, "-m", "escale_core", "-c", str(config), *args],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
-            env=isolated_env,
-            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+            env=env,
+            **popen,
         )
-        silent.settimeout(30)
-        peer, _ = silent.accept()  # it waits for the server's greeting now
+        try:
+            peer, _ = silent.accept()
+            with peer:
+                time.sleep(0.3)  # from connect() to the read of the greeting
+                yield proc
+        finally:
+            if proc.poll() is None:
+                proc.terminate()
+            proc.communicate(timeout=30)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["relay", "check", "s"], ["sync", "s"]],
+    ids=["parsed-by-typer", "plain-sync"],
+)
+def test_ctrl_c_exits_130_with_one_line(
+    command: list[str],
+    isolated_env: dict[str, str],
+    write_config: Callable[..., Path],
+    tmp_path: Path,
+) -> None:
+    """Interrupted while waiting for a relay that never answers: status 130 and
+    ``interrupted``, not click's ``Aborted!`` and 1."""
+    with waiting_for_a_silent_relay(command, isolated_env, write_config, tmp_path) as proc:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines() == ["escale: error: interrupted"]
+
+
+def test_a_command_started_with_ctrl_c_ignored_keeps_ignoring_it(
+    isolated_env: dict[str, str], write_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    """A script's ``escale ... &`` runs with SIGINT ignored: the script's Ctrl-C is not for it."""
+    with waiting_for_a_silent_relay(
+        ["relay", "check", "s"],
+        isolated_env,
+        write_config,
+        tmp_path,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    ) as proc:
         proc.send_signal(signal.SIGINT)
         time.sleep(0.5)
         assert proc.poll() is None  # still waiting: the signal was ignored
-        proc.terminate()
-        proc.communicate(timeout=30)
-        peer.close()

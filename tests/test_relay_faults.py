@@ -18,7 +18,7 @@ from typing import Callable
 
 import pytest
 
-from .clients import MIB, Client, Cluster, add, same_tree
+from .clients import MIB, Client, Cluster, add, relay_check, same_tree
 from .servers import RelayServer
 
 BACKENDS = ["ftp", "sftp", "webdav", "s3", "apache", "vsftpd", "proftpd", "rclone"]
@@ -210,20 +210,10 @@ def test_relay_check_passes_on_every_backend(
     isolated_env: dict[str, str],
     request: pytest.FixtureRequest,
 ) -> None:
-    cluster = new_cluster(shared_server, tmp_path, isolated_env)
-    client = add(cluster, shared_server, "alice")
-    run = subprocess.run(
-        client.command("relay", "check", "shared"),
-        capture_output=True,
-        text=True,
-        env=isolated_env,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-    )
-    assert run.returncode == 0, run.stdout + run.stderr
-    assert "FAILED" not in run.stdout, run.stdout
+    out = relay_check(shared_server, tmp_path, isolated_env)
+    assert "FAILED" not in out, out
     says = CHECK_SAYS.get(request.node.callspec.params["shared_server"])
-    assert says is None or re.search(says, run.stdout), run.stdout
+    assert says is None or re.search(says, out), out
 
 
 def test_a_watching_client_sees_writes_made_after_its_listing(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import os
-import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +16,7 @@ from escale_core.plugins import Plugins
 from escale_core.relay import open_relay
 from escale_core.testing import OpenRelay, RelayConformance
 
-from .clients import Cluster, add, same_tree
+from .clients import Cluster, add, relay_check, same_tree
 from .servers import RelayServer
 from .servers.ftp import PASSWORD, start_proftpd
 
@@ -111,22 +110,6 @@ def test_a_temporary_object_hidden_from_plain_list_is_still_seen_and_cleaned(
         assert relay.list_sizes() == {"data/x": 1}
     finally:
         relay.close()
-
-
-def relay_check(server: RelayServer, tmp_path: Path, env: dict[str, str]) -> str:
-    """``escale relay check`` through a real escale process; its output."""
-    cluster = Cluster(tmp_path / "clients", server.url(f"r-{uuid.uuid4().hex[:8]}"), env)
-    client = add(cluster, server, "alice")
-    run = subprocess.run(
-        client.command("relay", "check", "shared"),
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-    )
-    assert run.returncode == 0, run.stdout + run.stderr
-    return run.stdout
 
 
 @pytest.mark.parametrize(

@@ -49,11 +49,7 @@ def make_tree(root: Path, ignore: bool = True) -> None:
 
 def plain(root: Path, filters: Filters = NO_FILTERS) -> ScanResult:
     """What a scan in this process alone finds."""
-    temp, unnamed, links, unreadable = [], [], [], []  # type: ignore[var-annotated]
-    result = ScanResult.of(scan(root, filters, temp, unnamed, links, unreadable))
-    result.temp_files, result.unnamed, result.symlinks = temp, unnamed, links
-    result.unreadable = unreadable
-    return result
+    return ScanResult.walked(root, filters)
 
 
 def same_findings(a: ScanResult, b: ScanResult) -> None:
